@@ -1,0 +1,55 @@
+"""Forward kinematics on a kinematic tree, batched and differentiable (PyTorch).
+
+A pose is a set of per-joint rotations relative to the parent, expressed in the
+rest pose's frame (SMPL's convention): at identity rotations the skeleton stands
+in its rest pose.  Rest joint positions come from the body model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from posesynth.skeleton import SMPL_PARENTS
+
+
+def forward_kinematics(
+    local_rotmats: torch.Tensor,
+    rest_joints: torch.Tensor,
+    parents: Sequence[int] = SMPL_PARENTS,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pose a skeleton.
+
+    Args:
+        local_rotmats: (B, J, 3, 3) rotation of each joint relative to its parent;
+            entry 0 is the global orientation.
+        rest_joints: (B, J, 3) or (J, 3) rest-pose joint positions.
+        parents: length-J parent indices, parents before children, root = -1.
+
+    Returns:
+        global_rotmats (B, J, 3, 3) and joints (B, J, 3).  The root stays at its
+        rest position (add a translation afterwards, as SMPL's ``transl`` does).
+    """
+    if rest_joints.dim() == 2:
+        rest_joints = rest_joints.unsqueeze(0).expand(local_rotmats.shape[0], -1, -1)
+    globals_: list[torch.Tensor] = []
+    positions: list[torch.Tensor] = []
+    for j, p in enumerate(parents):
+        if p < 0:
+            globals_.append(local_rotmats[:, j])
+            positions.append(rest_joints[:, j])
+            continue
+        offset = (rest_joints[:, j] - rest_joints[:, p]).unsqueeze(-1)
+        positions.append(positions[p] + (globals_[p] @ offset).squeeze(-1))
+        globals_.append(globals_[p] @ local_rotmats[:, j])
+    return torch.stack(globals_, dim=1), torch.stack(positions, dim=1)
+
+
+def global_to_local(global_rotmats: torch.Tensor, parents: Sequence[int] = SMPL_PARENTS) -> torch.Tensor:
+    """Inverse of the rotation part of FK: (B, J, 3, 3) global -> (B, J, 3, 3) local."""
+    local = global_rotmats.clone()
+    for j, p in enumerate(parents):
+        if p >= 0:
+            local[:, j] = global_rotmats[:, p].transpose(-1, -2) @ global_rotmats[:, j]
+    return local
