@@ -1,0 +1,307 @@
+"""``posesynth prepare``: mocap files -> the training store.
+
+For every motion file under the given folders: read it (``posesynth.mocap``),
+resample it to the target frame rate, place SMPL's joints on it with its rig map,
+retarget (``posesynth.retarget``) with betas fitted once per subject, and write
+everything with labels and a validation split into one Zarr store.
+
+The validation split holds out whole files (a seeded, stratified fraction of
+each source/content group) and, on request, whole subjects or whole contents;
+frames of one clip are never on both sides.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import time
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from posesynth.body_model import BodyModel, load_body_model
+from posesynth.labels import FileLabels, labels_for
+from posesynth.mocap import MocapFormatError, read_motion
+from posesynth.mocap.keypoints import KEYPOINT_SUFFIXES, read_keypoints
+from posesynth.retarget import Retargeted, fit_betas, retarget, retarget_errors
+from posesynth.rig_map import RigMap, RigMapError, detect_rig, load_rig_map
+from posesynth.rotations import matrix_to_axis_angle
+from posesynth.skeleton import SMPL_JOINT_NAMES, SMPL_PARENTS
+from posesynth.store import add_array, create_store, mark_complete
+
+MOTION_SUFFIXES = (".bvh", ".amc")
+LABEL_NAMES = ("source", "subject", "content", "style", "file")
+SPLITS = ("train", "val")
+
+
+@dataclass(frozen=True)
+class PrepareOptions:
+    fps: float = 30.0
+    val_fraction: float = 0.1
+    val_subjects: tuple[str, ...] = ()
+    val_contents: tuple[str, ...] = ()
+    seed: int = 0
+    strict: bool = False
+    workers: int = 2
+    rig: str | None = None  # a rig name or TOML path for every file; None: detect per file
+    keypoint_layout: str | None = None  # rig for keypoint arrays without joint names
+    keypoint_up: str = "y"
+
+
+@dataclass
+class Clip:
+    """One file after reading, resampling and rig mapping (the per-file worker's output)."""
+
+    labels: FileLabels
+    rig: str
+    subject_key: str
+    frames: np.ndarray  # (T,) frame index in the source file
+    source_frames: int
+    targets: np.ndarray  # (T, 24, 3)
+    frame_rotations: np.ndarray | None  # (T, 24, 3, 3)
+    frame_mask: np.ndarray | None  # (24,)
+
+
+@dataclass
+class PrepareSummary:
+    files: int = 0
+    source_frames: int = 0
+    frames: int = 0
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    per_source: dict[str, dict[str, float]] = field(default_factory=dict)
+    retarget: dict[str, dict[str, float]] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+class PrepareError(RuntimeError):
+    """``prepare`` cannot go on (bad arguments, or --strict and a file failed)."""
+
+
+def discover(paths: Iterable[str | Path]) -> list[tuple[Path, Path]]:
+    """Every motion or keypoint file under ``paths`` as (file, data root), sorted."""
+    found: list[tuple[Path, Path]] = []
+    suffixes = MOTION_SUFFIXES + KEYPOINT_SUFFIXES
+    for p in map(Path, paths):
+        if p.is_dir():
+            found += [(f, p) for f in sorted(p.rglob("*")) if f.suffix.lower() in suffixes and f.is_file()]
+        elif p.is_file():
+            found.append((p, p.parent))
+        else:
+            raise PrepareError(f"{p}: no such file or folder")
+    return found
+
+
+def resample_indices(num_frames: int, fps_in: float, fps_out: float) -> np.ndarray:
+    """Nearest-frame indices (T_out,) that play ``num_frames`` at ``fps_in`` at ``fps_out``.
+
+    Exact decimation when the rates divide (120 -> 30 keeps every 4th frame); otherwise
+    each output frame takes the nearest input frame (at most half a frame off).
+    """
+    if fps_out >= fps_in:
+        return np.arange(num_frames)
+    times = np.arange(0.0, (num_frames - 1) / fps_in + 1e-9, 1.0 / fps_out)
+    return np.unique(np.minimum(np.round(times * fps_in).astype(np.int64), num_frames - 1))
+
+
+def _skeleton_fingerprint(positions: np.ndarray, parents: Sequence[int]) -> str:
+    """Hash of the source's bone lengths in the first frame, to the millimetre."""
+    idx = [j for j, p in enumerate(parents) if p >= 0]
+    lengths = np.linalg.norm(positions[0, idx] - positions[0, [parents[j] for j in idx]], axis=-1)
+    return hashlib.sha1(np.round(lengths * 1000).astype(np.int64).tobytes()).hexdigest()[:10]
+
+
+def _rig_for(names: Sequence[str], opts: PrepareOptions, path: Path, layout: str | None = None) -> RigMap:
+    if layout:
+        return load_rig_map(layout)
+    if opts.rig:
+        return load_rig_map(opts.rig)
+    return detect_rig(list(names), where=str(path))
+
+
+def load_clip(path: Path, root: Path, opts: PrepareOptions) -> Clip:
+    """Read one file and map it onto SMPL's joints; raises MocapFormatError/RigMapError."""
+    labels = labels_for(path, root)
+    if path.suffix.lower() in KEYPOINT_SUFFIXES:
+        kp = read_keypoints(path, layout=opts.keypoint_layout, up=opts.keypoint_up)
+        rig = _rig_for(kp.joint_names, opts, path, kp.layout)
+        keep = resample_indices(len(kp.positions), kp.fps, opts.fps)
+        bound = rig.bind(kp.joint_names)
+        return Clip(labels, rig.name, labels.subject, keep, len(kp.positions),
+                    bound.targets(kp.positions[keep]), None, None)
+    motion = read_motion(path)
+    rig = _rig_for(motion.joint_names, opts, path)
+    bound = rig.bind(motion.joint_names)
+    keep = resample_indices(motion.num_frames, motion.fps, opts.fps)
+    rotations, mask = bound.frame_rotations(motion.rotations[keep])
+    subject = f"{labels.subject}/{_skeleton_fingerprint(motion.positions, motion.parents)}"
+    return Clip(labels, rig.name, subject, keep, motion.num_frames,
+                bound.targets(motion.positions[keep]), rotations, mask)
+
+
+def _load_or_error(args: tuple[Path, Path, PrepareOptions]) -> Clip | tuple[str, str]:
+    path, root, opts = args
+    try:
+        return load_clip(path, root, opts)
+    except (MocapFormatError, RigMapError) as exc:
+        return (str(path), str(exc))
+
+
+def _load_all(files: list[tuple[Path, Path]], opts: PrepareOptions, summary: PrepareSummary,
+              progress: bool) -> list[Clip]:
+    jobs = [(f, r, opts) for f, r in files]
+    bar = tqdm(total=len(jobs), desc="reading", unit="file", disable=not progress)
+    clips: list[Clip] = []
+
+    def take(result: Clip | tuple[str, str]) -> None:
+        bar.update()
+        if isinstance(result, Clip):
+            clips.append(result)
+            return
+        if opts.strict:
+            bar.close()
+            raise PrepareError(f"{result[1]}\n(--strict: stopping at the first file that cannot be used)")
+        summary.skipped.append(result)
+
+    if opts.workers > 1 and len(jobs) > 1:
+        with ProcessPoolExecutor(max_workers=opts.workers) as pool:
+            for result in pool.map(_load_or_error, jobs, chunksize=4):
+                take(result)
+    else:
+        for job in jobs:
+            take(_load_or_error(job))
+    bar.close()
+    return clips
+
+
+def _subject_betas(clips: list[Clip], body: BodyModel) -> dict[str, np.ndarray]:
+    """One shape per subject, fitted to all of that subject's frames (every 4th)."""
+    template, dirs = (t.double().numpy() for t in body.joint_shape_basis())
+    by_subject: dict[str, list[np.ndarray]] = defaultdict(list)
+    for c in clips:
+        by_subject[c.subject_key].append(c.targets[::4])
+    return {k: fit_betas(np.concatenate(v), template, dirs) for k, v in sorted(by_subject.items())}
+
+
+def split_files(labels: list[FileLabels], opts: PrepareOptions) -> set[str]:
+    """The files held out for validation: whole subjects/contents on request, then a seeded
+    ``val_fraction`` of the files of every (source, content) group, rounded half up."""
+    held = {lab.file for lab in labels if lab.subject in opts.val_subjects or lab.content in opts.val_contents}
+    groups: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for lab in labels:
+        if lab.file not in held:
+            groups[(lab.source, lab.content)].append(lab.file)
+    for files in groups.values():
+        k = math.floor(opts.val_fraction * len(files) + 0.5)
+        order = sorted(files, key=lambda f: hashlib.sha1(f"{opts.seed}:{f}".encode()).hexdigest())
+        held.update(order[:k])
+    return held
+
+
+def _encode(values: list[str]) -> tuple[np.ndarray, list[str]]:
+    vocab = sorted(set(values))
+    index = {v: i for i, v in enumerate(vocab)}
+    return np.array([index[v] for v in values], dtype=np.int32), vocab
+
+
+def prepare(paths: Sequence[str | Path], out: str | Path, opts: PrepareOptions = PrepareOptions(), *,
+            body_model: str | Path | None = None, overwrite: bool = False, progress: bool = True) -> PrepareSummary:
+    """Build the training store at ``out`` from the motion files under ``paths``."""
+    start = time.perf_counter()
+    files = discover(paths)
+    if not files:
+        raise PrepareError(f"no motion files ({', '.join(MOTION_SUFFIXES + KEYPOINT_SUFFIXES)}) under "
+                           f"{', '.join(map(str, paths))}")
+    summary = PrepareSummary(files=len(files))
+    body = load_body_model(body_model)
+    clips = _load_all(files, opts, summary, progress)
+    if not clips:
+        raise PrepareError("no file could be read; see the errors above")
+    betas = _subject_betas(clips, body)
+    template, dirs = (t.double().numpy() for t in body.joint_shape_basis())
+    held = split_files([c.labels for c in clips], opts)
+
+    columns: dict[str, list[np.ndarray]] = defaultdict(list)
+    label_values: dict[str, list[str]] = defaultdict(list)
+    for c in tqdm(clips, desc="retargeting", unit="file", disable=not progress):
+        r = retarget(c.targets, template, dirs, c.frame_rotations, c.frame_mask, betas[c.subject_key])
+        _collect(columns, label_values, c, r, c.labels.file in held)
+        summary.retarget[c.labels.file] = {"source": c.labels.source, "rig": c.rig, **retarget_errors(r)}
+        stats = summary.per_source.setdefault(c.labels.source, {"files": 0, "source_frames": 0, "frames": 0})
+        stats["files"] += 1
+        stats["source_frames"] += c.source_frames
+        stats["frames"] += len(c.frames)
+    for path, _ in summary.skipped:
+        source = labels_for(Path(path), next(r for f, r in files if str(f) == path)).source
+        summary.per_source.setdefault(source, {"files": 0, "source_frames": 0, "frames": 0})
+        summary.per_source[source]["skipped"] = summary.per_source[source].get("skipped", 0) + 1
+    summary.source_frames = sum(c.source_frames for c in clips)
+    summary.frames = sum(len(c.frames) for c in clips)
+    _write_store(out, columns, label_values, summary, opts, body, held, overwrite)
+    summary.seconds = time.perf_counter() - start
+    return summary
+
+
+def _collect(columns: dict[str, list[np.ndarray]], label_values: dict[str, list[str]], clip: Clip,
+             r: Retargeted, is_val: bool) -> None:
+    T = len(clip.frames)
+    columns["global_orient"].append(matrix_to_axis_angle(r.global_orient).float().numpy())
+    columns["body_pose"].append(matrix_to_axis_angle(r.body_pose).reshape(T, -1).float().numpy())
+    columns["betas"].append(np.broadcast_to(r.betas.float().numpy(), (T, r.betas.shape[0])))
+    columns["transl"].append(r.transl.float().numpy())
+    columns["joints"].append(r.joints.float().numpy())
+    columns["frame"].append(clip.frames.astype(np.int32))
+    columns["split"].append(np.full(T, SPLITS.index("val") if is_val else 0, dtype=np.uint8))
+    for name in LABEL_NAMES:
+        label_values[name] += [getattr(clip.labels, name)] * T
+
+
+def _write_store(out: str | Path, columns: dict[str, list[np.ndarray]], label_values: dict[str, list[str]], summary: PrepareSummary, opts: PrepareOptions,
+                 body: BodyModel, held: set[str], overwrite: bool) -> None:
+    labels = {name: _encode(values) for name, values in label_values.items()}
+    attrs = {
+        "fps": opts.fps,
+        "body_model": body.identity,
+        "skeleton": {"joint_names": list(SMPL_JOINT_NAMES), "parents": list(SMPL_PARENTS)},
+        "rotation_format": "axis-angle (radians), relative to the parent in SMPL's rest pose",
+        "units": {"joints": "metres", "transl": "metres", "angles": "radians"},
+        "labels": {name: vocab for name, (_, vocab) in labels.items()},
+        "splits": list(SPLITS),
+        "split_rule": {
+            "val_fraction": opts.val_fraction, "seed": opts.seed, "val_subjects": list(opts.val_subjects),
+            "val_contents": list(opts.val_contents), "held_out_files": sorted(held),
+        },
+        "skipped": [{"file": f, "error": e} for f, e in summary.skipped],
+        "retarget": summary.retarget,
+    }
+    group = create_store(out, "training", attrs, overwrite=overwrite)
+    for name, parts in columns.items():
+        add_array(group, name, np.concatenate(parts), rows_per_chunk=4096, rows_per_shard=65536)
+    for name, (codes, _) in labels.items():
+        add_array(group, name, codes, rows_per_chunk=4096, rows_per_shard=65536,
+                  attrs={"vocabulary": f"attrs.labels.{name}"})
+    mark_complete(group, num_frames=summary.frames)
+
+
+def default_workers() -> int:
+    return max(1, min(2, os.cpu_count() or 1))
+
+
+
+def source_accuracy(summary: PrepareSummary, source: str) -> dict[str, float]:
+    """Retargeting accuracy of one source over its files: median limb angle (median of the
+    files' medians), median over files of the mean shared-joint error, and the worst file."""
+    rows = [r for r in summary.retarget.values() if r["source"] == source]
+    if not rows:
+        nan = float("nan")
+        return {"limb_angle_deg_median": nan, "shared_joint_error_mm_median": nan, "shared_joint_error_mm_max_file": nan}
+    return {
+        "limb_angle_deg_median": float(np.median([r["limb_angle_deg_median"] for r in rows])),
+        "shared_joint_error_mm_median": float(np.median([r["shared_joint_error_mm"] for r in rows])),
+        "shared_joint_error_mm_max_file": float(max(r["shared_joint_error_mm"] for r in rows)),
+    }

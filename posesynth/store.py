@@ -1,0 +1,100 @@
+"""Zarr stores: creation, completion marking and safe opening.
+
+Every posesynth store is one Zarr group whose ``posesynth`` attribute describes it
+(schema version, posesynth version, kind, and ``complete``).  A store is created
+with ``complete = false`` and flipped to true only after its last row is written,
+so a reader can always tell a finished store from an interrupted one.  Per-sample
+arrays have the sample axis first and are chunked (and, in Zarr v3, sharded)
+along it only.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import zarr
+from zarr.codecs import BloscCodec, BloscShuffle
+
+from posesynth import __version__
+
+SCHEMA_VERSION = 1
+ATTR = "posesynth"
+
+
+class StoreError(RuntimeError):
+    """A store cannot be created, opened or used as asked; the message says why."""
+
+
+def _looks_like_store(path: Path) -> bool:
+    return (path / "zarr.json").is_file() or (path / ".zgroup").is_file()
+
+
+def create_store(path: str | Path, kind: str, attrs: dict[str, Any], *, overwrite: bool = False,
+                 zarr_format: int = 3) -> zarr.Group:
+    """Create an empty, incomplete store at ``path``.
+
+    Refuses to touch an existing path unless ``overwrite`` is set, and even then
+    only replaces something that is itself a Zarr store.
+    """
+    path = Path(path)
+    if path.exists():
+        if not overwrite:
+            raise StoreError(f"{path} already exists; pass --overwrite to replace it")
+        if not _looks_like_store(path):
+            raise StoreError(f"{path} exists and is not a Zarr store; refusing to overwrite it")
+        shutil.rmtree(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        group = zarr.open_group(str(path), mode="w", zarr_format=zarr_format)
+    except OSError as exc:
+        raise StoreError(f"cannot create a store at {path}: {exc.strerror or exc}") from None
+    meta = {"schema_version": SCHEMA_VERSION, "version": __version__, "kind": kind, "complete": False}
+    group.attrs.update({ATTR: meta, **attrs})
+    return group
+
+
+def add_array(group: zarr.Group, name: str, data: np.ndarray, rows_per_chunk: int = 4096,
+              rows_per_shard: int | None = None, attrs: dict[str, Any] | None = None) -> zarr.Array:
+    """Write ``data`` (N, ...) as array ``name``, chunked (and sharded) along axis 0."""
+    data = np.ascontiguousarray(data)
+    n = max(1, data.shape[0])
+    chunks = (min(rows_per_chunk, n),) + data.shape[1:]
+    kwargs: dict[str, Any] = {}
+    if group.metadata.zarr_format == 3:
+        kwargs["compressors"] = BloscCodec(cname="lz4", clevel=5, shuffle=BloscShuffle.bitshuffle)
+        if rows_per_shard:
+            kwargs["shards"] = (min(rows_per_shard, n) // chunks[0] * chunks[0],) + data.shape[1:]
+    arr = group.create_array(name, shape=data.shape, dtype=data.dtype, chunks=chunks,
+                             attributes=attrs or {}, **kwargs)
+    arr[...] = data
+    return arr
+
+
+def mark_complete(group: zarr.Group, **extra: Any) -> None:
+    """Flip the store's ``complete`` flag; call after the last write."""
+    meta = dict(group.attrs[ATTR])
+    meta.update(extra, complete=True)
+    group.attrs[ATTR] = meta
+
+
+def open_store(path: str | Path, *, kind: str | None = None, allow_incomplete: bool = False) -> zarr.Group:
+    """Open a store for reading, refusing incomplete or foreign ones with a clear message."""
+    path = Path(path)
+    if not _looks_like_store(path):
+        raise StoreError(f"{path}: not a Zarr store (no zarr.json or .zgroup)")
+    group = zarr.open_group(str(path), mode="r")
+    meta = group.attrs.get(ATTR)
+    if not isinstance(meta, dict) or "schema_version" not in meta:
+        raise StoreError(f"{path}: a Zarr store, but not one written by posesynth")
+    if meta["schema_version"] > SCHEMA_VERSION:
+        raise StoreError(f"{path}: schema version {meta['schema_version']} is newer than this "
+                         f"posesynth ({__version__}) understands ({SCHEMA_VERSION}); upgrade posesynth")
+    if kind is not None and meta.get("kind") != kind:
+        raise StoreError(f"{path}: expected a {kind} store, found a {meta.get('kind')} store")
+    if not meta.get("complete") and not allow_incomplete:
+        raise StoreError(f"{path}: the store is incomplete (the run that wrote it was interrupted "
+                         "or failed); finish it or write it again")
+    return group

@@ -1,0 +1,29 @@
+"""Shared fixtures: the committed real mocap clips and the shipped body model."""
+
+from pathlib import Path
+
+import pytest
+
+FIXTURES = Path(__file__).parent / "fixtures"
+POOL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mocap"
+
+KICK_LEFT = FIXTURES / "hdm05" / "kickLFront1Reps" / "HDM_bd_kickLFront1Reps_003_120.amc"
+BANDAI_DASH = FIXTURES / "bandai_namco" / "dataset-1" / "dataset-1_dash_normal_001.bvh"
+BANDAI_RAISE_LEFT = FIXTURES / "bandai_namco" / "dataset-2" / "dataset-2_raise-up-left-hand_active_003.bvh"
+
+
+@pytest.fixture(scope="session")
+def body():
+    from posesynth.body_model import load_body_model
+
+    return load_body_model()
+
+
+@pytest.fixture(scope="session")
+def shape_basis(body):
+    template, dirs = body.joint_shape_basis()
+    return template.double().numpy(), dirs.double().numpy()
+
+
+def needs_pool():
+    return pytest.mark.skipif(not POOL.is_dir(), reason=f"the full training pool is not at {POOL}")

@@ -1,0 +1,148 @@
+"""`posesynth prepare` on the committed real clips: the store's contents, split and errors."""
+
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from conftest import FIXTURES, KICK_LEFT
+from posesynth.cli import main
+from posesynth.kinematics import forward_kinematics
+from posesynth.labels import labels_for
+from posesynth.prepare import PrepareError, PrepareOptions, prepare, resample_indices, split_files
+from posesynth.rotations import axis_angle_to_matrix
+from posesynth.store import StoreError, open_store
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    out = tmp_path_factory.mktemp("prep") / "train.zarr"
+    summary = prepare([FIXTURES], out, PrepareOptions(workers=1, val_fraction=0.5), progress=False)
+    return open_store(out, kind="training"), summary
+
+
+def test_store_holds_every_clip_resampled_to_30_fps(store):
+    group, summary = store
+    assert summary.files == 3 and not summary.skipped
+    n = summary.frames
+    for name, shape in {"global_orient": (3,), "body_pose": (69,), "betas": (10,), "transl": (3,),
+                        "joints": (24, 3), "frame": (), "split": ()}.items():
+        assert group[name].shape == (n,) + shape, name
+        assert group[name].dtype in (np.float32, np.int32, np.uint8)
+    # HDM05 is at 120 fps: every 4th frame survives.
+    file_codes = group["file"][:]
+    kick = group.attrs["labels"]["file"].index("hdm05/kickLFront1Reps/HDM_bd_kickLFront1Reps_003_120.amc")
+    frames = group["frame"][:][file_codes == kick]
+    assert (np.diff(frames) == 4).all() and frames[0] == 0
+
+
+def test_labels_come_from_file_names(store):
+    group, _ = store
+    labels = group.attrs["labels"]
+    assert set(labels["source"]) == {"hdm05", "bandai_namco"}
+    assert {"kickLFront1Reps", "dash", "raise-up-left-hand"} <= set(labels["content"])
+    assert {"normal", "active", "none"} <= set(labels["style"])
+    assert "HDM_bd" in labels["subject"]
+
+
+def test_stored_joints_are_the_fk_of_the_stored_parameters(store, body):
+    group, _ = store
+    idx = np.arange(0, group["joints"].shape[0], 7)
+    pose = np.concatenate([group["global_orient"][:][idx], group["body_pose"][:][idx]], 1).reshape(-1, 24, 3)
+    local = axis_angle_to_matrix(torch.as_tensor(pose, dtype=torch.float64))
+    rest = body.rest_joints(torch.as_tensor(group["betas"][:][idx])).double()
+    _, joints = forward_kinematics(local, rest)
+    joints = joints + torch.as_tensor(group["transl"][:][idx], dtype=torch.float64)[:, None]
+    np.testing.assert_allclose(joints.numpy(), group["joints"][:][idx], atol=2e-4)
+
+
+def test_split_holds_out_whole_files(store):
+    group, _ = store
+    split, files = group["split"][:], group["file"][:]
+    for code in np.unique(files):
+        assert len(np.unique(split[files == code])) == 1
+    held = group.attrs["split_rule"]["held_out_files"]
+    assert set(held) == {group.attrs["labels"]["file"][c] for c in np.unique(files[split == 1])}
+
+
+def test_split_by_subject_and_fraction():
+    labels = [labels_for(p, FIXTURES) for p in sorted(FIXTURES.rglob("*.amc")) + sorted(FIXTURES.rglob("*.bvh"))]
+    assert split_files(labels, PrepareOptions(val_fraction=0.0, val_subjects=("HDM_bd",))) == {
+        "hdm05/kickLFront1Reps/HDM_bd_kickLFront1Reps_003_120.amc"}
+    assert split_files(labels, PrepareOptions(val_fraction=0.0)) == set()
+    # Groups of one file round 0.1 * 1 down: no class disappears from training by default.
+    assert split_files(labels, PrepareOptions(val_fraction=0.1)) == set()
+    again = split_files(labels, PrepareOptions(val_fraction=0.5, seed=3))
+    assert again == split_files(labels, PrepareOptions(val_fraction=0.5, seed=3))
+
+
+def test_resample_indices():
+    np.testing.assert_array_equal(resample_indices(9, 120, 30), [0, 4, 8])
+    np.testing.assert_array_equal(resample_indices(5, 30, 30), np.arange(5))
+    idx = resample_indices(100, 50, 30)
+    assert idx[0] == 0 and np.all(np.diff(idx) >= 1) and abs(len(idx) - 60) <= 1
+
+
+def test_store_records_retarget_accuracy_and_is_complete(store):
+    group, summary = store
+    meta = group.attrs["posesynth"]
+    assert meta["complete"] and meta["kind"] == "training" and meta["num_frames"] == summary.frames
+    assert all(r["shared_joint_error_mm"] < 20 for r in group.attrs["retarget"].values())
+    assert group.attrs["skeleton"]["parents"][:4] == [-1, 0, 0, 0]
+
+
+def broken_copy(tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(FIXTURES, data)
+    bad = data / "bandai_namco" / "dataset-1" / "dataset-1_dash_normal_001.bvh"
+    bad.write_text(bad.read_text()[: len(bad.read_text()) // 2])  # truncated mid-motion
+    return data, bad
+
+
+def test_bad_files_are_skipped_and_reported(tmp_path):
+    data, bad = broken_copy(tmp_path)
+    result = CliRunner().invoke(main, ["prepare", str(data), "--out", str(tmp_path / "t.zarr"), "--workers", "1"])
+    assert result.exit_code == 0, result.output
+    assert f"skipped {bad}" in result.output
+    assert "bandai_namco" in result.output and "total" in result.output
+    group = open_store(tmp_path / "t.zarr")
+    assert [s["file"] for s in group.attrs["skipped"]] == [str(bad)]
+
+
+def test_strict_stops_at_the_first_bad_file_and_writes_nothing(tmp_path):
+    data, bad = broken_copy(tmp_path)
+    out = tmp_path / "t.zarr"
+    result = CliRunner().invoke(main, ["prepare", str(data), "--out", str(out), "--strict", "--workers", "1"])
+    assert result.exit_code != 0
+    assert str(bad) in result.output and "--strict" in result.output
+    assert not out.exists()
+    with pytest.raises(PrepareError, match="strict"):
+        prepare([data], out, PrepareOptions(strict=True, workers=1), progress=False)
+
+
+def test_existing_store_needs_overwrite(tmp_path):
+    out = tmp_path / "t.zarr"
+    args = ["prepare", str(KICK_LEFT), "--out", str(out), "--workers", "1"]
+    assert CliRunner().invoke(main, args).exit_code == 0
+    again = CliRunner().invoke(main, args)
+    assert again.exit_code != 0 and "--overwrite" in again.output
+    assert CliRunner().invoke(main, args + ["--overwrite"]).exit_code == 0
+
+
+def test_incomplete_store_is_refused(tmp_path):
+    from posesynth.store import create_store
+
+    create_store(tmp_path / "half.zarr", "training", {})
+    with pytest.raises(StoreError, match="incomplete"):
+        open_store(tmp_path / "half.zarr")
+
+
+def test_parallel_and_serial_prepare_agree(tmp_path):
+    a, b = tmp_path / "a.zarr", tmp_path / "b.zarr"
+    prepare([FIXTURES], a, PrepareOptions(workers=1), progress=False)
+    prepare([FIXTURES], b, PrepareOptions(workers=2), progress=False)
+    ga, gb = open_store(a), open_store(b)
+    for name in ("body_pose", "joints", "betas", "split", "file"):
+        np.testing.assert_array_equal(ga[name][:], gb[name][:])
