@@ -110,10 +110,17 @@ def resample_indices(num_frames: int, fps_in: float, fps_out: float) -> np.ndarr
 
 
 def _skeleton_fingerprint(positions: np.ndarray, parents: Sequence[int]) -> str:
-    """Hash of the source's bone lengths in the first frame, to the millimetre."""
-    idx = [j for j, p in enumerate(parents) if p >= 0]
-    lengths = np.linalg.norm(positions[0, idx] - positions[0, [parents[j] for j in idx]], axis=-1)
-    return hashlib.sha1(np.round(lengths * 1000).astype(np.int64).tobytes()).hexdigest()[:10]
+    """Hash of the source's rigid bone lengths, to the millimetre.
+
+    Bones whose length changes over the clip (a root carrying the global translation,
+    as Bandai's joint_Root -> Hips does) are left out.
+    """
+    idx = np.array([j for j, p in enumerate(parents) if p >= 0])
+    par = np.array([parents[j] for j in idx])
+    lengths = np.linalg.norm(positions[:, idx] - positions[:, par], axis=-1)  # (T, B)
+    rigid = np.ptp(lengths, axis=0) < 1e-3
+    key = np.round(lengths[0, rigid] * 1000).astype(np.int64)
+    return hashlib.sha1(idx[rigid].tobytes() + key.tobytes()).hexdigest()[:10]
 
 
 def _rig_for(names: Sequence[str], opts: PrepareOptions, path: Path, layout: str | None = None) -> RigMap:

@@ -17,9 +17,9 @@ source motion:
    pelvis and spine3, which have several children, are solved from two
    directions (TRIAD: hip line + spine, neck + shoulder line).  Twist about a
    bone comes from the source joint's own rotation (``[frames]`` in the rig
-   map) through a constant offset, calibrated per file so the average twist
-   relative to a twist-free (parallel-transported) frame is zero; positions-only
-   sources get the twist-free frame itself.
+   map) through a constant offset, calibrated per file so that joint's mean
+   rotation relative to its parent is the identity; positions-only sources take
+   the twist of the parent's frame (the head: of spine3's, see ``_global_frames``).
 4. **Translation.** Chosen so the midpoint of the hips matches the source's,
    which keeps feet on the source's floor whatever the pelvis placement.
 
@@ -189,9 +189,17 @@ def _global_frames(
 ) -> torch.Tensor:
     """Global rotation (T, 24, 3, 3) of each SMPL joint; see the module docstring.
 
-    Bones are aimed from where forward kinematics has put the joint so far (not
-    from the joint's own target), so each aim also corrects the error its parents
-    left and only bone-length differences remain.
+    Each joint starts from a reference frame: its parent's final frame, except the
+    head, which starts from spine3's.  The neck bone is where rigs differ most (SMPL's
+    head joint sits forward of the neck, Bandai's above it), so the neck bends to
+    reach the head joint and the head must not inherit that bend.  With a source
+    rotation, the start is that rotation through a constant offset, calibrated so
+    its mean rotation relative to the reference is the identity.  The start is then
+    aimed at the child's target.
+
+    Bones are aimed from where forward kinematics has put the joint so far (not from
+    the joint's own target), so each aim also corrects the error its parents left and
+    only bone-length differences remain.
     """
     T = targets.shape[0]
     eye = torch.eye(3, dtype=_DTYPE).expand(T, 3, 3)
@@ -208,17 +216,12 @@ def _global_frames(
         if j == _J["spine3"] and _triad_inputs_present(j, has):
             G.append(_multi_child_frame(j, targets, rest, origin=pos[j]))
             continue
-        c = _primary_child(j, has) if has[j] else None
-        rest_dir = (rest[c] - rest[j]) if c is not None else None
-        target_dir = (targets[:, c] - pos[j]) if c is not None else None
-        swing = G[p] if c is None else _aim(G[p], rest_dir, target_dir)
+        start = G[_J["spine3"]] if j == _J["head"] else G[p]
         if frames is not None and frames[1][j]:
             src = frames[0][:, j]
-            offset = project_to_so3((src.transpose(-1, -2) @ swing).mean(0))
-            base = src @ offset
-            G.append(base if c is None else _aim(base, rest_dir, target_dir))
-        else:
-            G.append(swing)
+            start = src @ project_to_so3((src.transpose(-1, -2) @ start).mean(0))
+        c = _primary_child(j, has) if has[j] else None
+        G.append(start if c is None else _aim(start, rest[c] - rest[j], targets[:, c] - pos[j]))
     return torch.stack(G, dim=1)
 
 
