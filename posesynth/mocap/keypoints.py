@@ -113,7 +113,7 @@ def _joint_names(path: Path, data: dict[str, object], num_joints: int,
     return names, layout
 
 
-def infer_length_scale(positions: np.ndarray) -> float:
+def _length_scale_from_extent(positions: np.ndarray) -> float:
     """Metres per file unit from the skeleton's extent: mm if > 300, cm if > 3, else m."""
     extent = float(np.max(positions.max(axis=1) - positions.min(axis=1)))
     return 0.001 if extent > 300 else 0.01 if extent > 3 else 1.0
@@ -129,7 +129,7 @@ def read_keypoints(path: str | Path, *, layout: str | None = None, up: str = "y"
     data = _read_npz(path) if path.suffix.lower() == ".npz" else _read_h5(path)
     arr = _pick_array(path, data)
     names, layout = _joint_names(path, data, arr.shape[1], layout)
-    scale = infer_length_scale(arr)
+    scale = _length_scale_from_extent(arr)
     positions = arr * scale
     if up == "z":
         positions = positions @ _Z_UP_TO_Y_UP.T
