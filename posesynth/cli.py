@@ -22,6 +22,10 @@ def main() -> None:
 
     \b
     prepare   mocap files -> training store (SMPL parameters, joints, labels, split)
+    train     training store -> pose GAN checkpoint
+    evaluate  checkpoint vs held-out real poses: the pose-quality numbers
+    render    store or checkpoint -> PNG grid of posed bodies with 2D keypoints
+    export-mesh  store samples -> posed meshes (OBJ, PLY, GLB)
     """
 
 
@@ -87,6 +91,144 @@ def format_prepare_summary(summary, out: Path) -> str:
         lines.append(f"skipped {path}: {error}")
     lines.append(f"wrote {out} in {summary.seconds:.1f} s")
     return "\n".join(lines)
+
+
+def _device(name: str) -> str:
+    import torch
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        _fail(f"--device {name}: CUDA is not available on this machine")
+    return name
+
+
+@main.command()
+@click.option("--recipe", type=click.Path(exists=True, path_type=Path),
+              help="Training recipe (TOML), e.g. recipes/gan_default.toml. Default: the built-in defaults.")
+@click.option("--data", required=True, type=click.Path(exists=True, path_type=Path), help="Training store from `prepare`.")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Run directory (resumed if it holds a run).")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a recipe entry, e.g. train.steps=500.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda[:N].")
+@click.option("--body-model", type=click.Path(exists=True, path_type=Path), help="SMPL-format body model (default: shipped).")
+def train(recipe, data, out, overrides, device, body_model) -> None:
+    """Train the pose GAN on a training store.
+
+    Writes OUT/recipe.toml (resolved), OUT/checkpoint.pt (for `sample`), OUT/state.pt
+    (to resume: run the same command again), OUT/metrics.jsonl and OUT/curves.png.
+    """
+    from posesynth.config import RecipeError
+    from posesynth.gan.train import train as run_train
+    from posesynth.store import StoreError
+
+    try:
+        checkpoint = run_train(recipe, data, out, tuple(overrides), _device(device), sys.stderr.isatty(), body_model)
+    except (RecipeError, StoreError, ValueError) as exc:
+        _fail(str(exc))
+    click.echo(f"checkpoint: {checkpoint}")
+
+
+@main.command()
+@click.option("--checkpoint", type=click.Path(exists=True, path_type=Path),
+              help="GAN checkpoint (default: assets/checkpoints/default.pt).")
+@click.option("--data", required=True, type=click.Path(exists=True, path_type=Path),
+              help="Training store whose validation split is the reference.")
+@click.option("--n", "num", default=100_000, show_default=True, help="Generated poses to compare.")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--json", "json_out", type=click.Path(path_type=Path), help="Also write the results as JSON.")
+@click.option("--no-conditional", is_flag=True, help="Skip the per-class check of conditional sampling.")
+def evaluate(checkpoint, data, num, seed, json_out, no_conditional) -> None:
+    """Compare generated poses with held-out real poses (coverage, precision, novelty,
+    diversity, FID, plausibility), next to the training poses and a recombination baseline."""
+    from posesynth.evaluate import evaluate as run_evaluate, format_table, write_result
+    from posesynth.gan.checkpoint import DEFAULT_CHECKPOINT, CheckpointError
+    from posesynth.store import StoreError
+
+    try:
+        result = run_evaluate(checkpoint or DEFAULT_CHECKPOINT, data, num, seed, not no_conditional,
+                              log=lambda m: click.echo(m, err=True))
+    except (CheckpointError, StoreError, ValueError) as exc:
+        _fail(str(exc))
+    click.echo(format_table(result))
+    if json_out:
+        write_result(result, json_out)
+
+
+@main.command()
+@click.argument("store", required=False, type=click.Path(exists=True, path_type=Path))
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="PNG grid to write.")
+@click.option("--index", "indices", default="0:16", show_default=True,
+              help="Samples of STORE to draw: I, I,J,K or A:B[:STEP] (mixable: 0,5,10:20).")
+@click.option("--checkpoint", type=click.Path(exists=True, path_type=Path),
+              help="Draw fresh samples from this checkpoint instead of a store.")
+@click.option("--n", "num", default=16, show_default=True, help="With --checkpoint: how many samples.")
+@click.option("--label", help="With --checkpoint: condition on this label.")
+@click.option("--seed", default=0, show_default=True, help="With --checkpoint: the sampling seed.")
+@click.option("--view", type=click.Choice(["camera", "front", "side", "top"]),
+              help="Each sample's own camera, or a canonical view of the body "
+              "(default: camera when the samples have cameras, else front).")
+@click.option("--camera-view", default=0, show_default=True, help="Which of a sample's V camera views to use.")
+@click.option("--set", "keypoint_set", default="smpl24", show_default=True,
+              help="Keypoint set drawn on top (smpl24, h36m17, coco17, ...); 'none' draws none.")
+@click.option("--body-model", type=click.Path(exists=True, path_type=Path),
+              help="SMPL-format body model (.npz, or a .pkl you trust: it is unpickled). Default: the shipped one.")
+@click.option("--size", default=512, show_default=True, help="Grid cell size in pixels (longer image side).")
+@click.option("--cols", type=int, help="Grid columns (default: about square).")
+@click.option("--renderer", type=click.Choice(["auto", "gl", "matplotlib"]), default="auto", show_default=True,
+              help="auto: GL (headless EGL) when a context can be made, else the matplotlib fallback.")
+def render(store, out, indices, checkpoint, num, label, seed, view, camera_view, keypoint_set, body_model, size,
+           cols, renderer) -> None:
+    """Draw a grid of posed bodies with their 2D keypoints and skeleton on top.
+
+    From STORE (a sample store: each sample through its own camera; a training store: canonical
+    views), or from --checkpoint, sampling --n poses with random cameras.  Clean 2D keypoints are
+    blue, noisy 2D (when the store has them) red; keypoints not visible (not in frame or
+    self-occluded) are hollow rings.
+    """
+    from posesynth.body_model import BodyModelError
+    from posesynth.render import RenderError, render_checkpoint, render_store
+    from posesynth.store import StoreError
+
+    if (store is None) == (checkpoint is None):
+        _fail("give either a STORE or --checkpoint")
+    kp = None if keypoint_set.lower() == "none" else keypoint_set
+    try:
+        if store is not None:
+            path = render_store(store, out, indices, view, kp, body_model, size, cols, renderer, camera_view)
+        else:
+            path = render_checkpoint(checkpoint, out, num, label, seed, view, kp, body_model, size, cols, renderer)
+    except (RenderError, StoreError, BodyModelError, ValueError) as exc:
+        _fail(str(exc))
+    click.echo(f"wrote {path}")
+
+
+@main.command("export-mesh")
+@click.argument("store", type=click.Path(exists=True, path_type=Path))
+@click.option("--index", "indices", default="0", show_default=True, help="Samples: I, I,J,K or A:B[:STEP].")
+@click.option("--format", "fmt", type=click.Choice(["obj", "ply", "glb"]),
+              help="File format (default: from --out's suffix).")
+@click.option("--out", required=True, type=click.Path(path_type=Path),
+              help="The file (one sample, or --scene), else a folder for sample_<index>.<format> files.")
+@click.option("--frame", type=click.Choice(["world", "camera"]), default="world", show_default=True,
+              help="world: metres, +y up, floor at y = 0; camera: the sample's OpenCV camera frame "
+              "(x right, y down, z forward).")
+@click.option("--camera-view", default=0, show_default=True, help="With --frame camera: which of the V views.")
+@click.option("--scene", is_flag=True, help="One file holding all the samples, laid out in a row.")
+@click.option("--spacing", default=1.0, show_default=True, help="With --scene: metres between samples (0: in place).")
+@click.option("--body-model", type=click.Path(exists=True, path_type=Path),
+              help="SMPL-format body model (.npz, or a .pkl you trust: it is unpickled). Default: the shipped one.")
+def export_mesh(store, indices, fmt, out, frame, camera_view, scene, spacing, body_model) -> None:
+    """Write the posed body meshes of samples of STORE (OBJ, PLY or GLB, with trimesh)."""
+    from posesynth.body_model import BodyModelError
+    from posesynth.mesh_export import MeshExportError, export_meshes
+    from posesynth.store import StoreError
+
+    try:
+        paths = export_meshes(store, indices, out, fmt, frame, scene, camera_view, body_model, spacing)
+    except (MeshExportError, StoreError, BodyModelError) as exc:
+        _fail(str(exc))
+    click.echo(f"wrote {len(paths)} file{'s' if len(paths) != 1 else ''}: " + ", ".join(str(p) for p in paths[:4])
+               + (" ..." if len(paths) > 4 else ""))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -53,3 +53,22 @@ def global_to_local(global_rotmats: torch.Tensor, parents: Sequence[int] = SMPL_
         if p >= 0:
             local[:, j] = global_rotmats[:, p].transpose(-1, -2) @ global_rotmats[:, j]
     return local
+
+
+def yaw_angle(global_rotmat: torch.Tensor) -> torch.Tensor:
+    """Heading (...,) in radians of a body with global rotation (..., 3, 3): the angle
+    about world +y from +z to where the body faces (its rotated +z, projected on the floor)."""
+    forward = global_rotmat[..., :, 2]
+    return torch.atan2(forward[..., 0], forward[..., 2])
+
+
+def rotation_about_y(angle: torch.Tensor) -> torch.Tensor:
+    """Rotations (..., 3, 3) by ``angle`` (...,) radians about world +y."""
+    c, s = torch.cos(angle), torch.sin(angle)
+    o, i = torch.zeros_like(angle), torch.ones_like(angle)
+    return torch.stack([c, o, s, o, i, o, -s, o, c], dim=-1).reshape(angle.shape + (3, 3))
+
+
+def remove_yaw(global_rotmat: torch.Tensor) -> torch.Tensor:
+    """Turn bodies (..., 3, 3) about world +y so they face +z; pitch and roll are kept."""
+    return rotation_about_y(-yaw_angle(global_rotmat)) @ global_rotmat

@@ -70,3 +70,15 @@ def test_fk_gradients_flow(dtype):
     _, J = forward_kinematics(local, rest)
     J.sum().backward()
     assert torch.isfinite(local.grad).all() and local.grad.abs().sum() > 0
+
+
+def test_remove_yaw_faces_plus_z_and_keeps_tilt():
+    from posesynth.kinematics import remove_yaw, rotation_about_y, yaw_angle
+
+    R = torch.as_tensor(Rotation.random(200, random_state=4).as_matrix())
+    canon = remove_yaw(R)
+    torch.testing.assert_close(yaw_angle(canon), torch.zeros(200, dtype=R.dtype), atol=1e-9, rtol=0)
+    up = torch.tensor([0.0, 1.0, 0.0], dtype=R.dtype)
+    torch.testing.assert_close(canon.transpose(-1, -2) @ up, R.transpose(-1, -2) @ up)
+    turn = rotation_about_y(torch.tensor(0.7, dtype=R.dtype))
+    torch.testing.assert_close(remove_yaw(turn @ R), canon)

@@ -1,0 +1,65 @@
+"""Recipes: TOML files that fully describe a run, with ``--set key=value`` overrides.
+
+A recipe is a two-level table (``[section] key = value``).  ``resolve_recipe`` starts
+from a module's defaults, applies the file and then the overrides, and refuses
+unknown sections or keys, so a typo never passes silently.  The resolved recipe is
+what runs record (in checkpoints and stores).
+"""
+
+from __future__ import annotations
+
+import copy
+import tomllib
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+
+class RecipeError(ValueError):
+    """A recipe file or override is malformed; the message says where."""
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``"train.steps=100"`` -> (["train", "steps"], 100); the value is read as TOML
+    (``[1, 2]``, ``true``, ``"x"``), or kept as a bare string if it is not TOML."""
+    if "=" not in text:
+        raise RecipeError(f"override {text!r} is not of the form section.key=value")
+    key, raw = text.split("=", 1)
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw
+    return key.strip().split("."), value
+
+
+def _merge(base: dict[str, Any], update: Mapping[str, Any], where: str) -> None:
+    for section, table in update.items():
+        if section not in base:
+            raise RecipeError(f"{where}: unknown section [{section}]; known: {', '.join(sorted(base))}")
+        if not isinstance(table, Mapping):
+            raise RecipeError(f"{where}: [{section}] must be a table")
+        for key, value in table.items():
+            if key not in base[section]:
+                raise RecipeError(f"{where}: unknown key {section}.{key}; known: {', '.join(sorted(base[section]))}")
+            base[section][key] = value
+
+
+def resolve_recipe(defaults: Mapping[str, Mapping[str, Any]], path: str | Path | None = None,
+                   overrides: Sequence[str] = ()) -> dict[str, dict[str, Any]]:
+    """Defaults <- recipe file <- overrides, validated against the defaults' keys."""
+    recipe = copy.deepcopy({k: dict(v) for k, v in defaults.items()})
+    if path is not None:
+        path = Path(path)
+        try:
+            doc = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise RecipeError(f"{path}: recipe not found") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise RecipeError(f"{path}: not valid TOML: {exc}") from None
+        _merge(recipe, doc, str(path))
+    for text in overrides:
+        keys, value = parse_override(text)
+        if len(keys) != 2:
+            raise RecipeError(f"override {text!r}: the key must be section.key")
+        _merge(recipe, {keys[0]: {keys[1]: value}}, f"--set {text}")
+    return recipe

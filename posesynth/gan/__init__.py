@@ -1,0 +1,1 @@
+"""The pose GAN: networks, training data, training loop and checkpoints."""

@@ -1,0 +1,132 @@
+"""GAN checkpoints: one file with everything needed to sample, loaded safely.
+
+A checkpoint is a ``torch.save`` dict of tensors and plain values only, read back
+with ``torch.load(..., weights_only=True)`` (no pickled code).  It holds the EMA
+generator's weights, the resolved recipe, the label vocabulary, the mean pose the
+generator is built around, the betas prior, the body model's identity and the
+posesynth version.  ``load_checkpoint`` returns a ``GanPoseSource`` that ``sample``
+draws poses from.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from posesynth import __version__
+from posesynth.gan.networks import Generator, NetworkSizes
+from posesynth.pose_source import PoseBatch
+from posesynth.rotations import rot6d_to_matrix
+
+FORMAT = "posesynth-gan"
+FORMAT_VERSION = 1
+DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[2] / "assets" / "checkpoints" / "default.pt"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used; the message names the file and says why."""
+
+
+def sizes_from_recipe(recipe: dict[str, dict[str, Any]]) -> NetworkSizes:
+    return NetworkSizes(**{k: int(v) for k, v in recipe["model"].items()})
+
+
+def save_checkpoint(path: str | Path, generator: Generator, recipe: dict, label_field: str,
+                    label_names: tuple[str, ...], body_model: str, step: int) -> None:
+    """Write the sampling checkpoint atomically (a temporary file, then a rename)."""
+    path = Path(path)
+    payload = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "posesynth_version": __version__,
+        "recipe": recipe,
+        "label_field": label_field,
+        "label_names": list(label_names),
+        "body_model": body_model,
+        "step": step,
+        "generator": {k: v.detach().cpu() for k, v in generator.state_dict().items()},
+    }
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(payload, tmp)
+    tmp.replace(path)
+
+
+def read_checkpoint_file(path: str | Path) -> dict[str, Any]:
+    """The checkpoint dict, or a CheckpointError that says what is wrong with the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint not found")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError, zipfile.BadZipFile, pickle.UnpicklingError, OSError) as exc:
+        raise CheckpointError(f"{path}: not a readable posesynth checkpoint ({type(exc).__name__}: "
+                              f"{str(exc).splitlines()[0] if str(exc) else 'corrupt file'})") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not a posesynth GAN checkpoint")
+    if payload.get("format_version", 0) > FORMAT_VERSION:
+        raise CheckpointError(f"{path}: checkpoint format {payload['format_version']} is newer than this "
+                              f"posesynth ({__version__}) reads ({FORMAT_VERSION}); upgrade posesynth")
+    return payload
+
+
+class GanPoseSource:
+    """Draws poses from a trained generator (``posesynth.pose_source.PoseSource``)."""
+
+    def __init__(self, generator: Generator, payload: dict[str, Any], path: Path) -> None:
+        self.generator = generator.eval()
+        self.recipe = payload["recipe"]
+        self.label_field: str = payload["label_field"]
+        self._labels = tuple(payload["label_names"])
+        self.body_model: str = payload["body_model"]
+        self.path = path
+        self.sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
+
+    @property
+    def label_names(self) -> tuple[str, ...]:
+        return self._labels
+
+    @property
+    def identity(self) -> str:
+        return f"{self.path.name}:{self.sha256[:16]}"
+
+    def label_index(self, name: str) -> int:
+        if name not in self._labels:
+            raise CheckpointError(f"{self.path}: no label {name!r} (label field {self.label_field!r}); "
+                                  f"labels: {', '.join(self._labels)}")
+        return self._labels.index(name)
+
+    @torch.no_grad()
+    def sample(self, n: int, generator: torch.Generator, label: int | None = None,
+               device: torch.device | str = "cpu") -> PoseBatch:
+        """Latents, then betas, drawn on the CPU from ``generator``; poses (B, 24, 3, 3)."""
+        sizes = self.generator.sizes
+        z = torch.randn(n, sizes.latent, generator=generator)
+        prior = self.recipe["betas"]
+        betas = (torch.randn(n, int(prior["num_betas"]), generator=generator) * prior["std"]).clamp(
+            -prior["clip"], prior["clip"])
+        index = len(self._labels) if label is None else label
+        labels = torch.full((n,), index, dtype=torch.int64)
+        self.generator.to(device)
+        rot6d = self.generator(z.to(device), labels.to(device))
+        out_labels = torch.full((n,), -1 if label is None else label, dtype=torch.int64)
+        return PoseBatch(rot6d_to_matrix(rot6d), betas.to(device), out_labels.to(device))
+
+
+def load_checkpoint(path: str | Path = DEFAULT_CHECKPOINT, device: torch.device | str = "cpu") -> GanPoseSource:
+    """Load a sampling checkpoint; mismatched or corrupt files raise CheckpointError."""
+    path = Path(path)
+    payload = read_checkpoint_file(path)
+    try:
+        state = payload["generator"]
+        generator = Generator(sizes_from_recipe(payload["recipe"]), len(payload["label_names"]),
+                              state["mean_pose6d"])
+        generator.load_state_dict(state)
+    except (KeyError, RuntimeError, TypeError) as exc:
+        raise CheckpointError(f"{path}: the generator weights do not match its recipe "
+                              f"({type(exc).__name__}: {str(exc).splitlines()[0]})") from None
+    return GanPoseSource(generator.to(device), payload, path)

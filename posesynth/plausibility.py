@@ -1,0 +1,85 @@
+"""Is a pose anatomically plausible?  Joint limits derived from the training pool.
+
+A pose is implausible when any of these holds:
+
+- ``range``: a joint's local rotation (axis-angle, per component) lies outside the
+  range seen in the training pool, widened by a margin (10 % of the range plus 5°);
+- ``knee``: a knee bent the wrong way (hyperextended by more than 15°);
+- ``elbow``: an elbow bent the wrong way (by more than 25°: elbows hyperextend a little,
+  and retargeted twist adds noise to the hinge axis);
+- ``head``: the head turned more than 90° from the chest (yaw of head relative to spine3).
+
+Hinge directions are SMPL's: knees flex about +x; the left elbow about -y and the
+right elbow about +y (rotation axes in the parent's rest frame).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from posesynth.kinematics import forward_kinematics, yaw_angle
+from posesynth.rotations import matrix_to_axis_angle
+from posesynth.skeleton import JOINT_INDEX, NUM_JOINTS
+
+_J = JOINT_INDEX
+KNEE_TOLERANCE = math.radians(15.0)
+ELBOW_TOLERANCE = math.radians(25.0)  # elbows hyperextend a little more, and carry the rig's twist noise
+HEAD_TURN_LIMIT = math.radians(90.0)
+CHECKS = ("range", "knee", "elbow", "head")
+
+
+@dataclass(frozen=True)
+class JointLimits:
+    low: torch.Tensor  # (24, 3) axis-angle component minimum (radians); row 0 unused
+    high: torch.Tensor  # (24, 3)
+
+    @classmethod
+    def from_poses(cls, rotmats: torch.Tensor, margin: float = 0.1, pad_deg: float = 5.0) -> JointLimits:
+        """Limits from training poses (N, 24, 3, 3): the observed range, widened."""
+        aa = matrix_to_axis_angle(rotmats.double())
+        lo, hi = aa.min(0).values, aa.max(0).values
+        pad = margin * (hi - lo) + math.radians(pad_deg)
+        return cls((lo - pad).float(), (hi + pad).float())
+
+    def to_dict(self) -> dict[str, list]:
+        return {"low": self.low.tolist(), "high": self.high.tolist()}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, list]) -> JointLimits:
+        return cls(torch.tensor(d["low"]), torch.tensor(d["high"]))
+
+
+def implausible(rotmats: torch.Tensor, limits: JointLimits) -> dict[str, torch.Tensor]:
+    """Which poses (N, 24, 3, 3) fail each check: {check: (N,) bool}, plus "any"."""
+    aa = matrix_to_axis_angle(rotmats.float())  # (N, 24, 3)
+    body = aa[:, 1:]
+    out = {
+        "range": ((body < limits.low[1:].to(aa)) | (body > limits.high[1:].to(aa))).any(-1).any(-1),
+        "knee": (aa[:, [_J["left_knee"], _J["right_knee"]], 0] < -KNEE_TOLERANCE).any(-1),
+        "elbow": (aa[:, _J["left_elbow"], 1] > ELBOW_TOLERANCE) | (aa[:, _J["right_elbow"], 1] < -ELBOW_TOLERANCE),
+    }
+    identity = torch.eye(3, dtype=rotmats.dtype, device=rotmats.device).expand(len(rotmats), NUM_JOINTS, 3, 3)
+    local = rotmats.clone()
+    local[:, 0] = identity[:, 0]
+    global_rot, _ = forward_kinematics(local, torch.zeros(NUM_JOINTS, 3, dtype=rotmats.dtype, device=rotmats.device))
+    relative = global_rot[:, _J["spine3"]].transpose(-1, -2) @ global_rot[:, _J["head"]]
+    out["head"] = yaw_angle(relative).abs() > HEAD_TURN_LIMIT
+    out["any"] = torch.stack([out[c] for c in CHECKS]).any(0)
+    return out
+
+
+def bone_length_asymmetry(joints: torch.Tensor) -> float:
+    """Largest |left - right| bone length difference (metres) over paired bones, (N, 24, 3)."""
+    from posesynth.skeleton import SMPL_JOINT_NAMES, SMPL_PARENTS
+
+    worst = 0.0
+    for j, name in enumerate(SMPL_JOINT_NAMES):
+        if name.startswith("left_") and SMPL_PARENTS[j] >= 0:
+            r = _J["right_" + name[5:]]
+            left = (joints[:, j] - joints[:, SMPL_PARENTS[j]]).norm(dim=-1)
+            right = (joints[:, r] - joints[:, SMPL_PARENTS[r]]).norm(dim=-1)
+            worst = max(worst, float((left - right).abs().max()))
+    return worst

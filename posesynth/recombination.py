@@ -1,0 +1,53 @@
+"""An EvoSkeleton-style baseline: new poses by recombining and mutating training poses.
+
+Li et al. (CVPR 2020) grow a pose set by crossover (swapping body parts between two
+poses) and mutation (perturbing local rotations), keeping only plausible children.
+Here a child takes each limb (left/right arm, left/right leg) from a second random
+parent with probability ``crossover``, every local rotation is perturbed by a random
+rotation of angle ~ N(0, ``mutation_deg``), and implausible children are redrawn.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from posesynth.gan.networks import BODY_PARTS
+from posesynth.plausibility import JointLimits, implausible
+from posesynth.rotations import axis_angle_to_matrix
+from posesynth.skeleton import JOINT_INDEX
+
+LIMBS = ("left_arm", "right_arm", "left_leg", "right_leg")
+_LIMB_JOINTS = {name: [JOINT_INDEX[j] for j in BODY_PARTS[name] if j not in ("pelvis",) and "collar" not in j]
+                for name in LIMBS}
+
+
+def _children(rotmats: torch.Tensor, n: int, generator: torch.Generator, crossover: float,
+              mutation_deg: float) -> torch.Tensor:
+    a = torch.randint(len(rotmats), (n,), generator=generator)
+    b = torch.randint(len(rotmats), (n,), generator=generator)
+    child = rotmats[a].clone()
+    for name in LIMBS:
+        take = torch.rand(n, generator=generator) < crossover
+        idx = _LIMB_JOINTS[name]
+        child[take.nonzero().squeeze(-1)[:, None], idx] = rotmats[b[take]][:, idx]
+    axis = torch.nn.functional.normalize(torch.randn(n, child.shape[1], 3, generator=generator), dim=-1)
+    angle = torch.randn(n, child.shape[1], 1, generator=generator) * math.radians(mutation_deg)
+    angle[:, 0] = 0.0  # the global orientation is not mutated
+    return child @ axis_angle_to_matrix((axis * angle).to(child.dtype))
+
+
+def recombine(rotmats: torch.Tensor, n: int, limits: JointLimits, generator: torch.Generator,
+              crossover: float = 0.5, mutation_deg: float = 5.0, max_rounds: int = 50) -> torch.Tensor:
+    """``n`` plausible children (n, 24, 3, 3) of the poses ``rotmats`` (N, 24, 3, 3)."""
+    kept: list[torch.Tensor] = []
+    have = 0
+    for _ in range(max_rounds):
+        batch = _children(rotmats, max(1024, 2 * (n - have)), generator, crossover, mutation_deg)
+        good = batch[~implausible(batch, limits)["any"]]
+        kept.append(good)
+        have += len(good)
+        if have >= n:
+            return torch.cat(kept)[:n]
+    raise RuntimeError(f"recombination kept only {have} plausible poses of {n} in {max_rounds} rounds")
