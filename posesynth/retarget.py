@@ -91,12 +91,15 @@ def _point_weights(name: str) -> np.ndarray:
 
 
 def fit_betas(targets: np.ndarray, template: np.ndarray, joint_dirs: np.ndarray, *,
-              sample_frames: int = 64) -> np.ndarray:
+              sample_frames: int = 64, ridge: float = 1e-6) -> np.ndarray:
     """Betas that make retargeting reproduce the subject's shared joints best.
 
     First the chain lengths of ``_PROPORTIONS`` are matched (a good start), then the
     betas are refined by least squares on the shared-joint error of the retargeted
-    pose itself, over ``sample_frames`` frames spread through the clip.
+    pose itself, over ``sample_frames`` frames spread through the clip, keeping the
+    chain-length residuals and a small ridge in the objective: the shared joints do
+    not pin the feet, hands or head, and without those terms stature trades freely
+    against the limb lengths into absurd bodies.
 
     Args:
         targets: (T, 24, 3) source targets in metres, NaN where unmapped.
@@ -105,7 +108,9 @@ def fit_betas(targets: np.ndarray, template: np.ndarray, joint_dirs: np.ndarray,
     Returns:
         betas (K,).
     """
-    start = _fit_chain_lengths(targets, template, joint_dirs)
+    chains = _chain_residual(targets, template, joint_dirs)
+    start = least_squares(lambda b: np.concatenate([chains(b), np.sqrt(ridge) * b]),
+                          np.zeros(joint_dirs.shape[-1]), method="lm").x
     T = targets.shape[0]
     sample = torch.as_tensor(targets[np.unique(np.linspace(0, T - 1, min(T, sample_frames)).astype(int))])
     has = np.isfinite(targets).all(axis=(0, 2))
@@ -117,9 +122,8 @@ def fit_betas(targets: np.ndarray, template: np.ndarray, joint_dirs: np.ndarray,
         rest = template_t + dirs_t @ torch.as_tensor(beta)
         _, joints = forward_kinematics(global_to_local(_global_frames(sample, rest, has, None)), rest)
         err = (_hip_centred(joints)[:, shared] - goal).reshape(-1).numpy()
-        return err / np.sqrt(len(err))
+        return np.concatenate([err / np.sqrt(len(err)), chains(beta), np.sqrt(ridge) * beta])
 
-    # Betas that move no joint (girth) have no gradient here and keep their start value.
     return least_squares(residual, start, method="lm").x
 
 
@@ -128,10 +132,9 @@ def _hip_centred(x: torch.Tensor) -> torch.Tensor:
     return x - 0.5 * (x[:, _J["left_hip"]] + x[:, _J["right_hip"]])[:, None]
 
 
-def _fit_chain_lengths(targets: np.ndarray, template: np.ndarray, joint_dirs: np.ndarray,
-                       ridge: float = 1e-6) -> np.ndarray:
-    """Betas (K,) whose chain lengths (``_PROPORTIONS``) match the targets' medians; the
-    small ridge keeps betas that change no length (girth) at zero."""
+def _chain_residual(targets: np.ndarray, template: np.ndarray, joint_dirs: np.ndarray):
+    """A function betas (K,) -> weighted differences (P,) between the body's chain lengths
+    (``_PROPORTIONS``) and the targets' median chain lengths, in metres."""
     segments, lengths, weights = [], [], []
     for path, w in _PROPORTIONS:
         points = np.stack([_point_weights(n) for n in path])  # (L, 24)
@@ -145,13 +148,13 @@ def _fit_chain_lengths(targets: np.ndarray, template: np.ndarray, joint_dirs: np
         weights.append(np.sqrt(w))
     if not segments:
         raise ValueError("no joint distances to fit betas to: the rig map maps too few joints")
+    lengths_a, weights_a = np.array(lengths), np.array(weights)
 
     def residual(beta: np.ndarray) -> np.ndarray:
         rest = template + joint_dirs @ beta
-        chains = [np.linalg.norm(steps @ rest, axis=-1).sum() for steps in segments]
-        return np.concatenate([np.array(weights) * (np.array(chains) - lengths), np.sqrt(ridge) * beta])
+        return weights_a * (np.array([np.linalg.norm(s @ rest, axis=-1).sum() for s in segments]) - lengths_a)
 
-    return least_squares(residual, np.zeros(joint_dirs.shape[-1]), method="lm").x
+    return residual
 
 
 def _triad(p_src: torch.Tensor, s_src: torch.Tensor, p_rest: torch.Tensor, s_rest: torch.Tensor) -> torch.Tensor:
