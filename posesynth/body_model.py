@@ -245,6 +245,51 @@ class BodyModel(torch.nn.Module):
         b = self._betas(betas, 0, dtype)
         return self.J_template.to(dtype) + torch.einsum("jck,bk->bjc", self.Jdirs.to(dtype), b)
 
+    # -- a few vertices, without the mesh
+    def skin_vertices(
+        self,
+        vertex_ids: torch.Tensor | list[int] | tuple[int, ...],
+        global_rotmats: torch.Tensor,
+        joints: torch.Tensor,
+        betas: torch.Tensor,
+    ) -> torch.Tensor:
+        """Linear-blend skinning of only the given vertices of a posed body.
+
+        Args:
+            vertex_ids: (n,) vertex indices.
+            global_rotmats: (B, 24, 3, 3) global joint rotations (forward kinematics' output).
+            joints: (B, 24, 3) posed joints, translation included (world).
+            betas: (B, K) shape.
+
+        Returns:
+            (B, n, 3) world vertices, equal to ``forward``'s vertices at those indices:
+            ``v = sum_j w_vj (G_j (v_shaped - J_rest_j) + joints_j)`` with
+            ``v_shaped = v_template + shapedirs @ betas`` (plus the pose-corrective offsets when
+            the model has any).  Computed in ``joints``' dtype, costing O(B n 24).
+        """
+        if global_rotmats.dim() != 4 or global_rotmats.shape[1:] != (NUM_JOINTS, 3, 3):
+            raise ValueError(f"global_rotmats must be (B, 24, 3, 3), got {tuple(global_rotmats.shape)}")
+        if joints.shape != (global_rotmats.shape[0], NUM_JOINTS, 3):
+            raise ValueError(f"joints must be ({global_rotmats.shape[0]}, 24, 3), got {tuple(joints.shape)}")
+        dtype, device = joints.dtype, joints.device
+        ids = torch.as_tensor(vertex_ids, dtype=torch.long, device=self.device).reshape(-1)
+        b = self._betas(betas, joints.shape[0], dtype).to(device)
+        v = self.smpl.v_template[ids].to(device, dtype)  # (n, 3)
+        v_shaped = v + torch.einsum("nck,bk->bnc", self.smpl.shapedirs[ids].to(device, dtype), b)
+        cols = (3 * ids[:, None] + torch.arange(3, device=ids.device)).reshape(-1)
+        posedirs = self.smpl.posedirs[:, cols]  # (207, 3n)
+        if bool(posedirs.any()):
+            from posesynth.kinematics import global_to_local
+
+            local = global_to_local(global_rotmats.to(dtype))[:, 1:]
+            feature = (local - torch.eye(3, dtype=dtype, device=device)).reshape(joints.shape[0], -1)
+            v_shaped = v_shaped + (feature @ posedirs.to(device, dtype)).reshape(v_shaped.shape)
+        w = self.smpl.lbs_weights[ids].to(device, dtype)  # (n, 24)
+        G = global_rotmats.to(dtype)
+        offset = joints - (G @ self.rest_joints(b).to(device, dtype).unsqueeze(-1)).squeeze(-1)  # (B, 24, 3)
+        A = torch.einsum("nj,bjcd->bncd", w, G)  # blended rotations (B, n, 3, 3)
+        return (A @ v_shaped.unsqueeze(-1)).squeeze(-1) + torch.einsum("nj,bjc->bnc", w, offset)
+
     # -- posing
     def forward(
         self,
