@@ -1,0 +1,471 @@
+"""Rendering for real: silhouettes, vertex and keypoint positions against the camera model,
+the matplotlib fallback against GL, canonical views, grids and the ``render`` command.
+
+``make_sample_store`` writes a small sample store in docs/sample_store.md's layout from real
+poses (a committed mocap clip, retargeted) and cameras drawn by ``posesynth.cameras``; the mesh
+export and plot tests use it too.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from PIL import Image
+
+from conftest import BANDAI_RAISE_LEFT, KICK_LEFT
+from posesynth import render
+from posesynth.cameras import CameraDistribution, Cameras, project, sample_cameras
+from posesynth.cli import main
+from posesynth.mocap import read_motion
+from posesynth.retarget import retarget
+from posesynth.rig_map import detect_rig
+from posesynth.rotations import matrix_to_axis_angle
+from posesynth.skeleton import JOINT_INDEX, SMPL_JOINT_NAMES, SMPL_PARENTS
+from posesynth.store import add_array, create_store, mark_complete
+
+# CI sets POSESYNTH_REQUIRE_GL=1 so that a machine without EGL fails instead of skipping.
+GL_REQUIRED = os.environ.get("POSESYNTH_REQUIRE_GL", "") not in ("", "0")
+
+
+@pytest.fixture(scope="session")
+def gl():
+    """Skip (or, with POSESYNTH_REQUIRE_GL=1, fail) when no headless GL context can be made.
+
+    The context is made on first use, not when the module is collected."""
+    ok, why = render.gl_available()
+    if not ok:
+        if GL_REQUIRED:
+            pytest.fail(f"POSESYNTH_REQUIRE_GL is set but there is no headless GL context: {why}")
+        pytest.skip(f"no headless GL context: {why}")
+
+
+needs_gl = pytest.mark.usefixtures("gl")
+
+
+# ---------------------------------------------------------------------------- fixtures
+_RETARGETED: dict = {}
+
+
+def real_poses(path, shape_basis, frames):
+    """SMPL parameters (axis-angle) of some frames of a real clip, centred on the origin."""
+    if path not in _RETARGETED:  # retargeting takes a second or two: once per clip per session
+        motion = read_motion(path)
+        bound = detect_rig(motion.joint_names).bind(motion.joint_names)
+        rot, mask = bound.frame_rotations(motion.rotations)
+        _RETARGETED[path] = retarget(bound.targets(motion.positions), *shape_basis, rot, mask)
+    r = _RETARGETED[path]
+    idx = np.linspace(0, r.transl.shape[0] - 1, frames).round().astype(int)
+    go = matrix_to_axis_angle(r.global_orient[idx]).numpy()
+    bp = matrix_to_axis_angle(r.body_pose[idx]).reshape(len(idx), 69).numpy()
+    transl = r.transl[idx].numpy().copy()
+    transl[:, [0, 2]] -= r.joints[idx][:, 0, [0, 2]].numpy()  # pelvis above the origin
+    betas = np.repeat(r.betas.numpy()[None], len(idx), 0)
+    return go, bp, betas, transl
+
+
+def make_sample_store(path, body, shape_basis, n=6, views=1, distortion=False, noisy=True,
+                      image_size=(640, 480), seed=0):
+    """A complete sample store (docs/sample_store.md) of ``n`` real poses and random cameras."""
+    go, bp, betas, transl = (np.concatenate(a) for a in zip(
+        real_poses(KICK_LEFT, shape_basis, (n + 1) // 2), real_poses(BANDAI_RAISE_LEFT, shape_basis, n // 2)))
+    with torch.no_grad():
+        joints = body(torch.as_tensor(go), torch.as_tensor(bp), torch.as_tensor(betas), torch.as_tensor(transl)).joints
+    dist = CameraDistribution(image_size=image_size, distance_m=(3.0, 4.5), focal_px=(500.0, 800.0),
+                              principal_jitter_px=15.0, elevation_deg=(-5.0, 25.0), views=views,
+                              distortion={"k1": (-0.2, -0.1), "k2": (0.0, 0.05)} if distortion else None)
+    cams = sample_cameras(dist, joints.double(), torch.Generator().manual_seed(seed))
+    pixels, cam_pts = project(joints.double(), cams)
+    W, H = image_size
+    in_frame = ((pixels[..., 0] >= -0.5) & (pixels[..., 0] < W - 0.5) & (pixels[..., 1] >= -0.5)
+                & (pixels[..., 1] < H - 0.5) & (cam_pts[..., 2] > 0)).numpy()
+    occluded = np.zeros_like(in_frame)
+    occluded[..., [JOINT_INDEX["left_wrist"], JOINT_INDEX["right_knee"]]] = True  # some hollow keypoints
+    visible = (in_frame.astype(np.uint8) | (~occluded).astype(np.uint8) << 1)
+    rng = np.random.default_rng(seed)
+    group = create_store(path, "samples", {
+        "labels": ["kick", "raise"], "seed": seed,
+        "keypoint_sets": {"smpl24": {"joint_names": list(SMPL_JOINT_NAMES), "parents": list(SMPL_PARENTS),
+                                     "derivation": "the body model's joints"}},
+    })
+    arrays = {
+        "smpl/global_orient": go, "smpl/body_pose": bp, "smpl/betas": betas, "smpl/transl": transl,
+        "label": (np.arange(n) >= (n + 1) // 2).astype(np.int32),
+        "keypoints/smpl24/world": joints.numpy(), "keypoints/smpl24/camera": cam_pts.numpy(),
+        "keypoints/smpl24/pixels": pixels.numpy(), "keypoints/smpl24/visible": visible,
+        "camera/K": cams.K.numpy(), "camera/R": cams.R.numpy(), "camera/t": cams.t.numpy(),
+        "camera/distortion": cams.distortion.numpy(), "camera/image_size": cams.image_size.numpy(),
+    }
+    if noisy:
+        arrays["keypoints/smpl24/pixels_noisy"] = pixels.numpy() + rng.normal(0, 3.0, pixels.shape)
+    for name, data in arrays.items():
+        add_array(group, name, data.astype(np.int32 if data.dtype.kind == "i" and name != "keypoints/smpl24/visible"
+                                           else (np.uint8 if data.dtype == np.uint8 else np.float32)),
+                  rows_per_chunk=4)
+    mark_complete(group, num_samples=n)
+    return path
+
+
+def make_training_store(path, shape_basis, body, n=4):
+    go, bp, betas, transl = real_poses(KICK_LEFT, shape_basis, n)
+    with torch.no_grad():
+        joints = body(torch.as_tensor(go), torch.as_tensor(bp), torch.as_tensor(betas), torch.as_tensor(transl)).joints
+    group = create_store(path, "training", {"labels": {"content": ["kick", "raise"], "source": ["hdm05"]},
+                                            "body_model": body.identity, "splits": ["train", "val"]})
+    for name, data in {"global_orient": go, "body_pose": bp, "betas": betas, "transl": transl,
+                       "joints": joints.numpy()}.items():
+        add_array(group, name, data.astype(np.float32))
+    add_array(group, "content", (np.arange(n) % 2).astype(np.int32))
+    add_array(group, "split", np.zeros(n, np.uint8))
+    mark_complete(group, num_frames=n)
+    return path
+
+
+@pytest.fixture(scope="module")
+def sample_store(tmp_path_factory, body, shape_basis):
+    return make_sample_store(tmp_path_factory.mktemp("render") / "samples.zarr", body, shape_basis)
+
+
+@pytest.fixture(scope="module")
+def distorted_store(tmp_path_factory, body, shape_basis):
+    return make_sample_store(tmp_path_factory.mktemp("render") / "distorted.zarr", body, shape_basis, n=2,
+                             distortion=True, image_size=(480, 640), seed=3)
+
+
+def cams_of(samples):
+    """The samples' RenderCameras as posesynth.cameras.Cameras (B, 1)."""
+    t = lambda name: torch.as_tensor(np.stack([getattr(c, name) for c in samples.cameras]))[:, None]  # noqa: E731
+    size = torch.tensor([[c.width, c.height] for c in samples.cameras], dtype=torch.int32)[:, None]
+    return Cameras(t("K"), t("R"), t("t"), t("distortion"), size)
+
+
+def posed(body, samples):
+    return render.pose_vertices(body, samples)
+
+
+def occluded(verts, faces, origin, chosen):
+    """For each vertex in ``chosen``: does a triangle not touching it cross the segment from
+    ``origin`` (the camera centre) to it?  Moller-Trumbore, vectorised over triangles."""
+    tri = verts[faces].astype(np.float64)
+    e1, e2 = tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]
+    out = np.zeros(len(chosen), bool)
+    for k, i in enumerate(chosen):
+        d = verts[i] - origin
+        p = np.cross(d, e2)
+        det = (e1 * p).sum(1)
+        ok = np.abs(det) > 1e-12
+        inv = np.where(ok, 1.0 / np.where(ok, det, 1.0), 0.0)
+        s = origin - tri[:, 0]
+        u = (s * p).sum(1) * inv
+        q = np.cross(s, e1)
+        v = (d * q).sum(1) * inv
+        t = (e2 * q).sum(1) * inv
+        hit = ok & (u >= 0) & (v >= 0) & (u + v <= 1) & (t > 1e-6) & (t < 1 - 1e-4) & ~(faces == i).any(1)
+        out[k] = hit.any()
+    return out
+
+
+def facing_vertices(body, verts, cam, threshold=0.5):
+    """Indices of vertices whose normal points at the camera (cosine > threshold)."""
+    normals = render.MeshTopology(body.faces, body.num_vertices).vertex_normals(verts[None])[0]
+    centre = -cam.R.T @ cam.t
+    to_cam = centre - verts
+    cos = (normals * to_cam).sum(1) / np.linalg.norm(to_cam, axis=1)
+    return np.flatnonzero(cos > threshold)
+
+
+@needs_gl
+def test_a_headless_gl_context_can_be_made():
+    ok, why = render.gl_available()
+    assert ok and why, why
+
+
+# ---------------------------------------------------------------------------- projection maths
+def test_gl_projection_reproduces_K_with_the_pixel_centre_convention():
+    K = np.array([[700.0, 0.0, 301.3], [0.0, 690.0, 247.9], [0.0, 0.0, 1.0]])
+    W, H = 640, 480
+    pts = np.random.default_rng(0).normal(size=(50, 3)) * [1, 1, 0.5] + [0, 0, 5]
+    clip = np.c_[pts, np.ones(len(pts))] @ render.gl_projection(K, W, H).T
+    ndc = clip[:, :3] / clip[:, 3:]
+    # Viewport transform: NDC -1..1 covers pixel edges -0.5 .. W-0.5, no y flip (row 0 first).
+    u = (ndc[:, 0] + 1) / 2 * W - 0.5
+    v = (ndc[:, 1] + 1) / 2 * H - 0.5
+    np.testing.assert_allclose(u, K[0, 0] * pts[:, 0] / pts[:, 2] + K[0, 2], atol=1e-9)
+    np.testing.assert_allclose(v, K[1, 1] * pts[:, 1] / pts[:, 2] + K[1, 2], atol=1e-9)
+    assert np.all(np.abs(ndc[:, 2]) < 1)
+
+
+def test_render_camera_projects_like_the_camera_model(distorted_store):
+    s = render.read_store_samples(distorted_store, "0:2")
+    pts = s.keypoints_world
+    mine = np.stack([c.project(p)[0] for c, p in zip(s.cameras, pts)])
+    theirs, _ = project(torch.as_tensor(pts), cams_of(s))
+    np.testing.assert_allclose(mine, theirs[:, 0].numpy(), atol=1e-3)
+    np.testing.assert_allclose(mine, s.pixels, atol=1e-2)  # the store's own 2D
+
+
+def test_scaled_camera_matches_scaled_pixels(sample_store):
+    s = render.read_store_samples(sample_store, "0")
+    cam = s.cameras[0]
+    small = cam.scaled(320, 240)
+    a = small.project(s.keypoints_world[0])[0]
+    b = render.scale_pixels(cam.project(s.keypoints_world[0])[0], 0.5, 0.5)
+    np.testing.assert_allclose(a, b, atol=1e-9)
+
+
+def test_parse_indices():
+    assert render.parse_indices("0:4", 10).tolist() == [0, 1, 2, 3]
+    assert render.parse_indices("1, 5,8:10", 10).tolist() == [1, 5, 8, 9]
+    assert render.parse_indices("0:10:4", 10).tolist() == [0, 4, 8]
+    assert render.parse_indices("-1", 10).tolist() == [9]
+    assert render.parse_indices("5:100", 8).tolist() == [5, 6, 7]
+    for bad in ("10", "a", "3:1", ""):
+        with pytest.raises(render.RenderError):
+            render.parse_indices(bad, 10)
+
+
+# ---------------------------------------------------------------------------- GL renderer
+@needs_gl
+@pytest.mark.parametrize("store", ["sample_store", "distorted_store"])
+def test_silhouette_is_nonempty_inside_the_image_and_matches_projected_vertices(store, request, body):
+    s = render.read_store_samples(request.getfixturevalue(store), "0:2")
+    verts = posed(body, s)
+    r = render.get_renderer(body.faces, body.num_vertices, "gl", samples=0)
+    images = r.render(verts, s.cameras)
+    for img, cam, v in zip(images, s.cameras, verts):
+        assert img.shape == (cam.height, cam.width, 4)
+        mask = img[..., 3] > 127
+        assert mask.sum() > 2000
+        # The cameras keep the body in frame: nothing touches the border.
+        assert not mask[0].any() and not mask[-1].any() and not mask[:, 0].any() and not mask[:, -1].any()
+        # The silhouette's bounding box is the projected vertices' (extreme vertices sit on its edge).
+        pix, _ = cam.project(v)
+        rows, cols = np.nonzero(mask)
+        assert abs(cols.min() - pix[:, 0].min()) < 1.5 and abs(cols.max() - pix[:, 0].max()) < 1.5
+        assert abs(rows.min() - pix[:, 1].min()) < 1.5 and abs(rows.max() - pix[:, 1].max()) < 1.5
+        # Background keeps the background colour.
+        assert np.abs(img[0, 0, :3].astype(int) - np.round(255 * np.array(render.BACKGROUND))).max() <= 1
+
+
+@needs_gl
+@pytest.mark.parametrize("store", ["sample_store", "distorted_store"])
+def test_vertices_facing_the_camera_land_on_body_pixels_at_their_depth(store, request, body):
+    s = render.read_store_samples(request.getfixturevalue(store), "0:2")
+    verts = posed(body, s)
+    r = render.get_renderer(body.faces, body.num_vertices, "gl", samples=0)
+    images, depths = r.render(verts, s.cameras, depth=True)
+    theirs, cam_pts = project(torch.as_tensor(verts, dtype=torch.float64), cams_of(s))
+    faces = body.faces
+    for b, cam in enumerate(s.cameras):
+        chosen = facing_vertices(body, verts[b], cam)[::4]
+        assert len(chosen) > 150
+        hidden = occluded(verts[b], faces, -cam.R.T @ cam.t, chosen)
+        assert (~hidden).sum() > 100
+        pix, z = theirs[b, 0, chosen].numpy(), cam_pts[b, 0, chosen, 2].numpy()
+        mask, depth = images[b][..., 3] > 127, depths[b]
+        H, W = mask.shape
+        for u, v in pix:
+            iu, iv = int(round(u)), int(round(v))
+            ys, xs = np.mgrid[max(iv - 2, 0):min(iv + 3, H), max(iu - 2, 0):min(iu + 3, W)]
+            near = (xs - u) ** 2 + (ys - v) ** 2 <= 4.0  # within 2 px
+            assert (mask[ys, xs] & near).any(), f"vertex at ({u:.1f}, {v:.1f}) has no body pixel within 2 px"
+        # The depth buffer at the vertex's pixel: its own depth when nothing hides it (within
+        # 1 cm: the surface slopes across the pixel), a nearer surface when something does.
+        err = depth[np.round(pix[:, 1]).astype(int), np.round(pix[:, 0]).astype(int)] - z
+        assert (np.abs(err[~hidden]) < 0.01).mean() > 0.97, (np.abs(err[~hidden]) < 0.01).mean()
+        if hidden.sum() > 20:
+            assert (err[hidden] < -0.003).mean() > 0.9, (err[hidden] < -0.003).mean()
+
+
+@needs_gl
+def test_canonical_views_put_the_body_upright_and_its_left_on_the_right(body):
+    v = body(torch.zeros(1, 3), torch.zeros(1, 69)).vertices.detach().numpy()[0]
+    left_hand = v[:, 0].argmax()  # +x is the body's left
+    head = v[:, 1].argmax()
+    r = render.get_renderer(body.faces, body.num_vertices, "gl")
+    for view in ("front", "side", "top"):
+        cam = render.canonical_camera(v, view, 256)
+        img = r.render(v[None], [cam])[0]
+        mask = img[..., 3] > 127
+        assert 2000 < mask.sum() and not mask[0].any() and not mask[-1].any()
+        pix, _ = cam.project(v[[left_hand, head]])
+        if view == "front":
+            assert pix[0, 0] > 160 and pix[1, 1] < 60  # left hand on the right, head at the top
+        if view == "side":
+            assert abs(pix[0, 0] - 127.5) < 30 and pix[1, 1] < 60
+        if view == "top":
+            assert pix[0, 0] > 160
+
+
+@needs_gl
+def test_msaa_and_tiled_batches_give_the_same_pictures_as_single_renders(sample_store, body):
+    s = render.read_store_samples(sample_store, "0:6")
+    verts = posed(body, s)
+    r = render.get_renderer(body.faces, body.num_vertices, "gl", samples=4)
+    colors = np.array(render.PALETTE[:6])
+    batch = r.render(verts, s.cameras, colors)
+    for b in (0, 5):
+        one = r.render(verts[b:b + 1], s.cameras[b:b + 1], colors[b])[0]
+        diff = np.abs(one.astype(int) - batch[b].astype(int)).max(-1)
+        # Tiles shift the viewport by whole pixels; rounding can flip a few edge samples, no more.
+        assert (diff > 2).sum() <= 10 and diff.max() <= 80
+
+
+# ---------------------------------------------------------------------------- fallback
+def test_matplotlib_fallback_matches_the_gl_silhouette(sample_store, body):
+    s = render.read_store_samples(sample_store, "0:2")
+    verts = posed(body, s)
+    fallback = render.get_renderer(body.faces, body.num_vertices, "matplotlib").render(verts, s.cameras)
+    for img, cam in zip(fallback, s.cameras):
+        assert img.shape == (cam.height, cam.width, 4) and (img[..., 3] > 127).sum() > 2000
+    ok, why = render.gl_available()
+    if not ok:
+        pytest.skip(f"no GL context to compare the fallback with: {why}")
+    gl = render.get_renderer(body.faces, body.num_vertices, "gl").render(verts, s.cameras)
+    for a, b in zip(gl, fallback):
+        ma, mb = a[..., 3] > 127, b[..., 3] > 127
+        iou = (ma & mb).sum() / (ma | mb).sum()
+        assert iou > 0.9, iou
+        both = ma & mb
+        assert np.abs(a[both][:, :3].astype(int) - b[both][:, :3].astype(int)).mean() < 25  # similar shading
+
+
+def test_no_gl_context_falls_back_with_one_notice(monkeypatch, capsys, body):
+    monkeypatch.setattr(render, "gl_available", lambda: (False, "test: EGL is missing"))
+    monkeypatch.setattr(render, "_NOTICE_SHOWN", False)
+    r1 = render.get_renderer(body.faces, body.num_vertices, "auto")
+    r2 = render.get_renderer(body.faces, body.num_vertices, "auto")
+    assert r1.name == r2.name == "matplotlib"
+    err = capsys.readouterr().err
+    assert err.count("matplotlib fallback") == 1 and "test: EGL is missing" in err
+    with pytest.raises(render.RenderError, match="EGL is missing"):
+        render.get_renderer(body.faces, body.num_vertices, "gl")
+
+
+# ---------------------------------------------------------------------------- overlays
+def test_keypoint_markers_are_centred_on_their_pixels_and_hollow_when_invisible():
+    img = np.full((60, 80, 3), 255, np.uint8)
+    pts = np.array([[20.3, 30.7], [55.0, 12.25]])
+    out = render.draw_keypoints(img, pts, visible=np.array([3, 1]), color=(0, 0, 255), radius=5, width=1)
+    ink = 255 - out[..., 0].astype(float)  # red channel drops where blue ink is
+    for (u, v), filled in zip(pts, (True, False)):
+        ys, xs = np.mgrid[0:60, 0:80]
+        near = (xs - u) ** 2 + (ys - v) ** 2 <= 7 ** 2
+        w = ink * near
+        assert abs((w * xs).sum() / w.sum() - u) < 0.25 and abs((w * ys).sum() / w.sum() - v) < 0.25
+        centre = out[int(round(v)), int(round(u))]
+        assert (centre[2] > 200 and centre[0] < 60) if filled else (centre == 255).all()
+
+
+@needs_gl
+def test_overlaid_keypoints_are_drawn_where_the_camera_projects_them(sample_store, body):
+    s = render.read_store_samples(sample_store, "0:2")
+    cell = 400
+    bare = render.render_cells(s, body, "camera", cell, keypoints=False)
+    drawn = render.render_cells(s, body, "camera", cell)
+    theirs, _ = project(torch.as_tensor(s.keypoints_world), cams_of(s))
+    for b, cam in enumerate(s.cameras):
+        sx = sy = cell / max(cam.width, cam.height)
+        pix = render.scale_pixels(theirs[b, 0].numpy(), sx, sy)
+        changed = np.abs(drawn[b].astype(int) - bare[b].astype(int)).sum(-1) > 30
+        radius = max(2.0, cell / 160)
+        gaps = np.linalg.norm(pix[:, None] - pix[None], axis=-1) + np.eye(len(pix)) * 1e9
+        checked = 0
+        for j, (u, v) in enumerate(pix):
+            if s.visible[b, j] != 3 or gaps[j].min() < 2 * radius + 2:  # hollow, or overlapping a neighbour
+                continue
+            checked += 1
+            px = drawn[b][int(round(v)), int(round(u))].astype(int)
+            assert changed[int(round(v)), int(round(u))]
+            # Filled in the clean colour at the projected point.
+            assert np.abs(px - render.CLEAN_COLOR).max() < 60, (j, px)
+        assert checked >= 10
+        # Noisy 2D is drawn too, in its own colour.
+        red = (drawn[b][..., 0] > 180) & (drawn[b][..., 1] < 90) & (drawn[b][..., 2] < 90)
+        assert red.sum() > 20
+
+
+# ---------------------------------------------------------------------------- grids and the command
+def test_render_command_draws_a_grid_of_a_sample_store(sample_store, tmp_path):
+    out = tmp_path / "grid.png"
+    res = CliRunner().invoke(main, ["render", str(sample_store), "--index", "0:6", "--out", str(out),
+                                    "--size", "160", "--cols", "3"])
+    assert res.exit_code == 0, res.output
+    img = np.asarray(Image.open(out))
+    assert img.shape == (2 * 160 + 4, 3 * 160 + 2 * 4, 3)
+    # Every cell has a body in it (colours away from the grey background and white gaps).
+    for k in range(6):
+        r, c = divmod(k, 3)
+        cellimg = img[r * 164:r * 164 + 160, c * 164:c * 164 + 160].astype(int)
+        assert (np.abs(cellimg - cellimg[-1, -1]).sum(-1) > 40).sum() > 300
+
+
+def test_render_command_on_a_training_store_uses_canonical_views(tmp_path, body, shape_basis):
+    store = make_training_store(tmp_path / "train.zarr", shape_basis, body)
+    for view in ("front", "top"):
+        out = tmp_path / f"{view}.png"
+        res = CliRunner().invoke(main, ["render", str(store), "--index", "0,2,3", "--view", view,
+                                        "--out", str(out), "--size", "128"])
+        assert res.exit_code == 0, res.output
+        assert np.asarray(Image.open(out)).shape == (2 * 128 + 4, 2 * 128 + 4, 3)
+    res = CliRunner().invoke(main, ["render", str(store), "--view", "camera", "--out", str(tmp_path / "x.png")])
+    assert res.exit_code != 0 and "no cameras" in res.output
+    res = CliRunner().invoke(main, ["render", str(store), "--index", "9", "--out", str(tmp_path / "x.png")])
+    assert res.exit_code != 0 and "out of range" in res.output
+
+
+# ---------------------------------------------------------------------------- from a checkpoint
+SMALL_BLOCKS = "[sample]\nblock_size = 8\nchunk_size = 8\nshard_size = 8\nkeypoint_sets = [\"smpl24\"]\n"
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory, body):
+    """An untrained tiny GAN checkpoint with two labels (its poses are the mean pose plus noise)."""
+    from posesynth.config import resolve_recipe
+    from posesynth.gan.checkpoint import save_checkpoint, sizes_from_recipe
+    from posesynth.gan.networks import Generator
+    from posesynth.gan.train import DEFAULT_RECIPE
+
+    recipe = resolve_recipe(DEFAULT_RECIPE, None, ("model.latent=8", "model.width=32", "model.blocks=1",
+                                                   "model.label_embedding=4"))
+    eye6d = torch.tensor([1.0, 0.0, 0.0, 0.0, 1.0, 0.0]).repeat(24)
+    gen = Generator(sizes_from_recipe(recipe), 2, eye6d)
+    torch.nn.init.normal_(gen.out[1].weight, std=0.05)
+    path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
+    save_checkpoint(path, gen, recipe, "content", ("kick", "raise"), body.identity, 0)
+    return path
+
+
+def test_checkpoint_samples_are_the_head_of_the_store_sample_would_write(checkpoint, tmp_path, body):
+    import zarr
+
+    from posesynth.sample_recipe import resolve_sample_recipe
+    from posesynth.sampling import sample_to_store
+
+    recipe = tmp_path / "small.toml"
+    recipe.write_text(SMALL_BLOCKS)
+    s = render.sample_checkpoint(checkpoint, n=11, seed=3, body=body, recipe=recipe, label="raise")
+    store = tmp_path / "s.zarr"
+    sample_to_store(checkpoint, store, 16, seed=3, recipe=resolve_sample_recipe(recipe, ['sample.label="raise"']))
+    g = zarr.open_group(str(store), mode="r")
+    np.testing.assert_array_equal(s.body_pose, g["smpl/body_pose"][:11])
+    np.testing.assert_array_equal(s.pixels, g["keypoints/smpl24/pixels"][:11, 0])
+    np.testing.assert_array_equal(np.stack([c.K for c in s.cameras]), g["camera/K"][:11, 0])
+    assert s.captions[0] == "#0 raise" and (s.visible == g["keypoints/smpl24/visible"][:11, 0]).all()
+
+
+def test_render_command_from_a_checkpoint(checkpoint, tmp_path):
+    recipe = tmp_path / "small.toml"
+    recipe.write_text(SMALL_BLOCKS)
+    out = tmp_path / "ckpt.png"
+    args = ["render", "--checkpoint", str(checkpoint), "--recipe", str(recipe), "--size", "96", "--out", str(out)]
+    res = CliRunner().invoke(main, args + ["--n", "4", "--label", "kick", "--set", "coco17"])
+    assert res.exit_code == 0, res.output
+    assert np.asarray(Image.open(out)).shape == (2 * 96 + 4, 2 * 96 + 4, 3)
+    res = CliRunner().invoke(main, args + ["--label", "fly"])
+    assert res.exit_code != 0 and "no label 'fly'" in res.output
+    res = CliRunner().invoke(main, ["render", str(out.parent), "--checkpoint", str(checkpoint), "--out", str(out)])
+    assert res.exit_code != 0 and "either a STORE or --checkpoint" in res.output
