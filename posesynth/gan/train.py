@@ -264,6 +264,9 @@ class Trainer:
             if self.step % t["state_every"] == 0 or self.step == t["steps"]:
                 self.save_state()
         bar.close()
+        from posesynth.plots import plot_training_curves
+
+        plot_training_curves(self.out / "metrics.jsonl", self.out / "curves.png")
 
     @torch.no_grad()
     def quick_eval(self) -> dict[str, float]:
