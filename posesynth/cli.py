@@ -26,6 +26,9 @@ def main() -> None:
     evaluate  checkpoint vs held-out real poses: the pose-quality numbers
     render    store or checkpoint -> PNG grid of posed bodies with 2D keypoints
     export-mesh  store samples -> posed meshes (OBJ, PLY, GLB)
+    sample    checkpoint -> sample store (random cameras, paired 2D/3D keypoints)
+    info      what a training or sample store holds
+    export    sample store -> VideoPose3D files, npz or HDF5
     """
 
 
@@ -164,6 +167,8 @@ def evaluate(checkpoint, data, num, seed, json_out, no_conditional) -> None:
 @click.option("--n", "num", default=16, show_default=True, help="With --checkpoint: how many samples.")
 @click.option("--label", help="With --checkpoint: condition on this label.")
 @click.option("--seed", default=0, show_default=True, help="With --checkpoint: the sampling seed.")
+@click.option("--recipe", type=click.Path(exists=True, path_type=Path),
+              help="With --checkpoint: the sampling recipe (default: recipes/sample_default.toml).")
 @click.option("--view", type=click.Choice(["camera", "front", "side", "top"]),
               help="Each sample's own camera, or a canonical view of the body "
               "(default: camera when the samples have cameras, else front).")
@@ -176,12 +181,13 @@ def evaluate(checkpoint, data, num, seed, json_out, no_conditional) -> None:
 @click.option("--cols", type=int, help="Grid columns (default: about square).")
 @click.option("--renderer", type=click.Choice(["auto", "gl", "matplotlib"]), default="auto", show_default=True,
               help="auto: GL (headless EGL) when a context can be made, else the matplotlib fallback.")
-def render(store, out, indices, checkpoint, num, label, seed, view, camera_view, keypoint_set, body_model, size,
-           cols, renderer) -> None:
+def render(store, out, indices, checkpoint, num, label, seed, recipe, view, camera_view, keypoint_set, body_model,
+           size, cols, renderer) -> None:
     """Draw a grid of posed bodies with their 2D keypoints and skeleton on top.
 
     From STORE (a sample store: each sample through its own camera; a training store: canonical
-    views), or from --checkpoint, sampling --n poses with random cameras.  Clean 2D keypoints are
+    views), or from --checkpoint: the first --n samples `posesynth sample` would write with the
+    same checkpoint, --seed and --recipe, computed in memory.  Clean 2D keypoints are
     blue, noisy 2D (when the store has them) red; keypoints not visible (not in frame or
     self-occluded) are hollow rings.
     """
@@ -196,7 +202,8 @@ def render(store, out, indices, checkpoint, num, label, seed, view, camera_view,
         if store is not None:
             path = render_store(store, out, indices, view, kp, body_model, size, cols, renderer, camera_view)
         else:
-            path = render_checkpoint(checkpoint, out, num, label, seed, view, kp, body_model, size, cols, renderer)
+            path = render_checkpoint(checkpoint, out, num, label, seed, view, kp, body_model, size, cols, renderer,
+                                     recipe)
     except (RenderError, StoreError, BodyModelError, ValueError) as exc:
         _fail(str(exc))
     click.echo(f"wrote {path}")
@@ -229,6 +236,104 @@ def export_mesh(store, indices, fmt, out, frame, camera_view, scene, spacing, bo
         _fail(str(exc))
     click.echo(f"wrote {len(paths)} file{'s' if len(paths) != 1 else ''}: " + ", ".join(str(p) for p in paths[:4])
                + (" ..." if len(paths) > 4 else ""))
+
+
+@main.command()
+@click.option("--n", "num", required=True, type=click.IntRange(min=1), help="Number of samples, e.g. 1000000.")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Sample store to write (.zarr).")
+@click.option("--checkpoint", type=click.Path(path_type=Path),
+              help="Pose source: a GAN checkpoint (.pt) or a training store (.zarr, real poses replayed). "
+              "Default: assets/checkpoints/default.pt.")
+@click.option("--recipe", type=click.Path(exists=True, path_type=Path),
+              help="Sampling recipe (TOML). Default: recipes/sample_default.toml.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override a recipe entry (value read as TOML), e.g. camera.distance_m=[3,5].")
+@click.option("--label", help="Condition on this label of the source (sets sample.label).")
+@click.option("--seed", default=0, show_default=True, help="Seed of every random draw.")
+@click.option("--views", type=click.IntRange(min=1), help="Cameras per pose (sets camera.views).")
+@click.option("--device", default="auto", show_default=True, help="auto (CUDA when present), cpu or cuda[:N].")
+@click.option("--workers", type=click.IntRange(min=1), help="Sampling threads (default: one per CPU core; 1 on a GPU).")
+@click.option("--dask", "dask_address", metavar="ADDRESS",
+              help="Run shard-sized tasks on a dask.distributed scheduler, or local:K for K local processes.")
+@click.option("--resume", is_flag=True, help="Finish an interrupted store at --out (same arguments).")
+@click.option("--overwrite", is_flag=True, help="Replace an existing store at --out.")
+@click.option("--zarr-format", type=click.Choice(["2", "3"]), default="3", show_default=True,
+              help="3: sharded; 2: chunks only, for old readers.")
+@click.option("--body-model", type=click.Path(exists=True, path_type=Path),
+              help="SMPL-format body model the source was made with (default: the shipped one).")
+def sample(num, out, checkpoint, recipe, overrides, label, seed, views, device, workers, dask_address, resume,
+           overwrite, zarr_format, body_model) -> None:
+    """Sample poses, dress them in a body, look at them through random cameras, and write
+    paired 2D/3D keypoints to a Zarr store (docs/sample_store.md).
+
+    The same seed, source and recipe give a bitwise-identical store, whatever --workers,
+    --dask or --device.  An interrupted run is finished by running it again with --resume.
+    """
+    from posesynth.config import RecipeError
+    from posesynth.sample_recipe import DEFAULT_SAMPLE_RECIPE, resolve_sample_recipe
+    from posesynth.sampling import SampleError, sample_to_store
+    from posesynth.store import StoreError
+
+    extra = [f"sample.label={json.dumps(label)}"] if label is not None else []
+    extra += [f"camera.views={views}"] if views is not None else []
+    source = checkpoint or _default_checkpoint()
+    try:
+        resolved = resolve_sample_recipe(recipe or DEFAULT_SAMPLE_RECIPE, [*overrides, *extra])
+        summary = sample_to_store(source, out, num, seed, resolved, device=device, workers=workers,
+                                  dask_address=dask_address, resume=resume, overwrite=overwrite,
+                                  zarr_format=int(zarr_format), body_model=body_model, progress=sys.stderr.isatty())
+    except (RecipeError, SampleError, StoreError, ValueError) as exc:
+        _fail(str(exc))
+    rate = summary.n / max(summary.seconds, 1e-9)
+    click.echo(f"wrote {summary.n:,} samples to {summary.out} in {summary.seconds:.1f} s ({rate:,.0f} samples/s)"
+               + (f", {summary.shards_written} shard(s) resumed" if summary.resumed else ""))
+
+
+def _default_checkpoint() -> Path:
+    from posesynth.gan.checkpoint import DEFAULT_CHECKPOINT
+
+    if not DEFAULT_CHECKPOINT.is_file():
+        _fail(f"no default checkpoint at {DEFAULT_CHECKPOINT}: pass --checkpoint (a GAN checkpoint from "
+              "`posesynth train`, or a training store to replay real poses)")
+    return DEFAULT_CHECKPOINT
+
+
+@main.command()
+@click.argument("store", type=click.Path(exists=True, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the description as JSON.")
+def info(store, as_json) -> None:
+    """Describe a training or sample store: counts, arrays, keypoint sets, recipe, seed,
+    complete or not, size on disk and basic statistics."""
+    from posesynth.info import format_info, store_info
+    from posesynth.store import StoreError
+
+    try:
+        described = store_info(store)
+    except StoreError as exc:
+        _fail(str(exc))
+    click.echo(json.dumps(described, indent=1) if as_json else format_info(described))
+
+
+@main.command()
+@click.argument("store", type=click.Path(exists=True, path_type=Path))
+@click.option("--format", "fmt", required=True, type=click.Choice(["videopose3d", "npz", "h5"]),
+              help="videopose3d: data_3d_<name>.npz + data_2d_<name>_gt.npz (pickled dicts, as VideoPose3D's); "
+              "npz, h5: every array and the attributes.")
+@click.option("--out", required=True, type=click.Path(path_type=Path),
+              help="The file (npz, h5), or the folder (videopose3d).")
+@click.option("--keypoint-set", default="h36m17", show_default=True, help="videopose3d: the keypoint set.")
+@click.option("--noisy", is_flag=True, help="videopose3d: the noisy 2D (data_2d_<name>_noisy.npz).")
+@click.option("--name", help="videopose3d: the dataset name in the file names (default: the store's name).")
+def export(store, fmt, out, keypoint_set, noisy, name) -> None:
+    """Export a complete store for other trainers (VideoPose3D's files, npz or HDF5)."""
+    from posesynth.export import ExportError, export_store
+    from posesynth.store import StoreError
+
+    try:
+        paths = export_store(store, fmt, out, keypoint_set=keypoint_set, noisy=noisy, name=name)
+    except (ExportError, StoreError, OSError) as exc:
+        _fail(str(exc))
+    click.echo("wrote " + ", ".join(str(p) for p in paths))
 
 
 if __name__ == "__main__":  # pragma: no cover

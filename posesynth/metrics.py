@@ -83,7 +83,9 @@ def frechet_distance(real: torch.Tensor, generated: torch.Tensor) -> float:
     a = real.reshape(len(real), -1).double().numpy() * 1000.0
     b = generated.reshape(len(generated), -1).double().numpy() * 1000.0
     mu_a, mu_b = a.mean(0), b.mean(0)
-    cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    # A small ridge keeps the square root defined when a coordinate never varies (the root).
+    ridge = 1e-6 * np.eye(a.shape[1])
+    cov_a, cov_b = np.cov(a, rowvar=False) + ridge, np.cov(b, rowvar=False) + ridge
     root = linalg.sqrtm(cov_a @ cov_b)
     root = root.real if np.iscomplexobj(root) else root
     return float(((mu_a - mu_b) ** 2).sum() + np.trace(cov_a + cov_b - 2.0 * root))

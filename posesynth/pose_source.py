@@ -74,7 +74,7 @@ class StorePoseSource:
     the prior (``"prior"``, see ``sample_betas_prior``).  ``label_names`` is the
     vocabulary of ``label_field``; the returned labels are each row's own label.
 
-    This is the "real poses through random cameras" baseline, and the source tests use.
+    This is the "real poses through random cameras" baseline, and the source the tests use.
     ``path`` and ``options`` rebuild it elsewhere (``load_pose_source(path, **options)``).
     """
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import zarr
+from numcodecs import Blosc
 from zarr.codecs import BloscCodec, BloscShuffle
 
 from posesynth import __version__
@@ -56,19 +57,38 @@ def create_store(path: str | Path, kind: str, attrs: dict[str, Any], *, overwrit
     return group
 
 
+def _compression(zarr_format: int) -> dict[str, Any]:
+    """Blosc lz4 with bit-shuffle, in the codec type each Zarr format takes."""
+    if zarr_format == 3:
+        return {"compressors": BloscCodec(cname="lz4", clevel=5, shuffle=BloscShuffle.bitshuffle)}
+    return {"compressor": Blosc(cname="lz4", clevel=5, shuffle=Blosc.BITSHUFFLE)}
+
+
+def create_array(group: zarr.Group, name: str, shape: tuple[int, ...], dtype: Any, rows_per_chunk: int = 4096,
+                 rows_per_shard: int | None = None, attrs: dict[str, Any] | None = None) -> zarr.Array:
+    """An empty array ``name`` of ``shape`` (N, ...), chunked by ``rows_per_chunk`` rows along
+    axis 0 and, in Zarr v3, sharded by ``rows_per_shard`` (a multiple of it); fill it by
+    writing row ranges (``arr[a:b] = ...``), whole shards at a time."""
+    chunks = (rows_per_chunk,) + tuple(shape[1:])
+    kwargs = _compression(group.metadata.zarr_format)
+    if rows_per_shard and group.metadata.zarr_format == 3:
+        if rows_per_shard % rows_per_chunk:
+            raise ValueError(f"rows_per_shard {rows_per_shard} is not a multiple of rows_per_chunk {rows_per_chunk}")
+        kwargs["shards"] = (rows_per_shard,) + tuple(shape[1:])
+    # Every chunk is written, even all zeros: posesynth's arrays are dense, and checking each
+    # chunk for emptiness costs a pass over the data.
+    return group.create_array(name, shape=tuple(shape), dtype=dtype, chunks=chunks, fill_value=0,
+                              attributes=attrs or {}, config={"write_empty_chunks": True}, **kwargs)
+
+
 def add_array(group: zarr.Group, name: str, data: np.ndarray, rows_per_chunk: int = 4096,
               rows_per_shard: int | None = None, attrs: dict[str, Any] | None = None) -> zarr.Array:
     """Write ``data`` (N, ...) as array ``name``, chunked (and sharded) along axis 0."""
     data = np.ascontiguousarray(data)
     n = max(1, data.shape[0])
-    chunks = (min(rows_per_chunk, n),) + data.shape[1:]
-    kwargs: dict[str, Any] = {}
-    if group.metadata.zarr_format == 3:
-        kwargs["compressors"] = BloscCodec(cname="lz4", clevel=5, shuffle=BloscShuffle.bitshuffle)
-        if rows_per_shard:
-            kwargs["shards"] = (min(rows_per_shard, n) // chunks[0] * chunks[0],) + data.shape[1:]
-    arr = group.create_array(name, shape=data.shape, dtype=data.dtype, chunks=chunks,
-                             attributes=attrs or {}, **kwargs)
+    chunk = min(rows_per_chunk, n)
+    shard = min(rows_per_shard, n) // chunk * chunk if rows_per_shard else None
+    arr = create_array(group, name, data.shape, data.dtype, chunk, shard, attrs)
     arr[...] = data
     return arr
 

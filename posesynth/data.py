@@ -1,0 +1,379 @@
+"""Feeding trainers from stores: torch datasets over sample (and training) stores, and mixing.
+
+- ``PoseStoreDataset``: map-style, ``ds[i]`` is a dict of tensors.  It also has
+  ``__getitems__``, so a ``DataLoader`` with a ``batch_size`` reads each batch with one
+  orthogonal read per array (each chunk touched once), not row by row.  A fully random batch
+  still decompresses about one chunk per row on a big store (about 3k rows/s on 1M rows, 2
+  workers): for shuffled epochs prefer
+- ``PoseStoreIterable``: chunk-aware batches (about 160k rows/s on the same store): the chunk
+  order is shuffled (per epoch: call ``set_epoch``), ``window`` whole chunks are read at a time
+  and their rows shuffled together, and batches of ``batch_size`` rows come out as dicts of
+  tensors.  With DataLoader workers, worker ``k`` of ``K`` takes every K-th chunk of the epoch's
+  order, so each row comes out exactly once per epoch whatever the number of workers.  Use it with
+  ``DataLoader(ds, batch_size=None, num_workers=...)``.
+- ``mix([(real, 1.0), (synth, 3.0)])``: one stream of batches whose rows come from each store with
+  probability proportional to its weight (stores given as paths or ``PoseStoreIterable``).
+
+Fields (``fields=``), for the keypoint set ``keypoint_set`` of a **sample store** (``V`` views,
+or the one view ``view``, which drops the V axis):
+
+=====================  ===================  =================================================
+field                  shape, dtype         content
+=====================  ===================  =================================================
+``pixels``             (V, J, 2) float32    2D pixels (``noisy=True``: the detector-noise copy)
+``pixels_normalised``  (V, J, 2) float32    the same, VideoPose3D-normalised: ``p / W * 2 - [1, H / W]``
+``camera``             (V, J, 3) float32    3D, camera frame, metres
+``world``              (J, 3) float32       3D, world frame, metres
+``visible``            (V, J) bool          in frame and not self-occluded
+``K``                  (V, 3, 3) float32    intrinsics
+``label``              () int64             index into the store's ``labels`` (-1: none)
+``global_orient``, ``body_pose``, ``betas``, ``transl``: SMPL parameters, float32
+=====================  ===================  =================================================
+
+A **training store** (from ``prepare``) has no cameras: it supports ``world`` (its smpl24
+joints, where the mocap put them), ``label`` (of ``label_field``), the SMPL parameters, and
+``split="train"`` or ``"val"``.  For 2D,
+put its poses through random cameras first: ``posesynth sample --checkpoint train.zarr ...``.
+
+Incomplete stores are refused (``posesynth.store.open_store``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import zarr
+from torch.utils.data import Dataset, IterableDataset, get_worker_info
+
+from posesynth.store import ATTR, open_store
+
+DEFAULT_FIELDS = ("pixels", "camera", "world", "visible", "K")
+SMPL_FIELDS = ("global_orient", "body_pose", "betas", "transl")
+SAMPLE_FIELDS = ("pixels", "pixels_normalised", "camera", "world", "visible", "K", "label") + SMPL_FIELDS
+TRAINING_FIELDS = ("world", "label") + SMPL_FIELDS
+Batch = dict[str, torch.Tensor]
+
+
+class DataError(ValueError):
+    """A dataset that cannot be made as asked; the message says why."""
+
+
+# ---------------------------------------------------------------------------- reading a store
+class StoreReader:
+    """Reads the requested fields of rows of one store as numpy arrays (picklable: the store
+    is reopened lazily in each process)."""
+
+    def __init__(self, path: str | Path, keypoint_set: str = "h36m17", view: int | None = None,
+                 noisy: bool = False, split: str | None = None, fields: Sequence[str] = DEFAULT_FIELDS,
+                 label_field: str = "content") -> None:
+        self.path = Path(path)
+        self.fields = tuple(fields)
+        if not self.fields or isinstance(fields, str):
+            raise DataError(f"fields must be a non-empty sequence of field names, got {fields!r}")
+        group = open_store(self.path)
+        self.kind = group.attrs[ATTR]["kind"]
+        if self.kind == "samples":
+            self.arrays = self._sample_arrays(group, keypoint_set, noisy, split)
+            self.view = self._check_view(group, view)
+        elif self.kind == "training":
+            self.arrays = self._training_arrays(group, keypoint_set, view, noisy, label_field)
+            self.view = None
+        else:
+            raise DataError(f"{self.path}: cannot read a {self.kind!r} store")
+        self.rows = self._split_rows(group, split)
+        self.chunk = group[next(iter(self.arrays.values()))].chunks[0]
+        self._group: zarr.Group | None = None
+
+    def _sample_arrays(self, group: zarr.Group, keypoint_set: str, noisy: bool, split: str | None) -> dict[str, str]:
+        unknown = [f for f in self.fields if f not in SAMPLE_FIELDS]
+        if unknown:
+            raise DataError(f"unknown field(s) {unknown}; a sample store has {', '.join(SAMPLE_FIELDS)}")
+        if split is not None:
+            raise DataError(f"{self.path}: a sample store has no splits (split={split!r}); use separate stores")
+        if keypoint_set not in group.attrs["keypoint_sets"]:
+            raise DataError(f"{self.path}: no keypoint set {keypoint_set!r}; it has "
+                            f"{', '.join(group.attrs['keypoint_sets'])}")
+        kp = f"keypoints/{keypoint_set}"
+        pixels = f"{kp}/pixels_noisy" if noisy else f"{kp}/pixels"
+        if noisy and pixels not in group:
+            raise DataError(f"{self.path}: the store has no noisy 2D (its recipe has sample.noise = false)")
+        names = {"pixels": pixels, "pixels_normalised": pixels, "camera": f"{kp}/camera", "world": f"{kp}/world",
+                 "visible": f"{kp}/visible", "K": "camera/K", "label": "label",
+                 **{f: f"smpl/{f}" for f in SMPL_FIELDS}}
+        arrays = {f: names[f] for f in self.fields}
+        if "pixels_normalised" in self.fields:
+            arrays["_image_size"] = "camera/image_size"
+        return arrays
+
+    def _training_arrays(self, group: zarr.Group, keypoint_set: str, view: int | None, noisy: bool,
+                         label_field: str) -> dict[str, str]:
+        unsupported = [f for f in self.fields if f not in TRAINING_FIELDS]
+        if unsupported or view is not None or noisy:
+            raise DataError(f"{self.path} is a training store: it has no cameras, so no {unsupported or 'views'}; "
+                            f"it supports {', '.join(TRAINING_FIELDS)}.  For 2D, sample its poses through random "
+                            f"cameras: posesynth sample --checkpoint {self.path} --out real.zarr")
+        if keypoint_set != "smpl24" and "world" in self.fields:
+            raise DataError(f"{self.path} is a training store: its joints are smpl24 (got keypoint_set={keypoint_set!r})")
+        if label_field not in group.attrs["labels"]:
+            raise DataError(f"{self.path}: no label field {label_field!r}; it has {sorted(group.attrs['labels'])}")
+        names = {"world": "joints", "label": label_field, **{f: f for f in SMPL_FIELDS}}
+        return {f: names[f] for f in self.fields}
+
+    def _check_view(self, group: zarr.Group, view: int | None) -> int | None:
+        V = group["camera/K"].shape[1]
+        if view is not None and not 0 <= view < V:
+            raise DataError(f"{self.path}: view {view} out of range; the store has {V} view(s)")
+        return view
+
+    def _split_rows(self, group: zarr.Group, split: str | None) -> np.ndarray | None:
+        """Rows of the split (None: every row)."""
+        if split is None or self.kind != "training":
+            return None
+        splits = group.attrs["splits"]
+        if split not in splits:
+            raise DataError(f"{self.path}: split must be one of {splits}, got {split!r}")
+        return np.flatnonzero(group["split"][:] == splits.index(split))
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_group": None}
+
+    @property
+    def num_rows(self) -> int:
+        """Rows of the whole store (before any split)."""
+        return self._array(next(iter(self.arrays))).shape[0]
+
+    def _array(self, field: str) -> zarr.Array:
+        if self._group is None:
+            self._group = zarr.open_group(str(self.path), mode="r")
+        return self._group[self.arrays[field]]
+
+    def read(self, rows: slice | np.ndarray) -> dict[str, np.ndarray]:
+        """The fields of ``rows`` (a slice, or sorted unique row indices), numpy."""
+        raw = {f: (self._array(f)[rows] if isinstance(rows, slice) else self._array(f).oindex[rows])
+               for f in self.arrays}
+        return self._finish(raw)
+
+    def _finish(self, raw: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        out = {}
+        for f in self.fields:
+            x = raw[f]
+            if f == "pixels_normalised":
+                x = normalise_pixels(x, raw["_image_size"])
+            elif f == "visible":
+                x = x == 3
+            elif f == "label":
+                x = x.astype(np.int64)
+            if self.view is not None and f in ("pixels", "pixels_normalised", "camera", "visible", "K"):
+                x = x[:, self.view]
+            out[f] = x
+        return out
+
+
+def normalise_pixels(pixels: np.ndarray, image_size: np.ndarray) -> np.ndarray:
+    """VideoPose3D's screen normalisation: pixels (n, V, J, 2), image_size (n, V, 2) (W, H) ->
+    ``p / W * 2 - [1, H / W]`` (x in [-1, 1], aspect ratio kept)."""
+    size = image_size.astype(np.float32)
+    W = size[..., 0][..., None, None]
+    offset = np.stack([np.ones_like(size[..., 0]), size[..., 1] / size[..., 0]], -1)[:, :, None, :]
+    return (pixels / W * 2 - offset).astype(np.float32)
+
+
+def _tensors(arrays: dict[str, np.ndarray]) -> Batch:
+    return {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in arrays.items()}
+
+
+# ---------------------------------------------------------------------------- map-style
+class PoseStoreDataset(Dataset):
+    """Map-style dataset over a store; see the module doc for the fields and their shapes."""
+
+    def __init__(self, path: str | Path, keypoint_set: str = "h36m17", view: int | None = None,
+                 noisy: bool = False, split: str | None = None, fields: Sequence[str] = DEFAULT_FIELDS,
+                 label_field: str = "content") -> None:
+        self.reader = StoreReader(path, keypoint_set, view, noisy, split, fields, label_field)
+
+    def __len__(self) -> int:
+        rows = self.reader.rows
+        return self.reader.num_rows if rows is None else len(rows)
+
+    def _store_rows(self, indices: Sequence[int]) -> np.ndarray:
+        idx = np.asarray(indices, dtype=np.int64)
+        if idx.size and (idx.min() < -len(self) or idx.max() >= len(self)):
+            raise IndexError(f"index out of range for a dataset of {len(self)} rows")
+        idx = idx % max(1, len(self))
+        return idx if self.reader.rows is None else self.reader.rows[idx]
+
+    def __getitems__(self, indices: Sequence[int]) -> list[Batch]:
+        """Rows ``indices`` (any order, repeats allowed), read one chunk at a time."""
+        rows = self._store_rows(indices)
+        unique, inverse = np.unique(rows, return_inverse=True)
+        arrays = self.reader.read(unique)
+        return [{k: torch.from_numpy(np.array(v[j])) for k, v in arrays.items()} for j in inverse]
+
+    def __getitem__(self, index: int) -> Batch:
+        return self.__getitems__([index])[0]
+
+
+# ---------------------------------------------------------------------------- chunk-aware iterable
+class PoseStoreIterable(IterableDataset):
+    """Shuffled batches read whole chunks at a time; see the module doc."""
+
+    def __init__(self, path: str | Path, batch_size: int, shuffle: bool = True, seed: int = 0, window: int = 8,
+                 drop_last: bool = False, keypoint_set: str = "h36m17", view: int | None = None, noisy: bool = False,
+                 split: str | None = None, fields: Sequence[str] = DEFAULT_FIELDS, label_field: str = "content") -> None:
+        if batch_size < 1 or window < 1:
+            raise DataError(f"batch_size and window must be >= 1, got {batch_size} and {window}")
+        self.reader = StoreReader(path, keypoint_set, view, noisy, split, fields, label_field)
+        self.batch_size, self.shuffle, self.seed, self.window, self.drop_last = batch_size, shuffle, seed, window, drop_last
+        self.epoch = 0
+        n = self.reader.num_rows
+        self._keep = None if self.reader.rows is None else np.isin(np.arange(n), self.reader.rows)
+        self.num_rows = n if self._keep is None else int(self._keep.sum())
+
+    def set_epoch(self, epoch: int) -> None:
+        """Reshuffle for ``epoch`` (call it before each epoch, as with DistributedSampler)."""
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        """Batches per epoch over all workers (an upper bound by at most one per worker)."""
+        return self.num_rows // self.batch_size if self.drop_last else math.ceil(self.num_rows / self.batch_size)
+
+    @property
+    def num_chunks(self) -> int:
+        return math.ceil(self.reader.num_rows / self.reader.chunk)
+
+    def __iter__(self) -> Iterator[Batch]:
+        info = get_worker_info()
+        part = (info.id, info.num_workers) if info else (0, 1)
+        return self.batches(self.epoch, part, stream=part[0])
+
+    def batches(self, epoch: int, part: tuple[int, int] = (0, 1), stream: int = 0) -> Iterator[Batch]:
+        """Batches of part ``k`` of ``K`` (every K-th chunk from the k-th) of ``epoch``'s chunk
+        order; ``stream`` seeds the shuffling of rows within windows."""
+        chunks = np.arange(self.num_chunks)
+        if self.shuffle:
+            chunks = np.random.default_rng([self.seed, epoch]).permutation(chunks)
+        chunks = chunks[part[0]::part[1]]
+        rng = np.random.default_rng([self.seed, epoch, 1 + stream])
+        carry: dict[str, np.ndarray] | None = None
+        for i in range(0, len(chunks), self.window):
+            rows = self._rows_of(np.sort(chunks[i:i + self.window]))
+            if len(rows) == 0:
+                continue
+            data = self.reader.read(rows)
+            order = rng.permutation(len(rows)) if self.shuffle else np.arange(len(rows))
+            data = {k: v[order] for k, v in data.items()}
+            if carry is not None:
+                data = {k: np.concatenate([carry[k], v]) for k, v in data.items()}
+            carry = None
+            n = len(next(iter(data.values())))
+            full = n // self.batch_size * self.batch_size
+            for lo in range(0, full, self.batch_size):
+                yield _tensors({k: v[lo:lo + self.batch_size] for k, v in data.items()})
+            if full < n:
+                carry = {k: v[full:] for k, v in data.items()}
+        if carry is not None and not self.drop_last:
+            yield _tensors(carry)
+
+    def _rows_of(self, chunks: np.ndarray) -> np.ndarray:
+        """Store rows of the given chunks (sorted), restricted to the split."""
+        c = self.reader.chunk
+        rows = np.concatenate([np.arange(k * c, min(self.reader.num_rows, (k + 1) * c)) for k in chunks])
+        return rows if self._keep is None else rows[self._keep[rows]]
+
+
+# ---------------------------------------------------------------------------- mixing
+class MixedIterable(IterableDataset):
+    """Batches whose rows come from several ``PoseStoreIterable``s, each row from dataset ``d``
+    with probability ``weight_d / sum(weights)``.  Datasets that run out start their next epoch.
+    An epoch is ``num_batches`` batches (default: as many rows as the stores hold together).
+    Each batch has a ``source`` field: the index of the dataset each row came from."""
+
+    def __init__(self, datasets: Sequence[PoseStoreIterable], weights: Sequence[float], batch_size: int,
+                 seed: int = 0, num_batches: int | None = None) -> None:
+        if not datasets or len(datasets) != len(weights):
+            raise DataError("mix needs at least one (dataset, weight) pair")
+        if any(w < 0 for w in weights) or sum(weights) <= 0:
+            raise DataError(f"mix weights must be >= 0 with a positive sum, got {list(weights)}")
+        fields = {tuple(d.reader.fields) for d in datasets}
+        if len(fields) != 1:
+            raise DataError(f"mixed datasets must have the same fields, got {sorted(fields)}")
+        empty = [str(d.reader.path) for d, w in zip(datasets, weights) if w > 0 and d.num_rows == 0]
+        if empty:
+            raise DataError(f"cannot mix empty datasets: {', '.join(empty)}")
+        self.datasets, self.batch_size, self.seed = list(datasets), batch_size, seed
+        self.weights = np.asarray(weights, dtype=np.float64) / sum(weights)
+        total = sum(d.num_rows for d in datasets)
+        self.num_batches = num_batches if num_batches is not None else math.ceil(total / batch_size)
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.num_batches
+
+    def __iter__(self) -> Iterator[Batch]:
+        info = get_worker_info()
+        worker, workers = (info.id, info.num_workers) if info else (0, 1)
+        rng = np.random.default_rng([self.seed, self.epoch, worker])
+        streams = [_RowStream(d, self.epoch, worker, workers) for d in self.datasets]
+        for _ in range(worker, self.num_batches, workers):
+            counts = rng.multinomial(self.batch_size, self.weights)
+            parts = [streams[d].take(int(k)) for d, k in enumerate(counts) if k]
+            batch = {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
+            source = np.repeat(np.flatnonzero(counts), counts[counts > 0])
+            order = torch.from_numpy(rng.permutation(self.batch_size))
+            batch["source"] = torch.from_numpy(source)
+            yield {k: v[order] for k, v in batch.items()}
+
+
+class _RowStream:
+    """Rows of a ``PoseStoreIterable``, epoch after epoch, taken ``k`` at a time.  In worker
+    ``w`` of ``W`` it reads every W-th chunk, or every chunk when the store has fewer than W."""
+
+    def __init__(self, dataset: PoseStoreIterable, epoch: int, worker: int, workers: int) -> None:
+        self.dataset, self.epoch, self.worker = dataset, epoch, worker
+        self.part = (worker, workers) if dataset.num_chunks >= workers else (0, 1)
+        self.batches = self._next_epoch()
+        self.pending: list[Batch] = []
+        self.available = 0
+
+    def _next_epoch(self) -> Iterator[Batch]:
+        self.epoch += 1
+        self.rows_this_epoch = 0
+        return self.dataset.batches(self.epoch - 1, self.part, stream=self.worker)
+
+    def take(self, k: int) -> Batch:
+        while self.available < k:
+            batch = next(self.batches, None)
+            if batch is None:
+                if self.rows_this_epoch == 0:
+                    if self.part == (0, 1):
+                        raise DataError(f"{self.dataset.reader.path}: no rows to mix")
+                    self.part = (0, 1)  # this worker's chunks hold none of the split's rows: read all
+                self.batches = self._next_epoch()
+                continue
+            rows = len(next(iter(batch.values())))
+            self.pending.append(batch)
+            self.available += rows
+            self.rows_this_epoch += rows
+        joined = {f: torch.cat([b[f] for b in self.pending]) for f in self.pending[0]}
+        self.pending, self.available = [{f: v[k:] for f, v in joined.items()}], self.available - k
+        return {f: v[:k] for f, v in joined.items()}
+
+
+def mix(datasets_with_weights: Sequence[tuple[PoseStoreIterable | str | Path, float]], batch_size: int = 256,
+        seed: int = 0, num_batches: int | None = None, **options: Any) -> MixedIterable:
+    """Mix stores by weight, e.g. ``mix([("real.zarr", 1.0), ("aug.zarr", 3.0)], batch_size=256)``.
+
+    Paths are opened as ``PoseStoreIterable(path, batch_size, seed=seed, **options)``; use the
+    result with ``DataLoader(mixed, batch_size=None, num_workers=...)``.
+    """
+    datasets = [d if isinstance(d, PoseStoreIterable) else PoseStoreIterable(d, batch_size, seed=seed, **options)
+                for d, _ in datasets_with_weights]
+    return MixedIterable(datasets, [w for _, w in datasets_with_weights], batch_size, seed, num_batches)

@@ -1,0 +1,175 @@
+"""``posesynth export``: a store's contents in other trainers' formats.
+
+- ``npz``: every array under its store name (``keypoints/h36m17/pixels``, ...), plus ``attrs``,
+  the store's attributes as a JSON string.  Plain arrays only: ``np.load(path)`` reads it with
+  ``allow_pickle=False``.  Written one chunk at a time (uncompressed ZIP), in constant memory.
+- ``h5``: the same arrays as HDF5 datasets (groups from the ``/`` in the names), chunked along
+  the sample axis as in the store and LZF-compressed, and every attribute as a JSON string in
+  the root's attributes.  Written one chunk at a time.
+- ``videopose3d`` (sample stores): the two files VideoPose3D's data loaders read,
+  ``data_3d_<name>.npz`` with ``positions_3d`` and ``data_2d_<name>_<keypoints>.npz`` with
+  ``positions_2d`` and ``metadata``, in VideoPose3D's layout: dicts of dicts, subject -> action
+  -> array.  All samples are one pseudo-subject, ``synthetic``, with one action per label (``all``
+  for unconditioned samples); ``positions_3d[s][a]`` is (T, J, 3) world metres and
+  ``positions_2d[s][a]`` a list with one (T, J, 2) pixel array per view.  The 3D file also holds
+  ``positions_3d_camera`` (per view, camera frame), ``cameras`` (per view: K, R, t, distortion,
+  image_size) and ``sample_index`` (each row's index in the store), which VideoPose3D ignores.
+  Like VideoPose3D's own files these dicts are *pickled* object arrays: reading them needs
+  ``np.load(path, allow_pickle=True)``, so only load files you trust.  Samples are independent
+  poses, not video: the "frames" of an action are unrelated, so use single-frame models.
+  This format holds one keypoint set's arrays in memory.
+"""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import zarr
+
+from posesynth.store import ATTR, open_store
+
+FORMATS = ("videopose3d", "npz", "h5")
+SUBJECT = "synthetic"
+UNLABELLED = "all"
+
+
+class ExportError(ValueError):
+    """An export that cannot be made as asked; the message says why."""
+
+
+def _arrays(group: zarr.Group) -> dict[str, zarr.Array]:
+    return {name: a for name, a in sorted(group.members(max_depth=None)) if isinstance(a, zarr.Array)}
+
+
+def _row_blocks(arr: zarr.Array) -> list[slice]:
+    """Slices of whole chunks along the sample axis."""
+    step = arr.chunks[0]
+    return [slice(lo, min(arr.shape[0], lo + step)) for lo in range(0, arr.shape[0], step)]
+
+
+def export_store(path: str | Path, fmt: str, out: str | Path, *, keypoint_set: str = "h36m17",
+                 noisy: bool = False, name: str | None = None) -> list[Path]:
+    """Export the (complete) store at ``path`` as ``fmt`` to ``out``; returns the files written.
+
+    ``out``: a file for npz and h5, a folder for videopose3d.  ``keypoint_set``, ``noisy`` and
+    ``name`` (default: the store's name without suffix) are for videopose3d.
+    """
+    if fmt not in FORMATS:
+        raise ExportError(f"unknown export format {fmt!r}; known: {', '.join(FORMATS)}")
+    group = open_store(path)
+    out = Path(out)
+    if fmt == "npz":
+        return [export_npz(group, out)]
+    if fmt == "h5":
+        return [export_h5(group, out)]
+    return export_videopose3d(group, out, keypoint_set, noisy, name or Path(path).stem)
+
+
+# ---------------------------------------------------------------------------- npz and h5
+def _attrs_json(group: zarr.Group) -> str:
+    return json.dumps(dict(group.attrs))
+
+
+def export_npz(group: zarr.Group, out: Path) -> Path:
+    """Every array of ``group`` and its attributes (JSON) in one uncompressed ``.npz``."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
+        for name, arr in _arrays(group).items():
+            with zf.open(f"{name}.npy", "w", force_zip64=True) as fh:
+                header = {"descr": np.lib.format.dtype_to_descr(arr.dtype), "fortran_order": False,
+                          "shape": tuple(arr.shape)}
+                np.lib.format.write_array_header_2_0(fh, header)
+                for rows in _row_blocks(arr):
+                    fh.write(np.ascontiguousarray(arr[rows]).tobytes())
+        with zf.open("attrs.npy", "w") as fh:
+            np.lib.format.write_array(fh, np.array(_attrs_json(group)), allow_pickle=False)
+    return out
+
+
+def export_h5(group: zarr.Group, out: Path) -> Path:
+    """Every array of ``group`` as an HDF5 dataset, attributes as JSON strings on the root."""
+    import h5py
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with h5py.File(out, "w") as f:
+        for key, value in group.attrs.items():
+            f.attrs[key] = json.dumps(value)
+        for name, arr in _arrays(group).items():
+            chunks = (max(1, min(arr.chunks[0], arr.shape[0])),) + tuple(arr.shape[1:]) if arr.shape[0] else None
+            ds = f.create_dataset(name, shape=arr.shape, dtype=arr.dtype, chunks=chunks,
+                                  compression="lzf" if chunks else None)
+            for rows in _row_blocks(arr):
+                ds[rows] = arr[rows]
+    return out
+
+
+# ---------------------------------------------------------------------------- videopose3d
+def export_videopose3d(group: zarr.Group, out: Path, keypoint_set: str, noisy: bool, name: str) -> list[Path]:
+    """VideoPose3D's ``data_3d_<name>.npz`` and ``data_2d_<name>_gt.npz`` (``_noisy`` with noisy 2D)."""
+    if group.attrs[ATTR].get("kind") != "samples":
+        raise ExportError("videopose3d export needs a sample store (2D keypoints and cameras); "
+                          f"this is a {group.attrs[ATTR].get('kind')} store: use --format npz or h5")
+    sets = group.attrs["keypoint_sets"]
+    if keypoint_set not in sets:
+        raise ExportError(f"the store has no keypoint set {keypoint_set!r}; it has {', '.join(sets)}")
+    prefix = f"keypoints/{keypoint_set}"
+    pixels = f"{prefix}/pixels_noisy" if noisy else f"{prefix}/pixels"
+    if pixels not in group:
+        raise ExportError(f"the store has no noisy 2D ({pixels}); sample with noise = true")
+    actions = _actions(group["label"][:], group.attrs.get("labels", []))
+    world, cam2d, cam3d = group[f"{prefix}/world"][:], group[pixels][:], group[f"{prefix}/camera"][:]
+    cams = {k: group[f"camera/{k}"][:] for k in ("K", "R", "t", "distortion", "image_size")}
+    V = cam2d.shape[1]
+    data_3d = {
+        "positions_3d": {SUBJECT: {a: world[rows] for a, rows in actions.items()}},
+        "positions_3d_camera": {SUBJECT: {a: _per_view(cam3d, rows) for a, rows in actions.items()}},
+        "cameras": {SUBJECT: {a: [{k: c[rows, v] for k, c in cams.items()} for v in range(V)]
+                              for a, rows in actions.items()}},
+        "sample_index": {SUBJECT: actions},
+    }
+    meta = _metadata(keypoint_set, sets[keypoint_set]["joint_names"], group.attrs.get("recipe", {}))
+    data_2d = {"positions_2d": {SUBJECT: {a: _per_view(cam2d, rows) for a, rows in actions.items()}},
+               "metadata": meta}
+    out.mkdir(parents=True, exist_ok=True)
+    path_3d = out / f"data_3d_{name}.npz"
+    path_2d = out / f"data_2d_{name}_{'noisy' if noisy else 'gt'}.npz"
+    np.savez_compressed(path_3d, **{k: _pickled(v) for k, v in data_3d.items()})
+    np.savez_compressed(path_2d, **{k: _pickled(v) for k, v in data_2d.items()})
+    return [path_3d, path_2d]
+
+
+def _per_view(values: np.ndarray, rows: np.ndarray) -> list[np.ndarray]:
+    """(N, V, ...) -> one (T, ...) array per view for the ``rows`` of an action."""
+    return [values[rows, v] for v in range(values.shape[1])]
+
+
+def _pickled(value: Any) -> np.ndarray:
+    """A 0-d object array holding ``value`` (how VideoPose3D's files store their dicts)."""
+    box = np.empty((), dtype=object)
+    box[()] = value
+    return box
+
+
+def _actions(labels: np.ndarray, names: list[str]) -> dict[str, np.ndarray]:
+    """Action name -> the rows (sorted) of each label; unlabelled rows (-1) are ``all``."""
+    out = {}
+    for code in np.unique(labels):
+        name = names[code] if 0 <= code < len(names) else UNLABELLED
+        out[name] = np.flatnonzero(labels == code)
+    return out
+
+
+def _metadata(set_name: str, joint_names: list[str], recipe: dict[str, Any]) -> dict[str, Any]:
+    """VideoPose3D's 2D metadata: layout, joint count, left/right symmetry, plus joint names."""
+    index = {n: i for i, n in enumerate(joint_names)}
+    left = [i for i, n in enumerate(joint_names) if n.startswith("left_") and "right_" + n[5:] in index]
+    right = [index["right_" + joint_names[i][5:]] for i in left]
+    size = recipe.get("camera", {}).get("image_size")
+    return {"layout_name": {"h36m17": "h36m", "coco17": "coco"}.get(set_name, set_name),
+            "num_joints": len(joint_names), "keypoints_symmetry": [left, right], "joint_names": joint_names,
+            "image_size": size}
+

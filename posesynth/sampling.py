@@ -1,0 +1,674 @@
+"""``posesynth sample``: poses -> bodies -> cameras -> paired 2D/3D keypoints -> a sample store.
+
+The pipeline, per block of ``block_size`` rows (``BlockSampler``):
+
+1. poses from the pose source, in its canonical yaw (the body faces +z), and betas (the
+   source's, or the prior's: ``sample.betas``);
+2. joints by forward kinematics on ``body.rest_joints(betas)`` (the mesh is never skinned; a
+   keypoint set that needs surface points skins only those vertices), the body put standing
+   on the floor over the origin (``floor_translation``);
+3. keypoints of every requested set, ``V`` random cameras (``posesynth.cameras``), projection,
+   visibility (in frame; not hidden by a capsule model of the body, ``posesynth.visibility``)
+   and, when asked, detector-like noisy 2D (``posesynth.noise``).
+
+Determinism: block ``b`` draws every random number from three CPU generators seeded from
+``(seed, b)`` (``block_generators``), one per stream (pose, camera, noise), and is computed on
+its own, so a block's rows never depend on how blocks are batched, which process computes
+them, or how the store is chunked.  Chunks and shards hold whole blocks.  The last block is
+computed whole and cut, so a store of ``n`` rows is the first ``n`` rows of a longer one.
+
+Writing (``sample_to_store``): the store is created incomplete (``posesynth.store``), every
+array filled one whole shard at a time, each finished shard recorded in the attribute
+``shards_done`` (Zarr writes every file atomically, so this survives SIGKILL), and the store
+marked complete at the very end.  ``resume=True`` recomputes only the missing shards.  In one
+process, ``workers`` threads generate the blocks of a shard (torch releases the GIL; each
+torch call runs on one thread) while a bounded pool of writer threads compresses and writes
+the previous shards (Blosc and file I/O release the GIL too), with a fixed number of reused
+shard buffers: memory does not grow with ``n``.  On a dask.distributed cluster
+(``dask_address``), each task generates and writes one whole shard.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import json
+import math
+import os
+import re
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import zarr
+from tqdm import tqdm
+
+from posesynth.body_model import BodyModel, load_body_model
+from posesynth.cameras import CAMERA_CONVENTION, project, sample_cameras
+from posesynth.kinematics import forward_kinematics
+from posesynth.keypoint_sets import KeypointSet, compute_keypoints, keypoint_sets
+from posesynth.noise import add_detector_noise
+from posesynth.pose_source import PoseSource, StorePoseSource, load_pose_source, sample_betas_prior
+from posesynth.rotations import matrix_to_axis_angle
+from posesynth.sample_recipe import (
+    DEFAULT_SAMPLE_RECIPE, camera_distribution, detector_noise, resolve_sample_recipe, validate_sample_recipe,
+)
+from posesynth.skeleton import JOINT_INDEX, SMPL_JOINT_NAMES, SMPL_PARENTS
+from posesynth.store import ATTR, StoreError, create_array, create_store, mark_complete, open_store
+from posesynth.visibility import BodyCapsules, in_frame, self_occlusion
+
+KIND = "samples"
+STREAMS = ("pose", "camera", "noise")
+VISIBLE_IN_FRAME = 1  # bit 0 of keypoints/<set>/visible
+VISIBLE_NOT_OCCLUDED = 2  # bit 1
+WRITER_THREADS = 2
+
+
+class SampleError(RuntimeError):
+    """``sample`` cannot run as asked (bad source, label, resume mismatch); the message says why."""
+
+
+# ---------------------------------------------------------------------------- randomness
+def block_seed(seed: int, block: int, stream: str) -> int:
+    """A 63-bit seed for ``stream`` of block ``block`` of a run seeded with ``seed``."""
+    digest = hashlib.sha256(f"posesynth.sample:{seed}:{block}:{stream}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") >> 1
+
+
+def block_generators(seed: int, block: int) -> dict[str, torch.Generator]:
+    """One CPU generator per stream (``STREAMS``) for block ``block``."""
+    return {s: torch.Generator().manual_seed(block_seed(seed, block, s)) for s in STREAMS}
+
+
+# ---------------------------------------------------------------------------- the arrays
+def array_shapes(recipe: dict[str, Any], num_betas: int) -> dict[str, tuple[tuple[int, ...], str]]:
+    """Every array of the store: name -> (shape after the sample axis, dtype); see docs/sample_store.md."""
+    V = recipe["camera"]["views"]
+    shapes: dict[str, tuple[tuple[int, ...], str]] = {
+        "smpl/global_orient": ((3,), "float32"),
+        "smpl/body_pose": ((69,), "float32"),
+        "smpl/betas": ((num_betas,), "float32"),
+        "smpl/transl": ((3,), "float32"),
+        "label": ((), "int32"),
+        "camera/K": ((V, 3, 3), "float32"),
+        "camera/R": ((V, 3, 3), "float32"),
+        "camera/t": ((V, 3), "float32"),
+        "camera/distortion": ((V, 4), "float32"),
+        "camera/image_size": ((V, 2), "int32"),
+    }
+    for s in keypoint_sets(recipe["sample"]["keypoint_sets"]):
+        J = len(s)
+        shapes[f"keypoints/{s.name}/world"] = ((J, 3), "float32")
+        shapes[f"keypoints/{s.name}/camera"] = ((V, J, 3), "float32")
+        shapes[f"keypoints/{s.name}/pixels"] = ((V, J, 2), "float32")
+        shapes[f"keypoints/{s.name}/visible"] = ((V, J), "uint8")
+        if recipe["sample"]["noise"]:
+            shapes[f"keypoints/{s.name}/pixels_noisy"] = ((V, J, 2), "float32")
+    return shapes
+
+
+# ---------------------------------------------------------------------------- one block
+def sole_clearance(body: BodyModel) -> float:
+    """Height (m) of the rest foot joints above the sole (the lowest rest vertex)."""
+    feet = body.J_template[[JOINT_INDEX["left_foot"], JOINT_INDEX["right_foot"]], 1].min()
+    return float(feet - body.smpl.v_template[:, 1].min())
+
+
+def floor_translation(joints: torch.Tensor, clearance: float) -> torch.Tensor:
+    """SMPL ``transl`` (B, 3) that puts bodies with FK joints (B, 24, 3) over the origin (pelvis
+    at x = z = 0) and on the floor (the lowest joint ``clearance`` above y = 0)."""
+    t = -joints[:, 0].clone()
+    t[:, 1] = clearance - joints[:, :, 1].amin(1)
+    return t
+
+
+class BlockSampler:
+    """Generates whole blocks of a run: ``block(b)`` -> {array name: (block_size, ...) numpy}."""
+
+    def __init__(self, source: PoseSource, recipe: dict[str, Any], seed: int, body: BodyModel,
+                 device: torch.device | str = "cpu") -> None:
+        self.source = source
+        self.seed = seed
+        self.device = torch.device(device)
+        self.body = body.to(self.device)
+        self.size = recipe["sample"]["block_size"]
+        self.sets = keypoint_sets(recipe["sample"]["keypoint_sets"])
+        self.cameras = camera_distribution(recipe)
+        self.noise = detector_noise(recipe) if recipe["sample"]["noise"] else None
+        self.prior_betas = recipe["sample"]["betas"] == "prior"
+        self.label = label_index(source, recipe["sample"]["label"])
+        self.capsules = BodyCapsules.from_body(body)
+        self.clearance = sole_clearance(body)
+        self.distinct, self.columns = distinct_keypoints(self.sets)
+
+    @torch.no_grad()
+    def block(self, b: int) -> dict[str, np.ndarray]:
+        """Rows ``[b * size, (b + 1) * size)`` of the run: every array of ``array_shapes``,
+        (size, ...) numpy, computed on ``device`` from block ``b``'s own generators."""
+        g = block_generators(self.seed, b)
+        poses = self.source.sample(self.size, g["pose"], self.label, self.device)
+        betas = sample_betas_prior(self.size, self.body.num_betas, g["pose"]) if self.prior_betas else poses.betas
+        betas = self._pad_betas(betas.to(self.device, self.body.dtype))
+        rotmats = poses.rotmats.to(self.device, self.body.dtype)
+        global_rotmats, joints = forward_kinematics(rotmats, self.body.rest_joints(betas))
+        transl = floor_translation(joints, self.clearance)
+        joints = joints + transl[:, None]
+        cams = sample_cameras(self.cameras, joints, g["camera"], self.device)
+        out = {
+            "smpl/global_orient": matrix_to_axis_angle(rotmats[:, 0]),
+            "smpl/body_pose": matrix_to_axis_angle(rotmats[:, 1:]).flatten(1),
+            "smpl/betas": betas, "smpl/transl": transl, "label": poses.labels.to(torch.int32),
+            "camera/K": cams.K, "camera/R": cams.R, "camera/t": cams.t,
+            "camera/distortion": cams.distortion, "camera/image_size": cams.image_size,
+        }
+        world = compute_keypoints([s.name for s in self.sets], self.body, global_rotmats, joints, betas)
+        hidden = self._self_occlusion(world, joints, global_rotmats, betas, cams)
+        for s in self.sets:
+            out.update(self._keypoints(s, world[s.name], hidden[s.name], cams, g["noise"]))
+        return {k: v.cpu().numpy() for k, v in out.items()}
+
+    def _self_occlusion(self, world, joints, global_rotmats, betas, cams) -> dict[str, torch.Tensor]:
+        """Per set, (B, V, J) bool hidden by the body; each distinct keypoint is tested once."""
+        capsules = self.capsules.capsules_for(joints, global_rotmats, betas)
+        points = torch.stack([world[name][:, k] for name, k in self.distinct.picks], dim=1)
+        hidden = self_occlusion(points, cams.centres, capsules, self.distinct.keypoints)
+        return {name: hidden[:, :, cols] for name, cols in self.columns.items()}
+
+    def _pad_betas(self, betas: torch.Tensor) -> torch.Tensor:
+        K = self.body.num_betas
+        if betas.shape[1] > K:
+            raise SampleError(f"the pose source gives {betas.shape[1]} betas; the body model has {K}")
+        return torch.nn.functional.pad(betas, (0, K - betas.shape[1]))
+
+    def _keypoints(self, s, world, hidden, cams, noise_generator) -> dict[str, torch.Tensor]:
+        """Arrays of one keypoint set from its world keypoints (B, J, 3) and hidden (B, V, J)."""
+        pixels, points_cam = project(world, cams)
+        visible = in_frame(pixels, cams.image_size, points_cam[..., 2]).to(torch.uint8) * VISIBLE_IN_FRAME
+        visible += (~hidden).to(torch.uint8) * VISIBLE_NOT_OCCLUDED
+        out = {f"keypoints/{s.name}/world": world, f"keypoints/{s.name}/camera": points_cam,
+               f"keypoints/{s.name}/pixels": pixels, f"keypoints/{s.name}/visible": visible}
+        if self.noise is not None:
+            out[f"keypoints/{s.name}/pixels_noisy"] = add_detector_noise(pixels, s, self.noise, noise_generator)
+        return out
+
+
+@dataclass(frozen=True)
+class DistinctKeypoints:
+    """The distinct keypoints (same derivation) of several sets, as one ``KeypointSet``."""
+
+    keypoints: KeypointSet
+    picks: tuple[tuple[str, int], ...]  # per distinct keypoint: (set name, index) of its first use
+
+
+def distinct_keypoints(sets: list[KeypointSet]) -> tuple[DistinctKeypoints, dict[str, list[int]]]:
+    """The sets' distinct keypoints and, per set, the column of each of its keypoints among them
+    (smpl24, h36m17 and coco17 share most joints: 31 distinct of 58)."""
+    column: dict[tuple, int] = {}
+    picks: list[tuple[str, int]] = []
+    columns: dict[str, list[int]] = {}
+    for s in sets:
+        for k, src in enumerate(s.sources):
+            if src not in column:
+                column[src] = len(picks)
+                picks.append((s.name, k))
+        columns[s.name] = [column[src] for src in s.sources]
+    sources = tuple(column)
+    union = KeypointSet(name="+".join(s.name for s in sets), parents=None, edges=(), derivation="",
+                        joint_names=tuple(f"{name}:{k}" for name, k in picks), sources=sources)
+    return DistinctKeypoints(union, tuple(picks)), columns
+
+
+def label_index(source: PoseSource, name: str) -> int | None:
+    """The index of label ``name`` in the source's vocabulary (None for "")."""
+    if not name:
+        return None
+    if name not in source.label_names:
+        known = ", ".join(source.label_names) or "none: the source is unconditional"
+        raise SampleError(f"{source.identity} has no label {name!r}; its labels: {known}")
+    return source.label_names.index(name)
+
+
+# ---------------------------------------------------------------------------- layout
+@dataclass(frozen=True)
+class Layout:
+    """How ``n`` rows split into blocks, chunks and shards (shards hold whole blocks)."""
+
+    n: int
+    block: int
+    chunk: int
+    shard: int
+
+    @property
+    def num_shards(self) -> int:
+        return math.ceil(self.n / self.shard)
+
+    def rows(self, shard: int) -> tuple[int, int]:
+        """First and past-the-end row of ``shard``."""
+        return shard * self.shard, min(self.n, (shard + 1) * self.shard)
+
+    def blocks(self, shard: int) -> range:
+        start, stop = self.rows(shard)
+        return range(start // self.block, math.ceil(stop / self.block))
+
+    @classmethod
+    def of(cls, recipe: dict[str, Any], n: int) -> Layout:
+        s = recipe["sample"]
+        return cls(n, s["block_size"], s["chunk_size"], s["shard_size"])
+
+
+def generate_shard(sampler: BlockSampler, layout: Layout, shard: int, buffer: dict[str, np.ndarray],
+                   pool: ThreadPoolExecutor | None = None, on_block: Callable[[int], None] = lambda rows: None) -> None:
+    """Fill ``buffer`` (name -> (rows, ...)) with the rows of ``shard``, block by block, on the
+    threads of ``pool`` when given (blocks fill disjoint rows, in any order)."""
+    start, stop = layout.rows(shard)
+
+    def fill(b: int) -> int:
+        lo = b * layout.block
+        rows = min(stop, lo + layout.block) - lo
+        for name, values in sampler.block(b).items():
+            buffer[name][lo - start:lo - start + rows] = values[:rows]
+        return rows
+
+    for rows in (pool.map(fill, layout.blocks(shard)) if pool else map(fill, layout.blocks(shard))):
+        on_block(rows)
+
+
+def write_shard(arrays: dict[str, zarr.Array], layout: Layout, shard: int, buffer: dict[str, np.ndarray]) -> None:
+    """Write ``shard``'s rows of every array from ``buffer``: whole shards, one file each."""
+    start, stop = layout.rows(shard)
+    for name, arr in arrays.items():
+        arr[start:stop] = buffer[name][:stop - start]
+
+
+def new_buffer(shapes: dict[str, tuple[tuple[int, ...], str]], layout: Layout) -> dict[str, np.ndarray]:
+    """Room for one shard of every array."""
+    rows = min(layout.shard, layout.n)
+    return {name: np.empty((rows,) + tail, dtype=dtype) for name, (tail, dtype) in shapes.items()}
+
+
+# ---------------------------------------------------------------------------- writing in this process
+class ShardWriter:
+    """Writes whole shards on ``threads`` background threads while the caller fills the next.
+
+    At most ``threads`` shards are in flight and ``threads + 1`` buffers exist, reused, so
+    memory is bounded whatever the number of shards.  ``on_written(shard)`` runs in the
+    caller's thread once a shard is on disk.
+    """
+
+    def __init__(self, arrays: dict[str, zarr.Array], layout: Layout,
+                 shapes: dict[str, tuple[tuple[int, ...], str]], on_written: Callable[[int], None],
+                 threads: int = WRITER_THREADS) -> None:
+        self.arrays, self.layout, self.shapes, self.on_written = arrays, layout, shapes, on_written
+        self.threads = threads
+        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="posesynth-writer")
+        self._in_flight: deque[tuple[int, Future, dict[str, np.ndarray]]] = deque()
+        self._free: list[dict[str, np.ndarray]] = []
+        self._allocated = 0
+
+    def buffer(self) -> dict[str, np.ndarray]:
+        """A shard buffer to fill, waiting for a write to finish when all are in use."""
+        while not self._free and self._allocated > self.threads:
+            self._finish_oldest()
+        if self._free:
+            return self._free.pop()
+        self._allocated += 1
+        return new_buffer(self.shapes, self.layout)
+
+    def submit(self, shard: int, buffer: dict[str, np.ndarray]) -> None:
+        future = self._pool.submit(write_shard, self.arrays, self.layout, shard, buffer)
+        self._in_flight.append((shard, future, buffer))
+        while self._in_flight and self._in_flight[0][1].done():
+            self._finish_oldest()
+
+    def close(self) -> None:
+        """Wait for every write; re-raise the first error."""
+        try:
+            while self._in_flight:
+                self._finish_oldest()
+        finally:
+            for _, future, _ in self._in_flight:
+                future.cancel()
+            self._pool.shutdown(wait=True)
+
+    def _finish_oldest(self) -> None:
+        shard, future, buffer = self._in_flight.popleft()
+        future.result()
+        self._free.append(buffer)
+        self.on_written(shard)
+
+
+def write_local(sampler: BlockSampler, arrays: dict[str, zarr.Array], layout: Layout,
+                shapes: dict[str, tuple[tuple[int, ...], str]], shards: list[int], workers: int,
+                on_written: Callable[[int], None], on_block: Callable[[int], None] = lambda rows: None) -> None:
+    """Generate ``shards`` on ``workers`` threads and write them on the writer threads."""
+    writer = ShardWriter(arrays, layout, shapes, on_written)
+    try:
+        with ThreadPoolExecutor(workers, thread_name_prefix="posesynth-sample") as pool, single_torch_thread():
+            for shard in shards:
+                buffer = writer.buffer()
+                generate_shard(sampler, layout, shard, buffer, pool, on_block)
+                writer.submit(shard, buffer)
+    finally:
+        writer.close()
+
+
+@contextlib.contextmanager
+def single_torch_thread() -> Iterator[None]:
+    """One intra-op thread per torch call for the duration: the parallelism is across blocks
+    (OpenMP teams fighting the writer and sampling threads for cores are much slower)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def default_workers(device: torch.device) -> int:
+    """Sampling threads: one per core on the CPU, one on a GPU."""
+    return 1 if device.type == "cuda" else max(1, os.cpu_count() or 1)
+
+
+# ---------------------------------------------------------------------------- writing on a dask cluster
+@dataclass(frozen=True)
+class SourceRef:
+    """What a worker process needs to rebuild a pose source: its path and options."""
+
+    path: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def load(self) -> PoseSource:
+        return load_pose_source(self.path, **self.options)
+
+
+def source_ref(source: PoseSource | str | Path) -> SourceRef | None:
+    """A ``SourceRef`` for a path or a source loaded from one; None for other sources."""
+    if isinstance(source, (str, Path)):
+        return SourceRef(str(source))
+    if isinstance(source, StorePoseSource):
+        return SourceRef(str(source.path), dict(source.options))
+    path = getattr(source, "path", None)
+    if path is not None and Path(path).suffix == ".pt":
+        return SourceRef(str(path))
+    return None
+
+
+@dataclass(frozen=True)
+class ShardJob:
+    """Everything a worker needs to generate and write shards of one run (picklable)."""
+
+    source: SourceRef
+    out: str
+    recipe: dict[str, Any]
+    seed: int
+    n: int
+    device: str
+    body_model: str | None
+
+
+_WORKER_CACHE: dict[str, tuple[BlockSampler, dict[str, zarr.Array], dict[str, np.ndarray]]] = {}
+
+
+def _worker_state(job: ShardJob) -> tuple[BlockSampler, dict[str, zarr.Array], dict[str, np.ndarray]]:
+    """This process's sampler, open arrays and shard buffer for ``job`` (built once per process)."""
+    key = _canonical([job.source.path, job.source.options, job.out, job.recipe, job.seed, job.n])
+    if key not in _WORKER_CACHE:
+        _WORKER_CACHE.clear()
+        body = load_body_model(job.body_model)
+        sampler = BlockSampler(job.source.load(), job.recipe, job.seed, body, job.device)
+        group = zarr.open_group(job.out, mode="r+")
+        shapes = array_shapes(job.recipe, body.num_betas)
+        arrays = {name: group[name] for name in shapes}
+        _WORKER_CACHE[key] = (sampler, arrays, new_buffer(shapes, Layout.of(job.recipe, job.n)))
+    return _WORKER_CACHE[key]
+
+
+def run_shard(job: ShardJob, shard: int) -> int:
+    """Generate and write one shard of ``job`` (a dask task); returns ``shard``."""
+    sampler, arrays, buffer = _worker_state(job)
+    layout = Layout.of(job.recipe, job.n)
+    with single_torch_thread():
+        generate_shard(sampler, layout, shard, buffer)
+    write_shard(arrays, layout, shard, buffer)
+    return shard
+
+
+def write_dask(job: ShardJob, shards: list[int], address: str, on_written: Callable[[int], None],
+               on_block: Callable[[int], None]) -> None:
+    """Run one task per shard on the cluster at ``address`` (``local:K``: K local processes)."""
+    try:
+        from distributed import Client, LocalCluster, as_completed
+    except ImportError:
+        raise SampleError("--dask needs dask.distributed: pip install 'dask[distributed]'") from None
+    layout = Layout.of(job.recipe, job.n)
+    with contextlib.ExitStack() as stack:
+        if address.startswith("local:"):
+            address = stack.enter_context(LocalCluster(n_workers=_local_workers(address), threads_per_worker=1,
+                                                       processes=True, dashboard_address=None))
+        client = stack.enter_context(Client(address))
+        for future in as_completed([client.submit(run_shard, job, s, pure=False) for s in shards]):
+            shard = future.result()
+            on_written(shard)
+            first, stop = layout.rows(shard)
+            on_block(stop - first)
+
+
+def _local_workers(address: str) -> int:
+    try:
+        workers = int(address.split(":", 1)[1])
+    except ValueError:
+        workers = 0
+    if workers < 1:
+        raise SampleError(f"--dask {address}: expected local:K with K >= 1 worker processes")
+    return workers
+
+
+# ---------------------------------------------------------------------------- the run
+@dataclass
+class SampleSummary:
+    out: Path
+    n: int
+    shards_written: int
+    seconds: float
+    resumed: bool
+
+
+def sample_to_store(
+    source: PoseSource | str | Path,
+    out: str | Path,
+    n: int,
+    seed: int = 0,
+    recipe: dict[str, Any] | None = None,
+    *,
+    device: str | torch.device = "auto",
+    workers: int | None = None,
+    dask_address: str | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+    zarr_format: int = 3,
+    body_model: str | Path | None = None,
+    progress: bool = False,
+) -> SampleSummary:
+    """Draw ``n`` samples from ``source`` and write them to a sample store at ``out``
+    (docs/sample_store.md).  Raises SampleError or StoreError with a message that says why.
+
+    Args:
+        source: a ``PoseSource``, or the path of a GAN checkpoint (.pt) or training store.
+        recipe: a resolved sampling recipe (``resolve_sample_recipe``); None: the default one.
+        device: "auto" (CUDA when present), "cpu" or "cuda".
+        workers: sampling threads in this process (None: one per core on the CPU, one on a GPU).
+        dask_address: a dask.distributed scheduler, or ``local:K`` for K local processes; each
+            task generates and writes one shard.  ``source`` must then be a path, or a source
+            loaded from one, that the workers can load.
+        resume: finish the interrupted store at ``out`` (same source, seed, recipe and ``n``).
+        overwrite: replace an existing store at ``out``.
+        zarr_format: 3 (sharded) or 2 (chunks only, for old readers).
+        body_model: an SMPL-format body model file (None: posesynth's own).
+        progress: show a progress bar with samples/s.
+
+    The store is bitwise identical whatever ``workers``, the dask cluster and the layout sizes
+    (``chunk_size``, ``shard_size``); the source, recipe (``block_size`` included) and seed make it.
+    """
+    start = time.perf_counter()
+    recipe = validate_sample_recipe(recipe if recipe is not None else resolve_sample_recipe(DEFAULT_SAMPLE_RECIPE))
+    layout = Layout.of(recipe, n)
+    device = resolve_device(device)
+    workers = default_workers(device) if workers is None else workers
+    _check_args(layout, workers, zarr_format)
+    ref = source_ref(source)
+    if dask_address and ref is None:
+        raise SampleError("--dask rebuilds the pose source in the workers: pass the checkpoint or training "
+                          "store path (or a source loaded from one)")
+    source = ref.load() if isinstance(source, (str, Path)) else source
+    body = load_body_model(body_model)
+    _check_body(source, body)
+    attrs = store_attrs(source, recipe, seed, body)
+    group, done = _open_for_writing(Path(out), layout, recipe, attrs, body.num_betas, resume, overwrite, zarr_format)
+    todo = [s for s in range(layout.num_shards) if s not in done]
+    resumed = bool(done)
+    total = sum(stop - first for first, stop in map(layout.rows, todo))
+    try:
+        with tqdm(total=total, unit="sample", unit_scale=True, desc="sampling", disable=not progress) as bar:
+            if dask_address:
+                job = ShardJob(ref, str(out), recipe, seed, n, str(device), None if body_model is None else str(body_model))
+                write_dask(job, todo, dask_address, _shard_recorder(group, done), bar.update)
+            else:
+                sampler = BlockSampler(source, recipe, seed, body, device)
+                shapes = array_shapes(recipe, body.num_betas)
+                arrays = {name: group[name] for name in shapes}
+                write_local(sampler, arrays, layout, shapes, todo, workers, _shard_recorder(group, done), bar.update)
+    except OSError as exc:
+        raise StoreError(_disk_error(Path(out), exc)) from exc
+    mark_complete(group, num_samples=n)
+    return SampleSummary(Path(out), n, len(todo), time.perf_counter() - start, resumed)
+
+
+def _check_args(layout: Layout, workers: int, zarr_format: int) -> None:
+    if isinstance(layout.n, bool) or not isinstance(layout.n, int) or layout.n < 1:
+        raise SampleError(f"n must be a positive number of samples, got {layout.n!r}")
+    if workers < 1:
+        raise SampleError(f"workers must be >= 1, got {workers}")
+    if zarr_format not in (2, 3):
+        raise SampleError(f"zarr format must be 2 or 3, got {zarr_format}")
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """``"auto"`` -> CUDA when present, else the CPU; ``"cuda"`` without CUDA is an error."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SampleError("--device cuda: this machine has no CUDA device (use --device cpu or auto)")
+    return device
+
+
+def _check_body(source: PoseSource, body: BodyModel) -> None:
+    made_with = getattr(source, "body_model", None)
+    if made_with is not None and made_with != body.identity:
+        raise SampleError(f"{source.identity} was made with body model {made_with}, but sampling uses "
+                          f"{body.identity}; pass that model's file (--body-model)")
+
+
+def _disk_error(out: Path, exc: OSError) -> str:
+    if exc.errno == errno.ENOSPC:
+        why = "the disk is full"
+    elif exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        why = "permission denied"
+    else:
+        why = exc.strerror or str(exc)
+    return (f"cannot write {out}: {why}; the store is left marked incomplete (free space or fix the "
+            "path, then run again with --resume)")
+
+
+# ---------------------------------------------------------------------------- the store
+def store_attrs(source: PoseSource, recipe: dict[str, Any], seed: int, body: BodyModel) -> dict[str, Any]:
+    """The group attributes of a sample store (docs/sample_store.md), bar ``posesynth``."""
+    path = getattr(source, "path", None)
+    return {
+        "recipe": recipe,
+        "seed": seed,
+        "source": {"identity": source.identity, "path": None if path is None else str(path),
+                   "sha256": getattr(source, "sha256", None), "label_field": getattr(source, "label_field", None)},
+        "labels": list(source.label_names),
+        "keypoint_sets": {s.name: s.to_attrs() for s in keypoint_sets(recipe["sample"]["keypoint_sets"])},
+        "skeleton": {"joint_names": list(SMPL_JOINT_NAMES), "parents": list(SMPL_PARENTS)},
+        "camera_convention": CAMERA_CONVENTION,
+        "visibility": "keypoints/<set>/visible: bit 0 = in frame, bit 1 = not self-occluded "
+                      "(capsule model of the body, posesynth.visibility); 3 = visible",
+        "units": {"3d": "metres", "2d": "pixels", "angles": "radians (axis-angle)"},
+        "body_model": body.identity,
+        "block_size": recipe["sample"]["block_size"],
+        "shards_done": [],
+    }
+
+
+_RUN_KEYS = ("recipe", "seed", "source", "body_model", "block_size")
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True)
+
+
+def _open_for_writing(out: Path, layout: Layout, recipe: dict[str, Any], attrs: dict[str, Any], num_betas: int,
+                      resume: bool, overwrite: bool, zarr_format: int) -> tuple[zarr.Group, set[int]]:
+    """A new store with every array created, or (resume) the existing one and its shards done."""
+    if resume and out.exists():
+        group = open_store(out, kind=KIND, allow_incomplete=True)
+        _check_same_run(out, group, attrs, layout, zarr_format)
+        if any(name not in group for name in array_shapes(recipe, num_betas)):
+            raise _stopped_while_creating(out)
+        remove_partial_files(out)
+        return zarr.open_group(str(out), mode="r+"), set(group.attrs["shards_done"])
+    group = create_store(out, KIND, attrs, overwrite=overwrite, zarr_format=zarr_format)
+    meta = dict(group.attrs[ATTR])
+    group.attrs[ATTR] = {**meta, "num_samples": layout.n}
+    try:
+        for name, (tail, dtype) in array_shapes(recipe, num_betas).items():
+            create_array(group, name, (layout.n,) + tail, dtype, layout.chunk, layout.shard)
+    except OSError as exc:
+        raise StoreError(_disk_error(out, exc)) from exc
+    return group, set()
+
+
+def remove_partial_files(out: Path) -> None:
+    """Delete the temporary files a killed writer leaves (Zarr writes ``<key>.<uuid hex>.partial``
+    and renames it into place)."""
+    for f in out.rglob("*.partial"):
+        if re.fullmatch(r".*\.[0-9a-f]{32}\.partial", f.name):
+            f.unlink(missing_ok=True)
+
+
+def _check_same_run(out: Path, group: zarr.Group, attrs: dict[str, Any], layout: Layout, zarr_format: int) -> None:
+    """Refuse to resume a store written with other arguments."""
+    recorded = dict(group.attrs)
+    for key in _RUN_KEYS:
+        if _canonical(recorded.get(key)) != _canonical(attrs[key]):
+            raise SampleError(f"{out}: cannot resume: its {key} differs from this run's "
+                              f"(recorded {_canonical(recorded.get(key))[:200]})")
+    if "num_samples" not in recorded[ATTR]:
+        raise _stopped_while_creating(out)
+    if recorded[ATTR]["num_samples"] != layout.n:
+        raise SampleError(f"{out}: cannot resume: it holds {recorded[ATTR].get('num_samples')} samples, "
+                          f"this run asks for {layout.n}")
+    if group.metadata.zarr_format != zarr_format:
+        raise SampleError(f"{out}: cannot resume: it is Zarr v{group.metadata.zarr_format}, not v{zarr_format}")
+
+
+def _stopped_while_creating(out: Path) -> SampleError:
+    return SampleError(f"{out}: cannot resume: the run was stopped while creating the store; "
+                       "run again with --overwrite")
+
+
+def _shard_recorder(group: zarr.Group, done: set[int]) -> Callable[[int], None]:
+    """A callback recording a written shard in the attribute ``shards_done`` (an atomic file write)."""
+    def mark(shard: int) -> None:
+        done.add(shard)
+        group.attrs["shards_done"] = sorted(done)
+    return mark

@@ -1,0 +1,52 @@
+"""posesynth info: what a sample or training store holds, incomplete ones included."""
+
+import json
+import shutil
+
+import zarr
+from click.testing import CliRunner
+
+from posesynth.cli import main
+from posesynth.info import info_text, store_info
+from test_sampling import sample_store, training_store
+
+
+def test_sample_store_info(tmp_path_factory):
+    path = sample_store(tmp_path_factory)
+    info = store_info(path)
+    assert info["kind"] == "samples" and info["complete"] and info["rows"] == 1500
+    assert info["keypoint_sets"] == {"smpl24": 24, "h36m17": 17, "coco17": 17}
+    assert info["views"] == 2 and info["seed"] == 3 and info["noisy_2d"]
+    assert info["arrays"]["keypoints/h36m17/pixels"] == {"shape": [1500, 2, 17, 2], "dtype": "float32",
+                                                         "chunks": [256, 2, 17, 2], "shards": [512, 2, 17, 2]}
+    stats = info["statistics"]
+    assert 3.0 < stats["camera_distance_m"]["mean"] < 7.0
+    assert 1143 <= stats["focal_px"]["min"] <= stats["focal_px"]["max"] <= 1150
+    assert 0.5 < stats["visible_fraction/h36m17"]["mean"] <= 1
+    assert info["disk_bytes"] > 100_000
+    text = info_text(path)
+    for words in ("samples store, complete", "rows 1,500", "seed 3", "views 2", "h36m17 (17)", "preset h36m",
+                  "camera_distance_m", "size on disk", "keypoints/coco17/visible"):
+        assert words in text, words
+
+
+def test_incomplete_store_is_reported_not_refused(tmp_path, tmp_path_factory):
+    copy = tmp_path / "copy.zarr"
+    shutil.copytree(sample_store(tmp_path_factory), copy)
+    group = zarr.open_group(str(copy), mode="r+")
+    group.attrs["posesynth"] = {**group.attrs["posesynth"], "complete": False}
+    group.attrs["shards_done"] = [1]
+    info = store_info(copy)
+    assert not info["complete"] and info["shards_done"] == "1 of 3"
+    assert "INCOMPLETE" in info_text(copy)
+
+
+def test_training_store_info_and_cli_json(tmp_path_factory):
+    path = training_store(tmp_path_factory)
+    result = CliRunner().invoke(main, ["info", str(path), "--json"])
+    assert result.exit_code == 0, result.output
+    info = json.loads(result.output)
+    assert info["kind"] == "training" and info["rows"] == sum(info["splits"].values())
+    assert info["frames_per_source"]["hdm05"] > 0 and info["labels"]["content"] == 3
+    text = CliRunner().invoke(main, ["info", str(path)]).output
+    assert "training store, complete" in text and "frames per source" in text
