@@ -40,6 +40,8 @@ from typing import Any
 
 import torch
 
+from posesynth.config import check_table
+
 CAMERA_PRESETS_DIR = Path(__file__).resolve().parents[1] / "recipes" / "cameras"
 CAMERA_PRESETS = ("h36m", "mpi_inf_3dhp", "in_the_wild", "surveillance")
 DISTORTION_KEYS = ("k1", "k2", "p1", "p2")
@@ -145,12 +147,7 @@ class CameraDistribution:
     @classmethod
     def from_dict(cls, table: Mapping[str, Any]) -> CameraDistribution:
         """From a recipe's ``[camera]`` table; ValueError naming any unknown, missing or bad key."""
-        if not isinstance(table, Mapping):
-            raise ValueError(f"camera: expected a table, got {type(table).__name__}")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(table) - known)
-        if unknown:
-            raise ValueError(f"camera: unknown key(s) {unknown}; known keys: {sorted(known)}")
+        check_table("camera", table, {f.name for f in fields(cls)})
         missing = [k for k in ("image_size", "distance_m") if k not in table]
         if missing:
             raise ValueError(f"camera: missing key(s) {missing}")

@@ -10,13 +10,22 @@ from __future__ import annotations
 
 import copy
 import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 
 class RecipeError(ValueError):
     """A recipe file or override is malformed; the message says where."""
+
+
+def check_table(section: str, table: Any, known: Iterable[str]) -> None:
+    """ValueError unless ``table`` is a mapping whose keys are all in ``known``."""
+    if not isinstance(table, Mapping):
+        raise ValueError(f"{section}: expected a table, got {type(table).__name__}")
+    unknown = sorted(set(table) - set(known))
+    if unknown:
+        raise ValueError(f"{section}: unknown key(s) {unknown}; known keys: {sorted(known)}")
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:

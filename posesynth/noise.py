@@ -34,6 +34,7 @@ from typing import Any
 
 import torch
 
+from posesynth.config import check_table
 from posesynth.keypoint_sets import KeypointSet
 
 COCO_SIGMAS: dict[str, float] = {
@@ -84,12 +85,7 @@ class DetectorNoise:
     @classmethod
     def from_dict(cls, table: Mapping[str, Any]) -> DetectorNoise:
         """From a recipe's noise table; ValueError naming any unknown or bad key."""
-        if not isinstance(table, Mapping):
-            raise ValueError(f"noise: expected a table, got {type(table).__name__}")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(table) - known)
-        if unknown:
-            raise ValueError(f"noise: unknown key(s) {unknown}; known keys: {sorted(known)}")
+        check_table("noise", table, {f.name for f in fields(cls)})
         return cls(**dict(table))
 
     def to_dict(self) -> dict[str, Any]:
