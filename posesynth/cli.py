@@ -140,7 +140,9 @@ def train(recipe, data, out, overrides, device, body_model) -> None:
 @click.option("--seed", default=0, show_default=True)
 @click.option("--json", "json_out", type=click.Path(path_type=Path), help="Also write the results as JSON.")
 @click.option("--no-conditional", is_flag=True, help="Skip the per-class check of conditional sampling.")
-def evaluate(checkpoint, data, num, seed, json_out, no_conditional) -> None:
+@click.option("--plots", "plots_dir", type=click.Path(path_type=Path),
+              help="Also write joint_angles.png here: per-joint angle distributions, generated vs real validation.")
+def evaluate(checkpoint, data, num, seed, json_out, no_conditional, plots_dir) -> None:
     """Compare generated poses with held-out real poses (coverage, precision, novelty,
     diversity, FID, plausibility), next to the training poses and a recombination baseline."""
     from posesynth.evaluate import evaluate as run_evaluate, format_table, write_result
@@ -155,6 +157,10 @@ def evaluate(checkpoint, data, num, seed, json_out, no_conditional) -> None:
     click.echo(format_table(result))
     if json_out:
         write_result(result, json_out)
+    if plots_dir:
+        from posesynth.evaluate import plot_joint_angles
+
+        click.echo(f"wrote {plot_joint_angles(checkpoint or DEFAULT_CHECKPOINT, data, plots_dir, seed)}", err=True)
 
 
 @main.command()
@@ -301,10 +307,14 @@ def _default_checkpoint() -> Path:
 @main.command()
 @click.argument("store", type=click.Path(exists=True, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print the description as JSON.")
-def info(store, as_json) -> None:
+@click.option("--plots", "plots_dir", type=click.Path(path_type=Path),
+              help="Also write figures here: camera histograms and 2D keypoint density (sample "
+              "stores), joint-angle distributions of train vs val (training stores).")
+def info(store, as_json, plots_dir) -> None:
     """Describe a training or sample store: counts, arrays, keypoint sets, recipe, seed,
     complete or not, size on disk and basic statistics."""
     from posesynth.info import format_info, store_info
+    from posesynth.plots import write_store_plots
     from posesynth.store import StoreError
 
     try:
@@ -312,6 +322,9 @@ def info(store, as_json) -> None:
     except StoreError as exc:
         _fail(str(exc))
     click.echo(json.dumps(described, indent=1) if as_json else format_info(described))
+    if plots_dir:
+        for path in write_store_plots(store, plots_dir):
+            click.echo(f"wrote {path}", err=True)
 
 
 @main.command()

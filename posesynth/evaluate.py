@@ -152,5 +152,18 @@ def format_table(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def plot_joint_angles(checkpoint: str | Path, data: str | Path, out_dir: str | Path, seed: int = 0,
+                      n: int = 20_000) -> Path:
+    """``out_dir/joint_angles.png``: each joint's rotation angle, generated vs real validation poses."""
+    from posesynth.plots import plot_joint_angle_distributions
+
+    source = load_checkpoint(checkpoint)
+    val = load_training_poses(data, source.label_field, "val", "frame")
+    generated, _ = generate(source, n, seed)
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    return plot_joint_angle_distributions(val.rotmats, generated, Path(out_dir) / "joint_angles.png",
+                                          labels=("real (validation)", "generated"))
+
+
 def write_result(result: dict[str, Any], path: str | Path) -> None:
     Path(path).write_text(json.dumps(result, indent=1), encoding="utf-8")
