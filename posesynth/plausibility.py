@@ -22,7 +22,7 @@ import torch
 
 from posesynth.kinematics import forward_kinematics, yaw_angle
 from posesynth.rotations import matrix_to_axis_angle
-from posesynth.skeleton import JOINT_INDEX, NUM_JOINTS
+from posesynth.skeleton import JOINT_INDEX, NUM_JOINTS, SMPL_JOINT_NAMES, SMPL_PARENTS
 
 _J = JOINT_INDEX
 KNEE_TOLERANCE = math.radians(15.0)
@@ -73,8 +73,6 @@ def implausible(rotmats: torch.Tensor, limits: JointLimits) -> dict[str, torch.T
 
 def bone_length_asymmetry(joints: torch.Tensor) -> float:
     """Largest |left - right| bone length difference (metres) over paired bones, (N, 24, 3)."""
-    from posesynth.skeleton import SMPL_JOINT_NAMES, SMPL_PARENTS
-
     worst = 0.0
     for j, name in enumerate(SMPL_JOINT_NAMES):
         if name.startswith("left_") and SMPL_PARENTS[j] >= 0:

@@ -186,9 +186,8 @@ def _load_all(files: list[tuple[Path, Path]], opts: PrepareOptions, summary: Pre
     return clips
 
 
-def _subject_betas(clips: list[Clip], body: BodyModel) -> dict[str, np.ndarray]:
+def _subject_betas(clips: list[Clip], template: np.ndarray, dirs: np.ndarray) -> dict[str, np.ndarray]:
     """One shape per subject, fitted to all of that subject's frames (every 4th)."""
-    template, dirs = (t.double().numpy() for t in body.joint_shape_basis())
     by_subject: dict[str, list[np.ndarray]] = defaultdict(list)
     for c in clips:
         by_subject[c.subject_key].append(c.targets[::4])
@@ -229,8 +228,8 @@ def prepare(paths: Sequence[str | Path], out: str | Path, opts: PrepareOptions =
     clips = _load_all(files, opts, summary, progress)
     if not clips:
         raise PrepareError("no file could be read; see the errors above")
-    betas = _subject_betas(clips, body)
     template, dirs = (t.double().numpy() for t in body.joint_shape_basis())
+    betas = _subject_betas(clips, template, dirs)
     held = split_files([c.labels for c in clips], opts)
 
     columns: dict[str, list[np.ndarray]] = defaultdict(list)
@@ -239,19 +238,23 @@ def prepare(paths: Sequence[str | Path], out: str | Path, opts: PrepareOptions =
         r = retarget(c.targets, template, dirs, c.frame_rotations, c.frame_mask, betas[c.subject_key])
         _collect(columns, label_values, c, r, c.labels.file in held)
         summary.retarget[c.labels.file] = {"source": c.labels.source, "rig": c.rig, **retarget_errors(r)}
-        stats = summary.per_source.setdefault(c.labels.source, {"files": 0, "source_frames": 0, "frames": 0})
+        stats = _source_stats(summary, c.labels.source)
         stats["files"] += 1
         stats["source_frames"] += c.source_frames
         stats["frames"] += len(c.frames)
+    root_of = {str(f): r for f, r in files}
     for path, _ in summary.skipped:
-        source = labels_for(Path(path), next(r for f, r in files if str(f) == path)).source
-        summary.per_source.setdefault(source, {"files": 0, "source_frames": 0, "frames": 0})
-        summary.per_source[source]["skipped"] = summary.per_source[source].get("skipped", 0) + 1
+        stats = _source_stats(summary, labels_for(Path(path), root_of[path]).source)
+        stats["skipped"] = stats.get("skipped", 0) + 1
     summary.source_frames = sum(c.source_frames for c in clips)
     summary.frames = sum(len(c.frames) for c in clips)
     _write_store(out, columns, label_values, summary, opts, body, held, overwrite)
     summary.seconds = time.perf_counter() - start
     return summary
+
+
+def _source_stats(summary: PrepareSummary, source: str) -> dict[str, float]:
+    return summary.per_source.setdefault(source, {"files": 0, "source_frames": 0, "frames": 0})
 
 
 def _collect(columns: dict[str, list[np.ndarray]], label_values: dict[str, list[str]], clip: Clip,

@@ -127,9 +127,14 @@ def fit_betas(targets: np.ndarray, template: np.ndarray, joint_dirs: np.ndarray,
     return least_squares(residual, start, method="lm").x
 
 
+def _hip_midpoint(x: torch.Tensor) -> torch.Tensor:
+    """Midpoint of the hips (..., 3) of joints (..., 24, 3)."""
+    return 0.5 * (x[..., _J["left_hip"], :] + x[..., _J["right_hip"], :])
+
+
 def _hip_centred(x: torch.Tensor) -> torch.Tensor:
     """(T, 24, 3) joints relative to the midpoint of the hips."""
-    return x - 0.5 * (x[:, _J["left_hip"]] + x[:, _J["right_hip"]])[:, None]
+    return x - _hip_midpoint(x)[:, None]
 
 
 def _chain_residual(targets: np.ndarray, template: np.ndarray, joint_dirs: np.ndarray):
@@ -211,9 +216,7 @@ def _global_frames(
     for j, p in enumerate(SMPL_PARENTS):
         if p < 0:
             G.append(_multi_child_frame(j, targets, rest) if _triad_inputs_present(j, has) else eye)
-            lh, rh = _J["left_hip"], _J["right_hip"]
-            hip_rest = 0.5 * (rest[lh] + rest[rh]) - rest[j]
-            pos.append(0.5 * (targets[:, lh] + targets[:, rh]) - G[0] @ hip_rest)
+            pos.append(_hip_midpoint(targets) - G[0] @ (_hip_midpoint(rest) - rest[j]))
             continue
         pos.append(pos[p] + G[p] @ (rest[j] - rest[p]))
         if j == _J["spine3"] and _triad_inputs_present(j, has):
@@ -241,7 +244,7 @@ def _multi_child_frame(j: int, targets: torch.Tensor, rest: torch.Tensor,
         lh, rh, sp = _J["left_hip"], _J["right_hip"], _J["spine1"]
 
         def dirs(x, o):
-            return x[..., lh, :] - x[..., rh, :], x[..., sp, :] - 0.5 * (x[..., lh, :] + x[..., rh, :])
+            return x[..., lh, :] - x[..., rh, :], x[..., sp, :] - _hip_midpoint(x)
     else:
         ls, rs, nk = _J["left_shoulder"], _J["right_shoulder"], _J["neck"]
 
@@ -287,8 +290,7 @@ def retarget(
     G = _global_frames(torch.nan_to_num(target_t), rest, has_target, frames)
     local = global_to_local(G)
     _, joints = forward_kinematics(local, rest)
-    lh, rh = _J["left_hip"], _J["right_hip"]
-    transl = 0.5 * (target_t[:, lh] + target_t[:, rh]) - 0.5 * (joints[:, lh] + joints[:, rh])
+    transl = _hip_midpoint(target_t) - _hip_midpoint(joints)
     return Retargeted(
         global_orient=local[:, 0],
         body_pose=local[:, 1:],
@@ -308,7 +310,6 @@ def retarget_errors(result: Retargeted) -> dict[str, float]:
     ``shared_joint_error_max_mm`` (the worst frame's mean).
     """
     j, t = result.joints, result.targets
-    lh, rh = _J["left_hip"], _J["right_hip"]
     angles = []
     for _, a, b in LIMBS:
         u = j[:, _J[b]] - j[:, _J[a]]
