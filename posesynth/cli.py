@@ -29,6 +29,7 @@ def main() -> None:
     sample    checkpoint -> sample store (random cameras, paired 2D/3D keypoints)
     info      what a training or sample store holds
     export    sample store -> VideoPose3D files, npz or HDF5
+    lift      2D -> 3D lifters on sample stores: train, eval, predict
     """
 
 
@@ -36,11 +37,14 @@ def main() -> None:
 @click.argument("data", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Training store to write (.zarr).")
 @click.option("--fps", default=30.0, show_default=True, help="Frame rate to resample every clip to.")
-@click.option("--val-fraction", default=0.1, show_default=True,
-              help="Fraction of each (source, content) group's files held out for validation.")
-@click.option("--val-subject", "val_subjects", multiple=True, help="Hold out this whole subject (repeatable), e.g. HDM_bk.")
-@click.option("--val-content", "val_contents", multiple=True, help="Hold out this whole content class (repeatable).")
-@click.option("--seed", default=0, show_default=True, help="Seed of the validation split.")
+@click.option("--split", "split_recipe", type=click.Path(path_type=Path), help="Split recipe (TOML [split] table). "
+              "Default: recipes/split_default.toml, the split the shipped checkpoint was trained with.")
+@click.option("--val-fraction", type=float, help="Override: fraction of each (source, content) group's files held out.")
+@click.option("--val-subject", "val_subjects", multiple=True,
+              help="Override: hold out this whole subject (repeatable, replaces the recipe's list), e.g. HDM_bk.")
+@click.option("--val-content", "val_contents", multiple=True,
+              help="Override: hold out this whole content class (repeatable, replaces the recipe's list).")
+@click.option("--seed", type=int, help="Override: seed of the validation split.")
 @click.option("--rig", help="Rig map for every file: a built-in name (hdm05, bandai, cmu_bvh, h36m17) "
               "or a TOML path. Default: detected per file.")
 @click.option("--keypoint-layout", help="Layout of keypoint arrays (.npz/.h5) without joint_names, e.g. h36m17.")
@@ -52,7 +56,7 @@ def main() -> None:
 @click.option("--strict", is_flag=True, help="Fail on the first file that cannot be used instead of skipping it.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing store at --out.")
 @click.option("--summary-json", type=click.Path(path_type=Path), help="Also write the summary (and per-file retarget errors) as JSON.")
-def prepare(data, out, fps, val_fraction, val_subjects, val_contents, seed, rig, keypoint_layout, keypoint_up,
+def prepare(data, out, fps, split_recipe, val_fraction, val_subjects, val_contents, seed, rig, keypoint_layout, keypoint_up,
             body_model, workers, strict, overwrite, summary_json) -> None:
     """Read mocap (BVH, ASF/AMC, 3D keypoint arrays) under DATA and write a training store.
 
@@ -61,12 +65,19 @@ def prepare(data, out, fps, val_fraction, val_subjects, val_contents, seed, rig,
     (or stop the run with --strict).
     """
     from posesynth.body_model import BodyModelError
-    from posesynth.prepare import PrepareError, PrepareOptions, prepare as run_prepare
+    from posesynth.config import RecipeError
+    from posesynth.prepare import DEFAULT_SPLIT, PrepareError, PrepareOptions, load_split, prepare as run_prepare
     from posesynth.store import StoreError
 
-    opts = PrepareOptions(fps=fps, val_fraction=val_fraction, val_subjects=tuple(val_subjects),
-                          val_contents=tuple(val_contents), seed=seed, strict=strict, workers=workers,
-                          rig=rig, keypoint_layout=keypoint_layout, keypoint_up=keypoint_up)
+    try:
+        split = load_split(split_recipe or DEFAULT_SPLIT)
+    except RecipeError as exc:
+        _fail(str(exc))
+    opts = PrepareOptions(
+        fps=fps, strict=strict, workers=workers, rig=rig, keypoint_layout=keypoint_layout, keypoint_up=keypoint_up,
+        val_fraction=split["val_fraction"] if val_fraction is None else val_fraction,
+        val_subjects=tuple(val_subjects or split["val_subjects"]), val_contents=tuple(val_contents or split["val_contents"]),
+        seed=split["seed"] if seed is None else seed)
     try:
         summary = run_prepare(data, out, opts, body_model=body_model, overwrite=overwrite,
                               progress=sys.stderr.isatty())
@@ -347,6 +358,91 @@ def export(store, fmt, out, keypoint_set, noisy, name) -> None:
     except (ExportError, StoreError, OSError) as exc:
         _fail(str(exc))
     click.echo("wrote " + ", ".join(str(p) for p in paths))
+
+
+@main.group()
+def lift() -> None:
+    """2D -> 3D lifters (SimpleBaseline MLP, conditional GAN) trained on sample stores."""
+
+
+@lift.command("train")
+@click.option("--data", "data_specs", required=True, multiple=True,
+              help="A sample store, optionally with a mixing weight: B.zarr:3 (repeatable; default weight 1).")
+@click.option("--model", type=click.Choice(["mlp", "cgan"]), default="mlp", show_default=True)
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Lifter file to write (.pt).")
+@click.option("--steps", type=int, help="Training steps (default 20000).")
+@click.option("--keypoint-set", type=click.Choice(["h36m17", "coco17", "smpl24"]), help="Default h36m17.")
+@click.option("--noisy", is_flag=True, help="Train on the stores' detector-noise 2D.")
+@click.option("--seed", type=int, help="Seed of initialisation and batch order (default 0).")
+@click.option("--set", "overrides", multiple=True,
+              help="Any other setting of posesynth.lifting.LifterConfig, e.g. width=512 or hypotheses=8.")
+@click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:1 or auto.")
+def lift_train(data_specs, model, out, steps, keypoint_set, noisy, seed, overrides, device) -> None:
+    """Train a lifter on a weighted mix of sample stores; write it to --out."""
+    from posesynth.config import RecipeError, parse_override
+    from posesynth.data import DataError
+    from posesynth.lifting.checkpoint import LifterConfig, LifterError, save_lifter
+    from posesynth.lifting.train import parse_data_spec, train_lifter
+    from posesynth.sampling import SampleError, resolve_device
+    from posesynth.store import StoreError
+
+    try:
+        settings = {".".join(keys): value for keys, value in map(parse_override, overrides)}
+        given = {"model": model, "steps": steps, "keypoint_set": keypoint_set, "seed": seed, "noisy": noisy or None}
+        settings |= {k: v for k, v in given.items() if v is not None}
+        config = LifterConfig.with_overrides(LifterConfig(), settings)
+        data = [parse_data_spec(spec) for spec in data_specs]
+        lifter = train_lifter(config, data, str(resolve_device(device)), progress=sys.stderr.isatty())
+    except (RecipeError, LifterError, DataError, StoreError, SampleError, ValueError) as exc:
+        _fail(str(exc))
+    save_lifter(out, lifter)
+    losses = ", ".join(f"{k} {v:.4g}" for k, v in lifter.training["final_losses"].items())
+    click.echo(f"wrote {out} ({config.model}, {config.steps} steps; last batch: {losses})")
+
+
+@lift.command("eval")
+@click.argument("lifter_path", metavar="LIFTER", type=click.Path(path_type=Path))
+@click.option("--data", "store", required=True, type=click.Path(exists=True, path_type=Path), help="A sample store.")
+@click.option("--hypotheses", default=5, show_default=True, help="cGAN: hypotheses per input for best/mean-of-K.")
+@click.option("--noisy", is_flag=True, help="Lift the store's detector-noise 2D.")
+@click.option("--json", "json_out", type=click.Path(path_type=Path), help="Also write the numbers as JSON.")
+def lift_eval(lifter_path, store, hypotheses, noisy, json_out) -> None:
+    """MPJPE and PA-MPJPE (mm) of a lifter on a store, overall and per label; for a cGAN also
+    best-of-K, mean-of-K and the reprojection error (px)."""
+    from posesynth.data import DataError
+    from posesynth.lifting.checkpoint import LifterError, load_lifter
+    from posesynth.lifting.evaluate import evaluate_lifter, format_evaluation
+    from posesynth.store import StoreError
+
+    try:
+        lifter = load_lifter(lifter_path)
+        result = evaluate_lifter(lifter, store, hypotheses, noisy, progress=sys.stderr.isatty())
+    except (LifterError, DataError, StoreError, ValueError) as exc:
+        _fail(str(exc))
+    click.echo(format_evaluation(result, f"{lifter_path} on {store} ({lifter.config.model}, errors in mm)"))
+    if json_out:
+        json_out.write_text(json.dumps(result, indent=1))
+
+
+@lift.command("predict")
+@click.argument("lifter_path", metavar="LIFTER", type=click.Path(path_type=Path))
+@click.option("--keypoints", required=True, type=click.Path(exists=True, path_type=Path),
+              help="Detector 2D (.npz: keypoints (N, J, 2) pixels with K, or normalised; see posesynth.lifting.predict).")
+@click.option("--out", type=click.Path(path_type=Path), help="Output .npz (default: <keypoints>_3d.npz).")
+@click.option("--normalised", is_flag=True, help="The keypoints are normalised camera coordinates ((u - cx) / fx, ...).")
+@click.option("--hypotheses", default=0, show_default=True, help="cGAN: also write this many hypotheses per frame.")
+@click.option("--seed", default=0, show_default=True, help="Seed of the hypotheses' noise.")
+def lift_predict(lifter_path, keypoints, out, normalised, hypotheses, seed) -> None:
+    """Lift a detector's 2D keypoints to root-relative camera-frame 3D (and SMPL for a cGAN)."""
+    from posesynth.lifting.checkpoint import LifterError, load_lifter
+    from posesynth.lifting.predict import predict_file
+
+    out = out or keypoints.with_name(keypoints.stem + "_3d.npz")
+    try:
+        n = predict_file(load_lifter(lifter_path), keypoints, out, normalised, hypotheses, seed)
+    except LifterError as exc:
+        _fail(str(exc))
+    click.echo(f"wrote {out} ({n} frames)")
 
 
 if __name__ == "__main__":  # pragma: no cover

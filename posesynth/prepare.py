@@ -21,11 +21,13 @@ from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from tqdm import tqdm
 
 from posesynth.body_model import BodyModel, load_body_model
+from posesynth.config import RecipeError, resolve_recipe
 from posesynth.labels import FileLabels, labels_for
 from posesynth.mocap import MocapFormatError, read_motion
 from posesynth.mocap.keypoints import KEYPOINT_SUFFIXES, read_keypoints
@@ -36,6 +38,7 @@ from posesynth.skeleton import SMPL_JOINT_NAMES, SMPL_PARENTS
 from posesynth.store import add_array, create_store, mark_complete
 
 MOTION_SUFFIXES = (".bvh", ".amc")
+DEFAULT_SPLIT = Path(__file__).resolve().parents[1] / "recipes" / "split_default.toml"
 LABEL_NAMES = ("source", "subject", "content", "style", "file")
 SPLITS = ("train", "val")
 
@@ -192,6 +195,19 @@ def _subject_betas(clips: list[Clip], template: np.ndarray, dirs: np.ndarray) ->
     for c in clips:
         by_subject[c.subject_key].append(c.targets[::4])
     return {k: fit_betas(np.concatenate(v), template, dirs) for k, v in sorted(by_subject.items())}
+
+
+def load_split(path: str | Path | None = DEFAULT_SPLIT) -> dict[str, Any]:
+    """The ``[split]`` table of a split recipe (``recipes/split_default.toml``): val_fraction,
+    val_subjects, val_contents, seed; ``None`` gives the plain 10% file split."""
+    defaults = {"split": {"val_fraction": 0.1, "val_subjects": [], "val_contents": [], "seed": 0}}
+    split = resolve_recipe(defaults, path)["split"]
+    if not 0.0 <= float(split["val_fraction"]) < 1.0:
+        raise RecipeError(f"{path}: split.val_fraction must be in [0, 1), got {split['val_fraction']}")
+    for key in ("val_subjects", "val_contents"):
+        if not isinstance(split[key], list) or not all(isinstance(v, str) for v in split[key]):
+            raise RecipeError(f"{path}: split.{key} must be a list of names, got {split[key]!r}")
+    return split
 
 
 def split_files(labels: list[FileLabels], opts: PrepareOptions) -> set[str]:

@@ -37,8 +37,11 @@ def sizes_from_recipe(recipe: dict[str, dict[str, Any]]) -> NetworkSizes:
 
 
 def save_checkpoint(path: str | Path, generator: Generator, recipe: dict, label_field: str,
-                    label_names: tuple[str, ...], body_model: str, step: int) -> None:
-    """Write the sampling checkpoint atomically (a temporary file, then a rename)."""
+                    label_names: tuple[str, ...], body_model: str, step: int,
+                    training_files: tuple[str, ...] = ()) -> None:
+    """Write the sampling checkpoint atomically (a temporary file, then a rename).
+    ``training_files`` names the mocap files it was trained on, so that evaluations can
+    refuse a validation split the generator has seen."""
     path = Path(path)
     payload = {
         "format": FORMAT,
@@ -49,6 +52,7 @@ def save_checkpoint(path: str | Path, generator: Generator, recipe: dict, label_
         "label_names": list(label_names),
         "body_model": body_model,
         "step": step,
+        "training_files": list(training_files),
         "generator": {k: v.detach().cpu() for k, v in generator.state_dict().items()},
     }
     tmp = path.with_suffix(path.suffix + ".tmp")
@@ -83,6 +87,7 @@ class GanPoseSource:
         self.label_field: str = payload["label_field"]
         self._labels = tuple(payload["label_names"])
         self.body_model: str = payload["body_model"]
+        self.training_files: tuple[str, ...] = tuple(payload.get("training_files", ()))
         self.path = path
         self.sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -99,6 +104,14 @@ class GanPoseSource:
             raise CheckpointError(f"{self.path}: no label {name!r} (label field {self.label_field!r}); "
                                   f"labels: {', '.join(self._labels)}")
         return self._labels.index(name)
+
+    def check_unseen(self, files: list[str], what: str) -> None:
+        """Raise CheckpointError if any of ``files`` (e.g. a validation split's) was in training."""
+        seen = sorted(set(files) & set(self.training_files))
+        if seen:
+            raise CheckpointError(f"{self.path} was trained on {len(seen)} of {what}'s files (e.g. {seen[0]}); "
+                                  f"its numbers would not be held-out ones. Prepare the store with the split "
+                                  f"the checkpoint was trained with, or train on this store.")
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator, label: int | None = None,

@@ -30,6 +30,7 @@ class PoseData:
     weights: torch.Tensor  # (N,) float64, sums to 1
     label_field: str
     label_names: tuple[str, ...]
+    files: tuple[str, ...] = ()  # the mocap files the rows come from
 
     @property
     def rot6d(self) -> torch.Tensor:
@@ -73,5 +74,7 @@ def load_training_poses(path: str | Path, label_field: str = "content", split: s
     rotmats[:, 0] = remove_yaw(rotmats[:, 0])
     label = group[label_field][:][keep].astype(np.int64)
     weights = balance_weights(group["source"][:][keep], label, balance)
+    file_names = group.attrs["labels"]["file"]
+    files = tuple(file_names[i] for i in np.unique(group["file"][:][keep]))
     return PoseData(rotmats, torch.as_tensor(label), torch.as_tensor(weights), label_field,
-                    tuple(group.attrs["labels"][label_field]))
+                    tuple(group.attrs["labels"][label_field]), files)

@@ -227,7 +227,7 @@ class Trainer:
         torch.save(state, tmp)
         tmp.replace(self.out / "state.pt")
         save_checkpoint(self.out / "checkpoint.pt", self.models.ema, self.recipe, self.data.label_field,
-                        self.data.label_names, self.body.identity, self.step)
+                        self.data.label_names, self.body.identity, self.step, self.data.files)
 
     def try_resume(self) -> bool:
         path = self.out / "state.pt"
