@@ -97,6 +97,7 @@ def evaluate(checkpoint: str | Path, data: str | Path, n: int = 100_000, seed: i
     body = load_body_model(body_model)
     train = load_training_poses(data, source.label_field, "train", "frame")
     val = load_training_poses(data, source.label_field, "val", "frame")
+    source.check_unseen(list(val.files), f"{data}'s validation split")
     rest = body.rest_joints(torch.zeros(1, body.num_betas)).double()[0]
     limits = JointLimits.from_poses(train.rotmats)
     train_j, val_j = canonical_joints(train.rotmats, rest), canonical_joints(val.rotmats, rest)

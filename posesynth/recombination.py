@@ -5,16 +5,22 @@ poses) and mutation (perturbing local rotations), keeping only plausible childre
 Here a child takes each limb (left/right arm, left/right leg) from a second random
 parent with probability ``crossover``, every local rotation is perturbed by a random
 rotation of angle ~ N(0, ``mutation_deg``), and implausible children are redrawn.
+
+``RecombinationPoseSource`` makes it a pose source for ``sample`` (the downstream
+benchmark's baseline (d)), with body shapes from the prior, as the GAN's.
 """
 
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import torch
 
 from posesynth.gan.networks import BODY_PARTS
+from posesynth.gan.pose_data import load_training_poses
 from posesynth.plausibility import JointLimits, implausible
+from posesynth.pose_source import PoseBatch, sample_betas_prior
 from posesynth.rotations import axis_angle_to_matrix
 from posesynth.skeleton import JOINT_INDEX
 
@@ -51,3 +57,34 @@ def recombine(rotmats: torch.Tensor, n: int, limits: JointLimits, generator: tor
         if have >= n:
             return torch.cat(kept)[:n]
     raise RuntimeError(f"recombination kept only {have} plausible poses of {n} in {max_rounds} rounds")
+
+
+class RecombinationPoseSource:
+    """Recombined training poses of a ``prepare`` store (a ``posesynth.pose_source.PoseSource``):
+    parents from its ``split``, joint limits from the same poses, betas from the prior; no labels."""
+
+    def __init__(self, path: str | Path, split: str = "train", num_betas: int = 10, crossover: float = 0.5,
+                 mutation_deg: float = 5.0) -> None:
+        self.path = Path(path)
+        data = load_training_poses(path, split=split, balance="frame")
+        self.rotmats = data.rotmats.float()
+        self.limits = JointLimits.from_poses(data.rotmats)
+        self.num_betas, self.crossover, self.mutation_deg = num_betas, crossover, mutation_deg
+        self.body_model: str | None = None
+        self._identity = f"recombination({self.path.name}:{split}, crossover {crossover}, mutation {mutation_deg} deg)"
+
+    @property
+    def label_names(self) -> tuple[str, ...]:
+        return ()
+
+    @property
+    def identity(self) -> str:
+        return self._identity
+
+    def sample(self, n: int, generator: torch.Generator, label: int | None = None,
+               device: torch.device | str = "cpu") -> PoseBatch:
+        if label is not None:
+            raise ValueError("recombined poses have no labels")
+        rotmats = recombine(self.rotmats, n, self.limits, generator, self.crossover, self.mutation_deg)
+        betas = sample_betas_prior(n, self.num_betas, generator)
+        return PoseBatch(rotmats.to(device), betas.to(device), torch.full((n,), -1, dtype=torch.int64, device=device))
