@@ -46,6 +46,11 @@ def test_training_writes_a_loadable_checkpoint_and_logs(store, tmp_path):
     assert (source.sample(3, torch.Generator().manual_seed(0), label=kick).labels == kick).all()
     with pytest.raises(CheckpointError, match="no label"):
         source.label_index("dance")
+    # it records the files it was trained on, and refuses to be measured on one of them
+    assert len(source.training_files) == 2 and not any("dash" in f for f in source.training_files)
+    source.check_unseen(["bandai_namco/dataset-1/dataset-1_dash_normal_001.bvh"], "the val split")
+    with pytest.raises(CheckpointError, match="was trained on 1 of the val split's files"):
+        source.check_unseen([source.training_files[0]], "the val split")
 
 
 def test_same_seed_same_weights_and_resume_is_exact(store, tmp_path):

@@ -11,7 +11,8 @@ from conftest import FIXTURES, KICK_LEFT
 from posesynth.cli import main
 from posesynth.kinematics import forward_kinematics
 from posesynth.labels import labels_for
-from posesynth.prepare import PrepareError, PrepareOptions, prepare, resample_indices, split_files
+from posesynth.config import RecipeError
+from posesynth.prepare import PrepareError, PrepareOptions, load_split, prepare, resample_indices, split_files
 from posesynth.rotations import axis_angle_to_matrix
 from posesynth.store import StoreError, open_store
 
@@ -146,3 +147,29 @@ def test_parallel_and_serial_prepare_agree(tmp_path):
     ga, gb = open_store(a), open_store(b)
     for name in ("body_pose", "joints", "betas", "split", "file"):
         np.testing.assert_array_equal(ga[name][:], gb[name][:])
+
+
+def test_split_recipe_default_and_bad_files(tmp_path):
+    split = load_split()
+    assert split["val_subjects"] == ["HDM_dg"] and "squat1Reps" in split["val_contents"]
+    assert load_split(None) == {"val_fraction": 0.1, "val_subjects": [], "val_contents": [], "seed": 0}
+    bad = tmp_path / "split.toml"
+    for text, message in (("[split]\nval_fraction = 1.5\n", "val_fraction"),
+                          ('[split]\nval_subjects = "HDM_bd"\n', "list of names"),
+                          ("[split]\nval_file = 1\n", "unknown key split.val_file")):
+        bad.write_text(text)
+        with pytest.raises(RecipeError, match=message):
+            load_split(bad)
+
+
+def test_cli_split_flags_override_the_split_recipe(tmp_path):
+    out = tmp_path / "t.zarr"
+    args = ["prepare", str(FIXTURES), "--out", str(out), "--workers", "1", "--val-fraction", "0"]
+    assert CliRunner().invoke(main, args).exit_code == 0
+    rule = open_store(out).attrs["split_rule"]
+    assert rule["val_subjects"] == ["HDM_dg"] and rule["val_fraction"] == 0.0  # the default recipe, one override
+    result = CliRunner().invoke(main, args + ["--overwrite", "--val-subject", "HDM_bd"])
+    assert result.exit_code == 0, result.output
+    group = open_store(out)
+    assert group.attrs["split_rule"]["val_subjects"] == ["HDM_bd"]
+    assert (group["split"][:] == 1).sum() == 38  # the kick clip's 151 frames at 120 fps -> 38 at 30 fps

@@ -11,8 +11,6 @@ draws poses from.
 from __future__ import annotations
 
 import hashlib
-import pickle
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +20,7 @@ from posesynth import __version__
 from posesynth.gan.networks import Generator, NetworkSizes
 from posesynth.pose_source import PoseBatch
 from posesynth.rotations import rot6d_to_matrix
+from posesynth.torch_files import load_tensors_file
 
 FORMAT = "posesynth-gan"
 FORMAT_VERSION = 1
@@ -63,13 +62,7 @@ def save_checkpoint(path: str | Path, generator: Generator, recipe: dict, label_
 def read_checkpoint_file(path: str | Path) -> dict[str, Any]:
     """The checkpoint dict, or a CheckpointError that says what is wrong with the file."""
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: checkpoint not found")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, zipfile.BadZipFile, pickle.UnpicklingError, OSError) as exc:
-        raise CheckpointError(f"{path}: not a readable posesynth checkpoint ({type(exc).__name__}: "
-                              f"{str(exc).splitlines()[0] if str(exc) else 'corrupt file'})") from None
+    payload = load_tensors_file(path, CheckpointError, "posesynth checkpoint")
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a posesynth GAN checkpoint")
     if payload.get("format_version", 0) > FORMAT_VERSION:

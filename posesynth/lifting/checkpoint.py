@@ -8,8 +8,6 @@ it poses through; loading it with another body model is an error.
 from __future__ import annotations
 
 import dataclasses
-import pickle
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +20,7 @@ from posesynth.body_model import BodyModel, load_body_model
 from posesynth.keypoint_sets import KeypointSet
 from posesynth.lifting.features import camera_coordinates, keypoint_set, lifter_features, root_weights
 from posesynth.lifting.models import CGANLifter, MLPLifter
+from posesynth.torch_files import load_tensors_file
 
 FORMAT = "posesynth-lifter"
 FORMAT_VERSION = 1
@@ -123,7 +122,7 @@ class Lifter:
 def build_model(config: LifterConfig, body: BodyModel | None = None) -> nn.Module:
     kset = keypoint_set(config.keypoint_set)
     if config.model == "mlp":
-        return MLPLifter(len(kset.joint_names), config.width, config.blocks, config.dropout)
+        return MLPLifter(kset, config.width, config.blocks, config.dropout)
     return CGANLifter(kset, body or load_body_model(), config.latent, config.width, config.blocks, config.dropout)
 
 
@@ -143,12 +142,7 @@ def save_lifter(path: str | Path, lifter: Lifter) -> None:
 def load_lifter(path: str | Path, body: BodyModel | None = None) -> Lifter:
     """A saved lifter; a missing, corrupt or mismatched file raises LifterError."""
     path = Path(path)
-    if not path.is_file():
-        raise LifterError(f"{path}: lifter not found")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, zipfile.BadZipFile, pickle.UnpicklingError, OSError) as exc:
-        raise LifterError(f"{path}: not a readable lifter ({type(exc).__name__})") from None
+    payload = load_tensors_file(path, LifterError, "lifter")
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise LifterError(f"{path}: not a posesynth lifter (a GAN checkpoint? use it with sample/evaluate)")
     if payload["format_version"] > FORMAT_VERSION:

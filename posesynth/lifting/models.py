@@ -47,15 +47,16 @@ def residual_mlp(inputs: int, outputs: int, width: int, blocks: int, dropout: fl
 
 
 class MLPLifter(nn.Module):
-    """SimpleBaseline: features (B, F) -> root-relative 3D (B, J, 3)."""
+    """SimpleBaseline: features (B, F) -> root-relative 3D (B, J, 3) (the root is subtracted)."""
 
-    def __init__(self, num_joints: int, width: int = 1024, blocks: int = 2, dropout: float = 0.25) -> None:
+    def __init__(self, kset: KeypointSet, width: int = 1024, blocks: int = 2, dropout: float = 0.25) -> None:
         super().__init__()
-        self.num_joints = num_joints
-        self.net = residual_mlp(2 * num_joints + 2, 3 * num_joints, width, blocks, dropout)
+        self.num_joints = len(kset.joint_names)
+        self.net = residual_mlp(2 * self.num_joints + 2, 3 * self.num_joints, width, blocks, dropout)
+        self.register_buffer("root", root_weights(kset))
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return self.net(features).reshape(-1, self.num_joints, 3)
+        return root_relative(self.net(features).reshape(-1, self.num_joints, 3), self.root)
 
 
 class CGANLifter(nn.Module):
