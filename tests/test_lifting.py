@@ -1,6 +1,6 @@
 """posesynth.lifting: features, geometry, the MLP and cGAN lifters on tiny data, files and CLI."""
 
-import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -9,7 +9,6 @@ from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import FIXTURES
 from posesynth.cli import main
 from posesynth.lifting.checkpoint import LifterConfig, LifterError, load_lifter, save_lifter
 from posesynth.lifting.evaluate import evaluate_lifter, lift_errors
@@ -20,7 +19,7 @@ from posesynth.lifting.train import parse_data_spec, train_lifter
 from posesynth.rotations import axis_angle_to_matrix
 from test_sampling import sample_store
 
-DETECTIONS = FIXTURES / "detections"
+DETECTIONS = Path(__file__).parent / "detections"
 TINY = dict(steps=40, batch_size=64, width=64, blocks=1, lr=3e-3, lr_final=1e-3)
 vectors = st.lists(st.floats(-3, 3), min_size=3, max_size=3)
 
