@@ -66,7 +66,7 @@ class LifterConfig:
 
     @classmethod
     def with_overrides(cls, base: "LifterConfig", overrides: dict[str, Any]) -> "LifterConfig":
-        known = {f.name: f.type for f in dataclasses.fields(cls)}
+        known = [f.name for f in dataclasses.fields(cls)]
         unknown = sorted(set(overrides) - set(known))
         if unknown:
             raise LifterError(f"unknown lifter setting(s) {unknown}; known: {', '.join(known)}")

@@ -16,6 +16,7 @@ target is the keypoint set's camera-frame 3D relative to its root.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -54,7 +55,7 @@ class Batches:
         self.root = root_weights(keypoint_set(config.keypoint_set))
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-        for epoch in range(10**9):
+        for epoch in itertools.count():
             self.stream.set_epoch(epoch)
             for batch in self.stream:
                 yield self.prepare(batch)
