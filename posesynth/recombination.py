@@ -7,7 +7,7 @@ parent with probability ``crossover``, every local rotation is perturbed by a ra
 rotation of angle ~ N(0, ``mutation_deg``), and implausible children are redrawn.
 
 ``RecombinationPoseSource`` makes it a pose source for ``sample`` (the downstream
-benchmark's baseline (d)), with body shapes from the prior, as the GAN's.
+benchmark's baseline (d)), with bodies drawn as the GAN's are (``fit_betas_prior``).
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from pathlib import Path
 import torch
 
 from posesynth.gan.networks import BODY_PARTS
-from posesynth.gan.pose_data import load_training_poses
+from posesynth.gan.pose_data import BetasPrior, fit_betas_prior, load_training_poses
 from posesynth.plausibility import JointLimits, implausible
-from posesynth.pose_source import PoseBatch, sample_betas_prior
+from posesynth.pose_source import PoseBatch
 from posesynth.rotations import axis_angle_to_matrix
 from posesynth.skeleton import JOINT_INDEX
 
@@ -61,15 +61,17 @@ def recombine(rotmats: torch.Tensor, n: int, limits: JointLimits, generator: tor
 
 class RecombinationPoseSource:
     """Recombined training poses of a ``prepare`` store (a ``posesynth.pose_source.PoseSource``):
-    parents from its ``split``, joint limits from the same poses, betas from the prior; no labels."""
+    parents from its ``split``, joint limits from the same poses, bodies from ``betas_prior``
+    (default: fitted to the split's bodies, as the GAN's default); no labels."""
 
-    def __init__(self, path: str | Path, split: str = "train", num_betas: int = 10, crossover: float = 0.5,
-                 mutation_deg: float = 5.0) -> None:
+    def __init__(self, path: str | Path, split: str = "train", betas_prior: BetasPrior | None = None,
+                 crossover: float = 0.5, mutation_deg: float = 5.0) -> None:
         self.path = Path(path)
         data = load_training_poses(path, split=split, balance="frame")
         self.rotmats = data.rotmats.float()
         self.limits = JointLimits.from_poses(data.rotmats)
-        self.num_betas, self.crossover, self.mutation_deg = num_betas, crossover, mutation_deg
+        self.betas_prior = betas_prior or fit_betas_prior(path, split=split)
+        self.crossover, self.mutation_deg = crossover, mutation_deg
         self.body_model: str | None = None
         self._identity = f"recombination({self.path.name}:{split}, crossover {crossover}, mutation {mutation_deg} deg)"
 
@@ -86,5 +88,5 @@ class RecombinationPoseSource:
         if label is not None:
             raise ValueError("recombined poses have no labels")
         rotmats = recombine(self.rotmats, n, self.limits, generator, self.crossover, self.mutation_deg)
-        betas = sample_betas_prior(n, self.num_betas, generator)
+        betas = self.betas_prior.sample(n, generator)
         return PoseBatch(rotmats.to(device), betas.to(device), torch.full((n,), -1, dtype=torch.int64, device=device))

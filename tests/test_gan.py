@@ -102,3 +102,36 @@ def test_corrupt_and_foreign_checkpoints_are_refused(store, tmp_path):
 def test_default_recipe_file_matches_the_defaults_keys():
     recipe = resolve_recipe(DEFAULT_RECIPE, "recipes/gan_default.toml")
     assert recipe["loss"]["reconstruction"] > 0 and recipe["data"]["balance"] == "source_class"
+
+
+def test_fitted_betas_prior_is_centred_on_the_training_bodies(store):
+    import numpy as np
+    import zarr
+
+    from posesynth.gan.pose_data import BetasPrior, fit_betas_prior
+
+    group = zarr.open_group(str(store), mode="r")
+    bodies = np.unique(group["betas"][:][group["split"][:] == 0], axis=0)
+    prior = fit_betas_prior(store, "fitted", std=0.5, clip=2.0)
+    assert len(bodies) >= 2  # the fixture clips come from more than one fitted body
+    np.testing.assert_allclose(prior.mean.numpy(), bodies.mean(0), atol=1e-5)
+    np.testing.assert_allclose(prior.std.numpy(), np.sqrt(bodies.var(0) + 0.25), atol=1e-5)
+    draws = prior.sample(5000, torch.Generator().manual_seed(0))
+    assert draws.shape == (5000, 10)
+    assert ((draws - prior.mean).abs() <= 2.0 * prior.std + 1e-5).all()  # clipped at 2 standard deviations
+    standard = fit_betas_prior(store, "standard", std=1.0, clip=2.5)
+    assert torch.equal(standard.mean, torch.zeros(10)) and torch.equal(standard.std, torch.ones(10))
+    again = BetasPrior.from_dict(standard.to_dict())
+    assert torch.equal(again.mean, standard.mean) and torch.equal(again.std, standard.std) and again.clip == 2.5
+    with pytest.raises(ValueError, match="betas prior"):
+        fit_betas_prior(store, "uniform")
+
+
+def test_checkpoint_samples_bodies_from_its_fitted_prior(store, tmp_path):
+    from posesynth.gan.pose_data import fit_betas_prior
+
+    source = load_checkpoint(run(store, tmp_path / "run", 2))
+    expected = fit_betas_prior(store)
+    torch.testing.assert_close(source.betas_prior.mean, expected.mean)
+    betas = source.sample(4000, torch.Generator().manual_seed(0)).betas
+    assert (betas.mean(0) - expected.mean).abs().max() < 0.2

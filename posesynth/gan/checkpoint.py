@@ -18,6 +18,7 @@ import torch
 
 from posesynth import __version__
 from posesynth.gan.networks import Generator, NetworkSizes
+from posesynth.gan.pose_data import BetasPrior
 from posesynth.pose_source import PoseBatch
 from posesynth.rotations import rot6d_to_matrix
 from posesynth.torch_files import load_tensors_file
@@ -37,7 +38,7 @@ def sizes_from_recipe(recipe: dict[str, dict[str, Any]]) -> NetworkSizes:
 
 def save_checkpoint(path: str | Path, generator: Generator, recipe: dict, label_field: str,
                     label_names: tuple[str, ...], body_model: str, step: int,
-                    training_files: tuple[str, ...] = ()) -> None:
+                    training_files: tuple[str, ...] = (), betas_prior: BetasPrior | None = None) -> None:
     """Write the sampling checkpoint atomically (a temporary file, then a rename).
     ``training_files`` names the mocap files it was trained on, so that evaluations can
     refuse a validation split the generator has seen."""
@@ -52,6 +53,7 @@ def save_checkpoint(path: str | Path, generator: Generator, recipe: dict, label_
         "body_model": body_model,
         "step": step,
         "training_files": list(training_files),
+        "betas_prior": None if betas_prior is None else betas_prior.to_dict(),
         "generator": {k: v.detach().cpu() for k, v in generator.state_dict().items()},
     }
     tmp = path.with_suffix(path.suffix + ".tmp")
@@ -81,6 +83,9 @@ class GanPoseSource:
         self._labels = tuple(payload["label_names"])
         self.body_model: str = payload["body_model"]
         self.training_files: tuple[str, ...] = tuple(payload.get("training_files", ()))
+        prior = self.recipe["betas"]
+        self.betas_prior = (BetasPrior.from_dict(payload["betas_prior"]) if payload.get("betas_prior") else
+                            BetasPrior.standard(int(prior["num_betas"]), prior["std"], prior["clip"]))
         self.path = path
         self.sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -112,9 +117,7 @@ class GanPoseSource:
         """Latents, then betas, drawn on the CPU from ``generator``; poses (B, 24, 3, 3)."""
         sizes = self.generator.sizes
         z = torch.randn(n, sizes.latent, generator=generator)
-        prior = self.recipe["betas"]
-        betas = (torch.randn(n, int(prior["num_betas"]), generator=generator) * prior["std"]).clamp(
-            -prior["clip"], prior["clip"])
+        betas = self.betas_prior.sample(n, generator)
         index = len(self._labels) if label is None else label
         labels = torch.full((n,), index, dtype=torch.int64)
         self.generator.to(device)

@@ -14,7 +14,9 @@ inputs) and then the generator (non-saturating loss plus the recipe's other term
   them back with a lifter trained on real poses, and ask for the same 3D.
 
 Body shape is augmented: real and generated poses are both posed on bodies with
-betas drawn from the prior, so the model learns poses, not the pool's few bodies.
+betas drawn from the betas prior (``[betas]``: by default fitted to the training
+subjects' bodies and widened, ``pose_data.fit_betas_prior``), so the model learns
+poses, not the pool's few bodies; the checkpoint keeps the prior for sampling.
 Sampling uses an exponential moving average of the generator.  The run directory
 holds ``recipe.toml`` (resolved), ``state.pt`` (everything needed to resume),
 ``checkpoint.pt`` (what ``sample`` loads), ``metrics.jsonl`` and ``curves.png``.
@@ -38,14 +40,14 @@ from posesynth.body_model import BodyModel, load_body_model
 from posesynth.config import resolve_recipe
 from posesynth.gan.checkpoint import save_checkpoint, sizes_from_recipe
 from posesynth.gan.networks import Discriminator, Encoder, Generator, Lifter
-from posesynth.gan.pose_data import PoseData, load_training_poses
+from posesynth.gan.pose_data import PoseData, fit_betas_prior, load_training_poses
 from posesynth.kinematics import forward_kinematics, rotation_about_y
 from posesynth.rotations import matrix_to_rot6d, rot6d_to_matrix
 
 DEFAULT_RECIPE: dict[str, dict[str, Any]] = {
     "data": {"label_field": "content", "balance": "source_class", "label_dropout": 0.25},
     "model": {"latent": 32, "width": 256, "blocks": 2, "label_embedding": 32, "disc_width": 256, "part_width": 128},
-    "betas": {"num_betas": 10, "std": 1.0, "clip": 2.5},
+    "betas": {"prior": "fitted", "num_betas": 10, "std": 1.0, "clip": 2.5},
     "train": {"steps": 20000, "batch_size": 256, "lr_g": 2e-4, "lr_d": 2e-4, "adam_beta1": 0.5,
               "adam_beta2": 0.99, "ema": 0.999, "seed": 0, "log_every": 100, "eval_every": 2000,
               "state_every": 1000},
@@ -99,6 +101,8 @@ class Trainer:
         self.device = torch.device(device)
         self.data = load_training_poses(data_path, recipe["data"]["label_field"], "train", recipe["data"]["balance"])
         self.val = load_training_poses(data_path, recipe["data"]["label_field"], "val", "frame")
+        b = recipe["betas"]
+        self.betas_prior = fit_betas_prior(data_path, b["prior"], int(b["num_betas"]), b["std"], b["clip"])
         self.body = body or load_body_model()
         template, dirs = self.body.joint_shape_basis()
         self.template, self.joint_dirs = template.float().to(self.device), dirs.float().to(self.device)
@@ -118,8 +122,7 @@ class Trainer:
 
     def _rest_joints(self, n: int) -> torch.Tensor:
         """Rest joints (n, 24, 3) of bodies with betas from the prior."""
-        prior = self.recipe["betas"]
-        betas = (self._randn(n, self.joint_dirs.shape[-1]) * prior["std"]).clamp(-prior["clip"], prior["clip"])
+        betas = self.betas_prior.sample(n, self.rng).to(self.device)
         return self.template + torch.einsum("jck,nk->njc", self.joint_dirs, betas)
 
     def _real_batch(self, n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -135,7 +138,7 @@ class Trainer:
 
     # ------------------------------------------------------------------ one step
     def train_step(self) -> dict[str, float]:
-        m, loss_w, B = self.models, self.recipe["loss"], self.recipe["train"]["batch_size"]
+        m, B = self.models, self.recipe["train"]["batch_size"]
         real6d, real_rot, labels = self._real_batch(B)
         rest = self._rest_joints(B)
         real_joints = self._joints(real_rot, rest)
@@ -227,7 +230,7 @@ class Trainer:
         torch.save(state, tmp)
         tmp.replace(self.out / "state.pt")
         save_checkpoint(self.out / "checkpoint.pt", self.models.ema, self.recipe, self.data.label_field,
-                        self.data.label_names, self.body.identity, self.step, self.data.files)
+                        self.data.label_names, self.body.identity, self.step, self.data.files, self.betas_prior)
 
     def try_resume(self) -> bool:
         path = self.out / "state.pt"
