@@ -1,7 +1,8 @@
 """``posesynth evaluate``: the pose-quality numbers of a checkpoint.
 
 Generated poses are compared with the training store's validation split (whole
-files never seen in training), next to two baselines on the same split: the
+files, actors or classes never seen in training; a checkpoint trained on any of its
+files is refused), next to two baselines on the same split: the
 training poses themselves, and an EvoSkeleton-style recombination of them
 (``posesynth.recombination``).  Every set is posed on the same mean body, centred on
 the pelvis and turned to face +z (``posesynth.metrics.canonical_joints``).
