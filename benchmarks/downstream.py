@@ -89,18 +89,23 @@ def file_categories(data: Path) -> tuple[list[str], dict[str, list]]:
     return names, rule
 
 
+def joined_errors(lifter, stores: dict[str, Path]) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """``lift_errors`` (5 hypotheses for a cGAN) on every store, concatenated in the stores'
+    order, and each example's store key."""
+    errors = {key: lift_errors(lifter, path, hypotheses=5) for key, path in stores.items()}
+    joined = {k: np.concatenate([e[k] for e in errors.values()]) for k in next(iter(errors.values()))}
+    return joined, np.concatenate([np.full(len(e["label"]), key) for key, e in errors.items()])
+
+
 def evaluate_all(lifter, tests: dict[str, Path], in_dist: dict[str, Path], categories: list[str]) -> dict:
-    errors = {p: lift_errors(lifter, path) for p, path in tests.items()}
-    joined = {k: np.concatenate([e[k] for e in errors.values()]) for k in errors[PRESETS[0]]}
+    joined, store = joined_errors(lifter, tests)
     category = np.asarray(categories)[joined["label"]]
-    preset = np.concatenate([np.full(len(e["label"]), p) for p, e in errors.items()])
     result = {"overall": summarise(joined)}
     for name in CATEGORIES[:3]:
         result[name] = summarise(joined, category == name)
     for p in PRESETS:
-        result[f"{p} cameras"] = summarise(joined, preset == p)
-    dist = [lift_errors(lifter, path) for path in in_dist.values()]
-    result["in-distribution"] = summarise({k: np.concatenate([e[k] for e in dist]) for k in dist[0]})
+        result[f"{p} cameras"] = summarise(joined, store == p)
+    result["in-distribution"] = summarise(joined_errors(lifter, in_dist)[0])
     return result
 
 
@@ -134,7 +139,7 @@ def plot(results: dict[str, dict], path: Path) -> None:
     plt.close(fig)
 
 
-def run_cgan(steps: int, args, size: dict, train_stores: dict, tests: dict[str, Path]) -> dict:
+def run_cgan(steps: int, args, size: dict, train_stores: dict, tests: dict[str, Path], device: str) -> dict:
     """The cGAN lifter on (c)'s data: MPJPE of its z = 0 prediction, best-of-5, mean-of-5 and the
     reprojection error (px) on the held-out test stores."""
     config = LifterConfig(model="cgan", steps=steps, batch_size=size["lifter"]["batch_size"],
@@ -142,10 +147,9 @@ def run_cgan(steps: int, args, size: dict, train_stores: dict, tests: dict[str, 
     data = [(train_stores[src][p], 0.5) for src in ("real", "gan") for p in PRESETS]
     t = time.perf_counter()
     print(f"cGAN lifter on (c)'s data: training {config.steps} steps", flush=True)
-    lifter = train_lifter(config, data, device=str(resolve_device(args.device)), progress=False)
+    lifter = train_lifter(config, data, device=device, progress=False)
     save_lifter(args.out / "lifter_c_cgan.pt", lifter)
-    errors = [lift_errors(lifter, path, hypotheses=5) for path in tests.values()]
-    result = summarise({k: np.concatenate([e[k] for e in errors]) for k in errors[0]})
+    result = summarise(joined_errors(lifter, tests)[0])
     print(f"  {time.perf_counter() - t:.0f} s; " + ", ".join(f"{k} {v:.1f}" for k, v in result.items() if k != "n"))
     return {"config": asdict(config), "held_out": result}
 
@@ -206,7 +210,7 @@ def main() -> None:
     table = format_table(results)
     print(table)
     cgan_steps = size["cgan_steps"] if args.cgan_steps is None else args.cgan_steps
-    cgan = run_cgan(cgan_steps, args, size, train_stores, tests) if cgan_steps else None
+    cgan = run_cgan(cgan_steps, args, size, train_stores, tests, device) if cgan_steps else None
     report = {"size": args.size, "lifter": asdict(config), "checkpoint": gan.identity, "data": str(args.data),
               "split_rule": {k: v for k, v in rule.items() if k != "held_out_files"},
               "train_samples_per_preset": size["train_n"], "test_samples_per_preset": size["test_n"],

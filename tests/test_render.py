@@ -228,13 +228,18 @@ def test_parse_indices():
 
 
 # ---------------------------------------------------------------------------- GL renderer
-@needs_gl
-@pytest.mark.parametrize("store", ["sample_store", "distorted_store"])
-def test_silhouette_is_nonempty_inside_the_image_and_matches_projected_vertices(store, request, body):
+def gl_render_two(store, request, body, depth=False):
+    """The first two samples of the fixture ``store``: samples, posed vertices, GL render output."""
     s = render.read_store_samples(request.getfixturevalue(store), "0:2")
     verts = posed(body, s)
     r = render.get_renderer(body.faces, body.num_vertices, "gl", samples=0)
-    images = r.render(verts, s.cameras)
+    return s, verts, r.render(verts, s.cameras, depth=depth)
+
+
+@needs_gl
+@pytest.mark.parametrize("store", ["sample_store", "distorted_store"])
+def test_silhouette_is_nonempty_inside_the_image_and_matches_projected_vertices(store, request, body):
+    s, verts, images = gl_render_two(store, request, body)
     for img, cam, v in zip(images, s.cameras, verts):
         assert img.shape == (cam.height, cam.width, 4)
         mask = img[..., 3] > 127
@@ -253,10 +258,7 @@ def test_silhouette_is_nonempty_inside_the_image_and_matches_projected_vertices(
 @needs_gl
 @pytest.mark.parametrize("store", ["sample_store", "distorted_store"])
 def test_vertices_facing_the_camera_land_on_body_pixels_at_their_depth(store, request, body):
-    s = render.read_store_samples(request.getfixturevalue(store), "0:2")
-    verts = posed(body, s)
-    r = render.get_renderer(body.faces, body.num_vertices, "gl", samples=0)
-    images, depths = r.render(verts, s.cameras, depth=True)
+    s, verts, (images, depths) = gl_render_two(store, request, body, depth=True)
     theirs, cam_pts = project(torch.as_tensor(verts, dtype=torch.float64), cams_of(s))
     faces = body.faces
     for b, cam in enumerate(s.cameras):

@@ -98,7 +98,7 @@ class Lifter:
     def predict_features(self, features: torch.Tensor) -> torch.Tensor:
         self.model.eval()
         if isinstance(self.model, CGANLifter):
-            return self.model(features, torch.zeros(len(features), self.model.latent).to(features))[2]
+            return self.model.mode(features)[2]
         return self.model(features)
 
     @torch.no_grad()
@@ -115,7 +115,7 @@ class Lifter:
         if not isinstance(self.model, CGANLifter):
             raise LifterError("only a cgan lifter predicts SMPL parameters")
         self.model.eval()
-        rotmats, betas, _ = self.model(features, torch.zeros(len(features), self.model.latent).to(features))
+        rotmats, betas, _ = self.model.mode(features)
         return rotmats, betas
 
 

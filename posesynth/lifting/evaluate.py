@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from posesynth.data import PoseStoreIterable
 from posesynth.lifting.checkpoint import Lifter
-from posesynth.lifting.features import camera_coordinates, root_relative, root_weights
+from posesynth.lifting.features import lifter_batch, root_weights
 from posesynth.lifting.geometry import procrustes_align, reproject
 from posesynth.lifting.models import CGANLifter
 from posesynth.metrics import mpjpe
@@ -39,9 +39,7 @@ def lift_errors(lifter: Lifter, store: str | Path, hypotheses: int = 5, noisy: b
     for batch in tqdm(rows, desc="lift eval", unit="batch", disable=not progress):
         V = batch["pixels"].shape[1]
         pixels, camera, K = (batch[f].flatten(0, 1) for f in ("pixels", "camera", "K"))
-        target = root_relative(camera, root)
-        coords = camera_coordinates(pixels, K)
-        features = lifter.features(pixels, K)
+        features, coords, target = lifter_batch(pixels, camera, K, root)
         pred = lifter.predict_features(features)
         mm = 1000.0
         errors = {"mpjpe_mm": mm * mpjpe(pred, target), "pa_mpjpe_mm": mm * mpjpe(procrustes_align(pred, target), target)}

@@ -63,3 +63,11 @@ def lifter_features(coords: torch.Tensor, weights: torch.Tensor) -> torch.Tensor
 def root_relative(points: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     """(B, J, 3) -> the same relative to the root."""
     return points - root_of(points, weights)
+
+
+def lifter_batch(pixels: torch.Tensor, camera: torch.Tensor, K: torch.Tensor,
+                 weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A store batch's pixels (B, J, 2), camera-frame 3D (B, J, 3) and K (B, 3, 3) -> the lifter's
+    features (B, 2 J + 2), the normalised 2D (B, J, 2) and the root-relative target (B, J, 3)."""
+    coords = camera_coordinates(pixels, K)
+    return lifter_features(coords, weights), coords, root_relative(camera, weights)

@@ -95,13 +95,23 @@ class CGANLifter(nn.Module):
         points = compute_keypoints([self.kset.name], self.body, global_rotmats, joints, full)[self.kset.name]
         return root_relative(points, self.root)
 
-    def hypotheses(self, features: torch.Tensor, k: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """``k`` hypotheses per input: (B, k, J, 3); hypothesis 0 is the z = 0 prediction."""
+    def mode(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The z = 0 prediction: ``forward``'s outputs for features (B, F)."""
+        return self(features, torch.zeros(len(features), self.latent).to(features))
+
+    def draw(self, features: torch.Tensor, k: int, generator: torch.Generator | None = None
+             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``k`` hypotheses per input, input-major: ``forward``'s outputs with B k rows; the first
+        of each input's k is the z = 0 prediction."""
         B = features.shape[0]
         z = torch.randn(B, k, self.latent, generator=generator).to(features)
         z[:, 0] = 0.0
-        _, _, points = self(features.repeat_interleave(k, 0), z.reshape(B * k, -1))
-        return points.reshape(B, k, *points.shape[1:])
+        return self(features.repeat_interleave(k, 0), z.reshape(B * k, -1))
+
+    def hypotheses(self, features: torch.Tensor, k: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """``k`` hypotheses per input: (B, k, J, 3); hypothesis 0 is the z = 0 prediction."""
+        points = self.draw(features, k, generator)[2]
+        return points.reshape(len(features), k, *points.shape[1:])
 
 
 def bone_gram(points: torch.Tensor, edges: tuple[tuple[int, int], ...]) -> torch.Tensor:

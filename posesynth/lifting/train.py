@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from posesynth.data import mix
 from posesynth.lifting.checkpoint import Lifter, LifterConfig, build_model
-from posesynth.lifting.features import camera_coordinates, keypoint_set, lifter_features, root_relative, root_weights
+from posesynth.lifting.features import keypoint_set, lifter_batch, lifter_features, root_weights
 from posesynth.lifting.geometry import reproject
 from posesynth.lifting.models import CGANLifter, PairDiscriminator
 from posesynth.metrics import mpjpe
@@ -62,9 +62,7 @@ class Batches:
 
     def prepare(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Views flattened into the batch: features (B, F), coords (B, J, 2), target (B, J, 3)."""
-        pixels, camera, K = (batch[f].flatten(0, 1) for f in FIELDS)
-        coords = camera_coordinates(pixels, K)
-        return lifter_features(coords, self.root), coords, root_relative(camera, self.root)
+        return lifter_batch(*(batch[f].flatten(0, 1) for f in FIELDS), self.root)
 
 
 def train_lifter(config: LifterConfig, data: Sequence[tuple[str | Path, float]], device: str = "cpu",
@@ -124,10 +122,8 @@ class CGANSteps:
     def __call__(self, features, coords, target, step: int) -> dict[str, float]:
         c, k = self.config, self.config.hypotheses
         B = features.shape[0]
-        z = torch.randn(B, k, c.latent, device=features.device)
-        z[:, 0] = 0.0
         feats_k = features.repeat_interleave(k, 0)
-        _, betas, pred = self.model(feats_k, z.reshape(B * k, -1))  # (B k, J, 3)
+        _, betas, pred = self.model.draw(features, k)  # (B k, ...), hypothesis 0 of each input: z = 0
 
         d_real = self.disc(features, target)
         d_fake = self.disc(feats_k, pred.detach())
