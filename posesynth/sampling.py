@@ -60,6 +60,7 @@ from posesynth.rotations import matrix_to_axis_angle
 from posesynth.sample_recipe import (
     DEFAULT_SAMPLE_RECIPE, camera_distribution, detector_noise, resolve_sample_recipe, validate_sample_recipe,
 )
+from posesynth.shard_file import write_rows
 from posesynth.skeleton import JOINT_INDEX, SMPL_JOINT_NAMES, SMPL_PARENTS
 from posesynth.store import ATTR, StoreError, create_array, create_store, mark_complete, open_store
 from posesynth.visibility import BodyCapsules, in_frame, self_occlusion
@@ -281,10 +282,11 @@ def generate_shard(sampler: BlockSampler, layout: Layout, shard: int, buffer: di
 
 
 def write_shard(arrays: dict[str, zarr.Array], layout: Layout, shard: int, buffer: dict[str, np.ndarray]) -> None:
-    """Write ``shard``'s rows of every array from ``buffer``: whole shards, one file each."""
+    """Write ``shard``'s rows of every array from ``buffer``: whole shards, one file each
+    (``posesynth.shard_file``: one pass over the rows)."""
     start, stop = layout.rows(shard)
     for name, arr in arrays.items():
-        arr[start:stop] = buffer[name][:stop - start]
+        write_rows(arr, start, buffer[name][:stop - start])
 
 
 def new_buffer(shapes: dict[str, tuple[tuple[int, ...], str]], layout: Layout) -> dict[str, np.ndarray]:

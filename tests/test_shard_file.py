@@ -1,0 +1,74 @@
+"""posesynth.shard_file writes the same shard files Zarr does, and falls back to Zarr otherwise."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import zarr
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from posesynth.shard_file import ShardLayout, write_rows
+from posesynth.store import create_array, create_store
+
+CHUNK, SHARD = 4, 12
+
+
+def _arrays(tmp_path: Path, n: int, tail: tuple[int, ...], dtype: str, zarr_format: int = 3):
+    """The same array twice: one for Zarr's writer, one for ``write_rows``."""
+    group = create_store(tmp_path / "s.zarr", "samples", {}, zarr_format=zarr_format)
+    return tuple(create_array(group, name, (n,) + tail, dtype, CHUNK, SHARD) for name in ("by_zarr", "by_us"))
+
+
+def _files(arr: zarr.Array) -> dict[str, bytes]:
+    root = Path(arr.store_path.store.root) / arr.path
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
+            and p.name != "zarr.json"}
+
+
+def _rows(rng: np.random.Generator, n: int, tail: tuple[int, ...], dtype: str) -> np.ndarray:
+    # no chunk equal to the fill value: Zarr leaves those out of the shard, write_rows does not
+    return (rng.normal(size=(n,) + tail) * 100 + 1000).astype(dtype)
+
+
+@settings(max_examples=25, deadline=None)
+@given(n=st.integers(1, 40), tail=st.sampled_from([(), (3,), (2, 3)]),
+       dtype=st.sampled_from(["float32", "int32", "uint8"]), seed=st.integers(0, 2**31))
+def test_shard_files_are_byte_identical_to_zarrs(tmp_path_factory, n, tail, dtype, seed):
+    by_zarr, by_us = _arrays(tmp_path_factory.mktemp("s"), n, tail, dtype)
+    data = _rows(np.random.default_rng(seed), n, tail, dtype)
+    for start in range(0, n, SHARD):
+        by_zarr[start:start + SHARD] = data[start:start + SHARD]
+        write_rows(by_us, start, data[start:start + SHARD])
+    assert _files(by_us) == _files(by_zarr)
+    np.testing.assert_array_equal(by_us[:], data)
+
+
+def test_layout_is_recognised_only_for_sharded_v3_arrays(tmp_path):
+    by_zarr, _ = _arrays(tmp_path, 24, (3,), "float32")
+    assert ShardLayout.of(by_zarr).shard_rows == SHARD and ShardLayout.of(by_zarr).chunk_rows == CHUNK
+    v2, _ = _arrays(tmp_path / "v2", 24, (3,), "float32", zarr_format=2)
+    assert ShardLayout.of(v2) is None
+    unsharded = create_array(zarr.open_group(str(tmp_path / "s.zarr"), mode="r+"), "plain", (24, 3), "float32", CHUNK)
+    assert ShardLayout.of(unsharded) is None
+
+
+@pytest.mark.parametrize("start, rows", [(0, 5), (4, 12), (12, 12)])
+def test_other_ranges_go_through_zarr(tmp_path, start, rows):
+    """Part of a shard, a range across shards and the v2 format are written by Zarr itself."""
+    _, arr = _arrays(tmp_path, 30, (2,), "float32")
+    data = _rows(np.random.default_rng(0), rows, (2,), "float32")
+    write_rows(arr, start, data)
+    np.testing.assert_array_equal(arr[start:start + rows], data)
+    v2, _ = _arrays(tmp_path / "v2", 30, (2,), "float32", zarr_format=2)
+    write_rows(v2, start, data)
+    np.testing.assert_array_equal(v2[start:start + rows], data)
+
+
+def test_no_partial_file_is_left_behind(tmp_path):
+    _, arr = _arrays(tmp_path, 24, (), "int32")
+    write_rows(arr, 12, np.arange(12, dtype="int32") + 1)
+    root = Path(arr.store_path.store.root) / arr.path
+    assert not list(root.rglob("*.partial"))
+    np.testing.assert_array_equal(arr[12:], np.arange(12) + 1)
+    np.testing.assert_array_equal(arr[:12], 0)
