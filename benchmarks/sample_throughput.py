@@ -13,6 +13,8 @@ checkpoint or training store) and the default recipe, on ``--device`` (default: 
   the source to marking the store complete; ``end_to_end_wall_s`` adds the interpreter start);
 - ``peak_rss_mb``: that subprocess's peak resident memory (``VmHWM``, Linux).
 
+Each store is deleted and the page cache flushed (``sync``) before the next stage starts.
+
 One JSON line per N.  Targets on 2 CPU cores: end_to_end_s <= 1.2 x max(gen_only_s,
 write_only_s), and peak_rss_mb for 4M within 10 % of 1M.  Without a default checkpoint the
 benchmark says so and replays real poses from a training store it prepares from the mocap pool
@@ -23,7 +25,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -85,7 +89,15 @@ def write_only(sampler: BlockSampler, layout: Layout, shapes, out: Path) -> floa
         writer.close()
     seconds = time.perf_counter() - start
     assert zarr.open_group(str(out), mode="r")["label"].shape == (layout.n,)
+    quiet_disk(out)
     return seconds
+
+
+def quiet_disk(store: Path) -> None:
+    """Delete ``store`` and flush the page cache to disk, so that the kernel writing one stage's
+    gigabytes back does not take CPU from the next stage's measurement."""
+    shutil.rmtree(store)
+    os.sync()
 
 
 def end_to_end(source: Path, n: int, out: Path, recipe: Path, device: str) -> dict[str, float]:
@@ -135,6 +147,7 @@ def main() -> None:
         sampler = BlockSampler(load_pose_source(source), recipe, 0, body, device)
         shapes = array_shapes(recipe, body.num_betas)
         workers = default_workers(device)
+        os.sync()
         for n in args.n:
             layout = Layout.of(recipe, n)
             row = {"n": n, "source": source.name, "device": str(device), "workers": workers,
@@ -142,6 +155,7 @@ def main() -> None:
                    "write_only_s": round(write_only(sampler, layout, shapes, tmp / "write_only.zarr"), 2)}
             row.update(end_to_end(source, n, tmp / "sample.zarr", args.recipe, str(device)))
             row["bytes_per_sample"] = round(sum(_size(tmp / "sample.zarr")) / n, 1)
+            quiet_disk(tmp / "sample.zarr")
             row["ratio"] = round(row["end_to_end_s"] / max(row["gen_only_s"], row["write_only_s"]), 3)
             print(json.dumps(row), flush=True)
 

@@ -50,7 +50,7 @@ import torch
 import zarr
 from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
-from posesynth.store import ATTR, open_store
+from posesynth.store import ATTR, StoreError, open_store, split_rows
 
 DEFAULT_FIELDS = ("pixels", "camera", "world", "visible", "K")
 SMPL_FIELDS = ("global_orient", "body_pose", "betas", "transl")
@@ -134,10 +134,10 @@ class StoreReader:
         """Rows of the split (None: every row)."""
         if split is None or self.kind != "training":
             return None
-        splits = group.attrs["splits"]
-        if split not in splits:
-            raise DataError(f"{self.path}: split must be one of {splits}, got {split!r}")
-        return np.flatnonzero(group["split"][:] == splits.index(split))
+        try:
+            return split_rows(group, split, self.path)
+        except StoreError as exc:
+            raise DataError(str(exc)) from None
 
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_group": None}

@@ -24,7 +24,7 @@ import torch
 from posesynth.kinematics import remove_yaw
 from posesynth.rotations import axis_angle_to_matrix
 from posesynth.skeleton import NUM_JOINTS
-from posesynth.store import open_store
+from posesynth.store import open_store, split_rows
 
 
 @dataclass(frozen=True)
@@ -88,7 +88,7 @@ class StorePoseSource:
         labels = group.attrs["labels"]
         if label_field not in labels:
             raise ValueError(f"{self.path}: no label field {label_field!r}; it has {sorted(labels)}")
-        rows = self._rows(group, split)
+        rows = split_rows(group, split, self.path)
         pose = np.concatenate([group["global_orient"][:], group["body_pose"][:]], axis=1)[rows]
         self._pose = torch.as_tensor(pose).reshape(-1, NUM_JOINTS, 3)  # (N, 24, 3) axis-angle
         self._betas = torch.as_tensor(group["betas"][:][rows])  # (N, K)
@@ -98,16 +98,6 @@ class StorePoseSource:
         self.body_model: str = group.attrs["body_model"]
         digest = hashlib.sha256(json.dumps(dict(group.attrs), sort_keys=True).encode()).hexdigest()
         self._identity = f"{self.path.name}:{digest[:16]}"
-
-    def _rows(self, group, split: str) -> np.ndarray:
-        if split == "all":
-            return np.arange(group["split"].shape[0])
-        if split not in group.attrs["splits"]:
-            raise ValueError(f"split must be 'all' or one of {group.attrs['splits']}, got {split!r}")
-        rows = np.flatnonzero(group["split"][:] == group.attrs["splits"].index(split))
-        if len(rows) == 0:
-            raise ValueError(f"{self.path}: the {split!r} split is empty")
-        return rows
 
     @property
     def label_names(self) -> tuple[str, ...]:

@@ -118,3 +118,18 @@ def open_store(path: str | Path, *, kind: str | None = None, allow_incomplete: b
         raise StoreError(f"{path}: the store is incomplete (the run that wrote it was interrupted "
                          "or failed); finish it or write it again")
     return group
+
+
+def split_rows(group: zarr.Group, split: str, where: str | Path) -> np.ndarray:
+    """Row indices (sorted) of a training store's ``split`` (one of its ``splits`` attribute,
+    e.g. "train" or "val"; "all": every row).  An unknown or empty split is a StoreError
+    naming ``where`` (the store's path)."""
+    if split == "all":
+        return np.arange(group["split"].shape[0])
+    splits = group.attrs["splits"]
+    if split not in splits:
+        raise StoreError(f"{where}: split must be 'all' or one of {splits}, got {split!r}")
+    rows = np.flatnonzero(group["split"][:] == splits.index(split))
+    if len(rows) == 0:
+        raise StoreError(f"{where}: the {split!r} split is empty")
+    return rows

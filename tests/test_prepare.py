@@ -14,7 +14,7 @@ from posesynth.labels import labels_for
 from posesynth.config import RecipeError
 from posesynth.prepare import PrepareError, PrepareOptions, load_split, prepare, resample_indices, split_files
 from posesynth.rotations import axis_angle_to_matrix
-from posesynth.store import StoreError, open_store
+from posesynth.store import StoreError, open_store, split_rows
 
 
 @pytest.fixture(scope="module")
@@ -66,6 +66,19 @@ def test_split_holds_out_whole_files(store):
         assert len(np.unique(split[files == code])) == 1
     held = group.attrs["split_rule"]["held_out_files"]
     assert set(held) == {group.attrs["labels"]["file"][c] for c in np.unique(files[split == 1])}
+
+
+def test_split_rows_select_a_split_and_refuse_unknown_or_empty_ones(store, tmp_path):
+    group, _ = store
+    split = group["split"][:]
+    np.testing.assert_array_equal(split_rows(group, "val", "s.zarr"), np.flatnonzero(split == 1))
+    np.testing.assert_array_equal(split_rows(group, "all", "s.zarr"), np.arange(len(split)))
+    with pytest.raises(StoreError, match="s.zarr: split must be 'all' or one of"):
+        split_rows(group, "test", "s.zarr")
+    out = tmp_path / "no_val.zarr"
+    prepare([FIXTURES], out, PrepareOptions(workers=1, val_fraction=0.0), progress=False)
+    with pytest.raises(StoreError, match="no_val.zarr: the 'val' split is empty"):
+        split_rows(open_store(out), "val", out)
 
 
 def test_split_by_subject_and_fraction():

@@ -272,7 +272,7 @@ def test_store_pose_source_replays_yaw_free_rows(train):
     assert (diff.amin(1) < 1e-6).all()
     prior = StorePoseSource(train, betas="prior").sample(2000, torch.Generator().manual_seed(0))
     assert abs(prior.betas.std().item() - 1) < 0.1
-    with pytest.raises(ValueError, match="split"):
+    with pytest.raises(StoreError, match=r"train.zarr: split must be 'all' or one of \['train', 'val'\], got 'test'"):
         StorePoseSource(train, split="test")
     with pytest.raises(ValueError, match="label field"):
         StorePoseSource(train, label_field="mood")

@@ -18,7 +18,7 @@ import torch
 from posesynth.kinematics import remove_yaw
 from posesynth.rotations import axis_angle_to_matrix, matrix_to_rot6d
 from posesynth.skeleton import NUM_JOINTS
-from posesynth.store import open_store
+from posesynth.store import open_store, split_rows
 
 BALANCES = ("frame", "source", "source_class")
 BETAS_PRIORS = ("fitted", "standard")
@@ -59,23 +59,14 @@ def balance_weights(source: np.ndarray, label: np.ndarray, balance: str) -> np.n
     return w / w.sum()
 
 
-def split_mask(group, split: str) -> np.ndarray | slice:
-    """Rows of a training store's ``split`` ("train", "val"; "all": every row), to index its arrays."""
-    if split == "all":
-        return slice(None)
-    return group["split"][:] == group.attrs["splits"].index(split)
-
-
 def load_training_poses(path: str | Path, label_field: str = "content", split: str = "train",
                         balance: str = "source_class") -> PoseData:
     """Read the ``split`` rows ("train", "val" or "all") of a training store."""
     group = open_store(path, kind="training")
     if label_field not in group.attrs["labels"]:
         raise ValueError(f"{path}: no label field {label_field!r}; it has {sorted(group.attrs['labels'])}")
-    keep = split_mask(group, split)
+    keep = split_rows(group, split, path)
     pose = np.concatenate([group["global_orient"][:], group["body_pose"][:]], axis=1)[keep]
-    if len(pose) == 0:
-        raise ValueError(f"{path}: the {split!r} split is empty")
     rotmats = axis_angle_to_matrix(torch.as_tensor(pose).reshape(-1, NUM_JOINTS, 3))
     rotmats[:, 0] = remove_yaw(rotmats[:, 0])
     label = group[label_field][:][keep].astype(np.int64)
@@ -126,7 +117,7 @@ def fit_betas_prior(path: str | Path, kind: str = "fitted", num_betas: int = 10,
     if kind == "standard":
         return BetasPrior.standard(num_betas, std, clip)
     group = open_store(path, kind="training")
-    keep = split_mask(group, split)
+    keep = split_rows(group, split, path)
     bodies = np.unique(group["betas"][:][keep], axis=0)[:, :num_betas]
     bodies = np.pad(bodies, ((0, 0), (0, num_betas - bodies.shape[1])))
     return BetasPrior(torch.as_tensor(bodies.mean(0), dtype=torch.float32),
