@@ -48,7 +48,7 @@ from posesynth.pose_source import StorePoseSource
 from posesynth.recombination import RecombinationPoseSource
 from posesynth.sample_recipe import resolve_sample_recipe
 from posesynth.sampling import resolve_device, sample_to_store
-from posesynth.store import open_store
+from posesynth.store import held_out_categories, open_store
 
 PRESETS = ("h36m", "in_the_wild")
 SIZES = {  # samples per preset for each training source, test samples per preset, lifter settings
@@ -72,21 +72,6 @@ def make_store(source, path: Path, n: int, seed: int, preset: str, device: str) 
     summary = sample_to_store(source, path, n, seed, recipe_for(preset), device=device, overwrite=True)
     print(f"  {path.name}: {n:,} samples in {summary.seconds:.1f} s", flush=True)
     return path
-
-
-def file_categories(data: Path) -> tuple[list[str], dict[str, list]]:
-    """Per file index of the training store: its category name for the validation split."""
-    group = open_store(data, kind="training")
-    labels, rule = group.attrs["labels"], group.attrs["split_rule"]
-    file_idx, first = np.unique(group["file"][:], return_index=True)
-    subject = np.asarray(labels["subject"])[group["subject"][:][first]]
-    content = np.asarray(labels["content"])[group["content"][:][first]]
-    category = np.where(np.isin(subject, rule["val_subjects"]), "unseen actor",
-                        np.where(np.isin(content, rule["val_contents"]), "unseen class", "unseen file"))
-    names = [""] * len(labels["file"])
-    for i, c in zip(file_idx, category):
-        names[i] = str(c)
-    return names, rule
 
 
 def joined_errors(lifter, stores: dict[str, Path]) -> tuple[dict[str, np.ndarray], np.ndarray]:
@@ -181,7 +166,8 @@ def main() -> None:
         print(f"warning: {args.checkpoint} does not record its training files: cannot check that the "
               f"validation split is unseen", flush=True)
     gan.check_unseen(list(load_training_poses(args.data, split="val").files), f"{args.data}'s validation split")
-    categories, rule = file_categories(args.data)
+    group = open_store(args.data, kind="training")
+    categories, rule = held_out_categories(group), group.attrs["split_rule"]
     print(f"validation split: {rule['val_subjects']} + classes {rule['val_contents']} + "
           f"{rule['val_fraction']:.0%} of files; making stores", flush=True)
 

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from posesynth.body_model import load_body_model
@@ -31,6 +32,7 @@ from posesynth.metrics import apd, canonical_joints, coverage, frechet_distance,
 from posesynth.plausibility import JointLimits, bone_length_asymmetry, implausible
 from posesynth.pose_classifier import train_classifier
 from posesynth.recombination import recombine
+from posesynth.store import HELD_OUT, held_out_categories, open_store, split_rows
 
 SUBSET = 20000  # poses of a set used for precision and novelty
 
@@ -52,13 +54,18 @@ def _subset(x: torch.Tensor, n: int, g: torch.Generator) -> torch.Tensor:
 
 
 def set_metrics(name: str, rotmats: torch.Tensor, joints: torch.Tensor, val: torch.Tensor, train: torch.Tensor | None,
-                limits: JointLimits, posed: torch.Tensor, seed: int) -> dict[str, Any]:
+                limits: JointLimits, posed: torch.Tensor, seed: int,
+                val_groups: dict[str, np.ndarray]) -> dict[str, Any]:
     """All metrics of one pose set: ``joints`` canonical (N, 24, 3), ``posed`` world joints
-    on the set's own bodies (for bone-length symmetry)."""
+    on the set's own bodies (for bone-length symmetry); coverage also per group of validation
+    poses (``val_groups``: name -> (V,) bool)."""
     g = torch.Generator().manual_seed(seed)
     sub = _subset(joints, SUBSET, g)
     row: dict[str, Any] = {"set": name, "n": len(joints)}
-    row.update({f"coverage_{k}": v for k, v in coverage(nearest_mpjpe(val, joints)).items()})
+    nearest = nearest_mpjpe(val, joints)
+    row.update({f"coverage_{k}": v for k, v in coverage(nearest).items()})
+    row["coverage_by_group"] = {group: coverage(nearest[torch.as_tensor(mask)])
+                                for group, mask in val_groups.items()}
     row["precision_median_mm"] = coverage(nearest_mpjpe(sub, val))["median_mm"]
     row["novelty_median_mm"] = coverage(nearest_mpjpe(sub, train))["median_mm"] if train is not None else 0.0
     row["apd_mm"] = apd(joints, generator=g)
@@ -66,6 +73,19 @@ def set_metrics(name: str, rotmats: torch.Tensor, joints: torch.Tensor, val: tor
     row["plausible"] = 1.0 - float(implausible(rotmats, limits)["any"].double().mean())
     row["bone_asymmetry_mm"] = 1000.0 * bone_length_asymmetry(posed)
     return row
+
+
+def validation_groups(data: str | Path) -> dict[str, np.ndarray]:
+    """Masks (V,) over the validation poses of a training store (in ``load_training_poses``'s
+    order): per source, and per reason the pose is held out (``store.HELD_OUT``); empty groups
+    are left out."""
+    group = open_store(data, kind="training")
+    rows = split_rows(group, "val", data)
+    source, file = group["source"][:][rows], group["file"][:][rows]
+    category = np.asarray(held_out_categories(group))[file]
+    groups = {f"source {name}": source == i for i, name in enumerate(group.attrs["labels"]["source"])}
+    groups.update({name: category == name for name in HELD_OUT})
+    return {name: mask for name, mask in groups.items() if mask.any()}
 
 
 def conditional_agreement(source: GanPoseSource, data: PoseData, val: PoseData, rest: torch.Tensor,
@@ -103,6 +123,7 @@ def evaluate(checkpoint: str | Path, data: str | Path, n: int = 100_000, seed: i
     limits = JointLimits.from_poses(train.rotmats)
     train_j, val_j = canonical_joints(train.rotmats, rest), canonical_joints(val.rotmats, rest)
     rng = torch.Generator().manual_seed(seed)
+    groups = validation_groups(data)
 
     def on_bodies(rotmats: torch.Tensor, betas: torch.Tensor) -> torch.Tensor:
         return forward_kinematics(rotmats.float(), body.rest_joints(betas.float()))[1]
@@ -114,16 +135,18 @@ def evaluate(checkpoint: str | Path, data: str | Path, n: int = 100_000, seed: i
     evo = recombine(train.rotmats, n, limits, rng)
     zero_betas = torch.zeros(m, body.num_betas)
     rows = [
-        set_metrics(f"posesynth (N={n})", gen_rot, gen_j, val_j, train_j, limits, on_bodies(gen_rot, gen_betas), seed),
+        set_metrics(f"posesynth (N={n})", gen_rot, gen_j, val_j, train_j, limits, on_bodies(gen_rot, gen_betas), seed,
+                    groups),
         set_metrics(f"posesynth (N={m}, as many as training poses)", gen_rot[:m], gen_j[:m], val_j, train_j, limits,
-                    on_bodies(gen_rot[:m], gen_betas[:m]), seed),
+                    on_bodies(gen_rot[:m], gen_betas[:m]), seed, groups),
         set_metrics(f"training poses (N={m})", train.rotmats, train_j, val_j, None, limits,
-                    on_bodies(train.rotmats, zero_betas), seed),
+                    on_bodies(train.rotmats, zero_betas), seed, groups),
         set_metrics(f"recombination (N={n})", evo, canonical_joints(evo, rest), val_j, train_j, limits,
-                    on_bodies(evo, torch.zeros(n, body.num_betas)), seed),
+                    on_bodies(evo, torch.zeros(n, body.num_betas)), seed, groups),
     ]
     result: dict[str, Any] = {"checkpoint": str(checkpoint), "source": source.identity, "data": str(data),
-                              "val_poses": len(val), "val_apd_mm": apd(val_j, generator=rng), "sets": rows}
+                              "val_poses": len(val), "val_apd_mm": apd(val_j, generator=rng), "sets": rows,
+                              "val_group_sizes": {g: int(mask.sum()) for g, mask in groups.items()}}
     if conditional and source.label_names:
         log("training the pose classifier for the conditional check")
         result["conditional"] = {"label_field": source.label_field, "classes": conditional_agreement(
@@ -144,6 +167,7 @@ def format_table(result: dict[str, Any]) -> str:
     for row in result["sets"]:
         lines.append(f"| {row['set']} | " + " | ".join(format(row[k], f) for k, _, f in COLUMNS) + " |")
     lines.append(f"\nvalidation poses: {result['val_poses']}, their APD: {result['val_apd_mm']:.1f} mm")
+    lines.append(format_groups(result))
     if "conditional" in result:
         lines.append(f"\nconditional sampling ({result['conditional']['label_field']}): samples labelled as their "
                      "class by a classifier trained on real poses (reference: real validation poses)")
@@ -151,6 +175,19 @@ def format_table(result: dict[str, Any]) -> str:
         for c in result["conditional"]["classes"]:
             ref = "-" if c["real_val_labelled_as_class"] is None else f"{c['real_val_labelled_as_class']:.2f}"
             lines.append(f"| {c['class']} | {c['train_frames']} | {c['samples_labelled_as_class']:.2f} | {ref} |")
+    return "\n".join(lines)
+
+
+def format_groups(result: dict[str, Any]) -> str:
+    """Coverage per group of validation poses: median mm / fraction under 100 mm, per set."""
+    groups = list(result["sets"][0]["coverage_by_group"])
+    lines = ["\ncoverage per group of validation poses (median mm / fraction under 100 mm; poses in group)",
+             "| set | " + " | ".join(groups) + " |", "|" + "---|" * (len(groups) + 1),
+             "| validation poses | " + " | ".join(str(result["val_group_sizes"][g]) for g in groups) + " |"]
+    for row in result["sets"]:
+        cells = (row["coverage_by_group"][g] for g in groups)
+        lines.append(f"| {row['set']} | " + " | ".join(f"{c['median_mm']:.1f} / {c['under_100mm']:.3f}" for c in cells)
+                     + " |")
     return "\n".join(lines)
 
 

@@ -133,3 +133,22 @@ def split_rows(group: zarr.Group, split: str, where: str | Path) -> np.ndarray:
     if len(rows) == 0:
         raise StoreError(f"{where}: the {split!r} split is empty")
     return rows
+
+
+HELD_OUT = ("unseen actor", "unseen class", "unseen file")
+
+
+def held_out_categories(group: zarr.Group) -> list[str]:
+    """Per file index of a training store: why a validation file is held out (``HELD_OUT``:
+    its actor is a validation subject, else its class a validation class, else the file was
+    drawn on its own), from the store's ``split_rule``; meaningful for validation files only."""
+    labels, rule = group.attrs["labels"], group.attrs["split_rule"]
+    file_idx, first = np.unique(group["file"][:], return_index=True)
+    subject = np.asarray(labels["subject"])[group["subject"][:][first]]
+    content = np.asarray(labels["content"])[group["content"][:][first]]
+    category = np.where(np.isin(subject, rule["val_subjects"]), HELD_OUT[0],
+                        np.where(np.isin(content, rule["val_contents"]), HELD_OUT[1], HELD_OUT[2]))
+    names = [""] * len(labels["file"])
+    for i, c in zip(file_idx, category):
+        names[i] = str(c)
+    return names

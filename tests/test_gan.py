@@ -135,3 +135,23 @@ def test_checkpoint_samples_bodies_from_its_fitted_prior(store, tmp_path):
     torch.testing.assert_close(source.betas_prior.mean, expected.mean)
     betas = source.sample(4000, torch.Generator().manual_seed(0)).betas
     assert (betas.mean(0) - expected.mean).abs().max() < 0.2
+
+
+def test_evaluate_reports_every_set_and_coverage_per_validation_group(store, tmp_path):
+    from posesynth.evaluate import evaluate, format_table
+
+    result = evaluate(run(store, tmp_path / "run", 4), store, n=300, n_per_class=50, min_class_frames=1,
+                      log=lambda message: None)
+    names = [row["set"] for row in result["sets"]]
+    assert names[0] == "posesynth (N=300)" and names[2].startswith("training poses")
+    # the fixture's validation split is one held-out class ("dash") of Bandai Namco clips
+    assert result["val_group_sizes"] == {"source bandai_namco": result["val_poses"], "unseen class": result["val_poses"]}
+    for row in result["sets"]:
+        for group in result["val_group_sizes"]:  # a group holding every validation pose is the whole
+            assert row["coverage_by_group"][group]["median_mm"] == pytest.approx(row["coverage_median_mm"])
+        assert 0.0 <= row["plausible"] <= 1.0 and row["bone_asymmetry_mm"] < 1e-3
+    assert result["sets"][2]["novelty_median_mm"] == 0.0
+    classes = {c["class"] for c in result["conditional"]["classes"]}
+    assert classes == {"kickLFront1Reps", "raise-up-left-hand"}  # "dash" has no training frames
+    table = format_table(result)
+    assert "| set | source bandai_namco | unseen class |" in table and "conditional sampling (content)" in table
