@@ -18,8 +18,9 @@ them, or how the store is chunked.  Chunks and shards hold whole blocks.  The la
 computed whole and cut, so a store of ``n`` rows is the first ``n`` rows of a longer one.
 
 Writing (``sample_to_store``): the store is created incomplete (``posesynth.store``), every
-array filled one whole shard at a time, each finished shard recorded in the attribute
-``shards_done`` (Zarr writes every file atomically, so this survives SIGKILL), and the store
+array filled one whole shard at a time (``posesynth.shard_file``: one pass over the rows, each
+shard file written atomically), each finished shard recorded in the attribute ``shards_done``
+(Zarr writes its metadata files atomically too, so this survives SIGKILL), and the store
 marked complete at the very end.  ``resume=True`` recomputes only the missing shards.  In one
 process, ``workers`` threads generate the blocks of a shard (torch releases the GIL; each
 torch call runs on one thread) while a bounded pool of writer threads compresses and writes
@@ -640,8 +641,8 @@ def _open_for_writing(out: Path, layout: Layout, recipe: dict[str, Any], attrs: 
 
 
 def remove_partial_files(out: Path) -> None:
-    """Delete the temporary files a killed writer leaves (Zarr writes ``<key>.<uuid hex>.partial``
-    and renames it into place)."""
+    """Delete the temporary files a killed writer leaves (Zarr and ``posesynth.shard_file`` write
+    ``<key>.<uuid hex>.partial`` and rename it into place)."""
     for f in out.rglob("*.partial"):
         if re.fullmatch(r".*\.[0-9a-f]{32}\.partial", f.name):
             f.unlink(missing_ok=True)
