@@ -73,10 +73,13 @@ def test_sampling_is_deterministic_and_split_invariant(store, tmp_path):
     torch.testing.assert_close(one.betas, two.betas, atol=0, rtol=0)
 
 
-def test_resume_refuses_a_different_recipe(store, tmp_path):
+def test_resume_refuses_a_different_recipe_and_a_corrupt_state(store, tmp_path):
     run(store, tmp_path / "run", 3)
     with pytest.raises(ValueError, match="different recipe"):
         run(store, tmp_path / "run", 6, "model.width=64")
+    (tmp_path / "run" / "state.pt").write_bytes(b"cut short by a crash")
+    with pytest.raises(CheckpointError, match=r"state.pt: not a readable training state \(delete it to start over\)"):
+        run(store, tmp_path / "run", 6)
 
 
 def test_corrupt_and_foreign_checkpoints_are_refused(store, tmp_path):

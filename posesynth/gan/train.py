@@ -38,11 +38,12 @@ from tqdm import tqdm
 
 from posesynth.body_model import BodyModel, load_body_model
 from posesynth.config import resolve_recipe
-from posesynth.gan.checkpoint import save_checkpoint, sizes_from_recipe
+from posesynth.gan.checkpoint import CheckpointError, save_checkpoint, sizes_from_recipe
 from posesynth.gan.networks import Discriminator, Encoder, Generator, Lifter
 from posesynth.gan.pose_data import PoseData, fit_betas_prior, load_training_poses
 from posesynth.kinematics import forward_kinematics, rotation_about_y
 from posesynth.rotations import matrix_to_rot6d, rot6d_to_matrix
+from posesynth.torch_files import load_tensors_file
 
 DEFAULT_RECIPE: dict[str, dict[str, Any]] = {
     "data": {"label_field": "content", "balance": "source_class", "label_dropout": 0.25},
@@ -236,7 +237,7 @@ class Trainer:
         path = self.out / "state.pt"
         if not path.is_file():
             return False
-        state = torch.load(path, map_location=self.device, weights_only=True)
+        state = load_tensors_file(path, CheckpointError, "training state (delete it to start over)")
         self.models.load_state_dict(state["models"])
         self.rng.set_state(state["rng"])
         torch.set_rng_state(state["torch_rng"])
