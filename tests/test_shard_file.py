@@ -72,3 +72,19 @@ def test_no_partial_file_is_left_behind(tmp_path):
     assert not list(root.rglob("*.partial"))
     np.testing.assert_array_equal(arr[12:], np.arange(12) + 1)
     np.testing.assert_array_equal(arr[:12], 0)
+
+
+def test_a_failed_write_leaves_neither_a_shard_nor_a_partial_file(tmp_path, monkeypatch):
+    import errno
+    import os
+
+    _, arr = _arrays(tmp_path, 24, (), "int32")
+
+    def disk_full(src, dst):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        write_rows(arr, 0, np.arange(12, dtype="int32") + 1)
+    root = Path(arr.store_path.store.root) / arr.path
+    assert not [p for p in root.rglob("*") if p.is_file() and p.name != "zarr.json"]
