@@ -1,5 +1,6 @@
 """posesynth.shard_file writes the same shard files Zarr does, and falls back to Zarr otherwise."""
 
+import contextlib
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +27,13 @@ def _files(arr: zarr.Array) -> dict[str, bytes]:
             and p.name != "zarr.json"}
 
 
+@contextlib.contextmanager
+def _zarr_writes_refused():
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(zarr.Array, "__setitem__", lambda *args: pytest.fail("written through Zarr"))
+        yield
+
+
 def _rows(rng: np.random.Generator, n: int, tail: tuple[int, ...], dtype: str) -> np.ndarray:
     # no chunk equal to the fill value: Zarr leaves those out of the shard, write_rows does not
     return (rng.normal(size=(n,) + tail) * 100 + 1000).astype(dtype)
@@ -39,7 +47,8 @@ def test_shard_files_are_byte_identical_to_zarrs(tmp_path_factory, n, tail, dtyp
     data = _rows(np.random.default_rng(seed), n, tail, dtype)
     for start in range(0, n, SHARD):
         by_zarr[start:start + SHARD] = data[start:start + SHARD]
-        write_rows(by_us, start, data[start:start + SHARD])
+        with _zarr_writes_refused():  # the one-pass path, not Zarr's
+            write_rows(by_us, start, data[start:start + SHARD])
     assert _files(by_us) == _files(by_zarr)
     np.testing.assert_array_equal(by_us[:], data)
 
