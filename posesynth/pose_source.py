@@ -21,6 +21,7 @@ from typing import Protocol
 import numpy as np
 import torch
 
+from posesynth.body_prior import body_model_prior
 from posesynth.kinematics import remove_yaw
 from posesynth.rotations import axis_angle_to_matrix
 from posesynth.skeleton import NUM_JOINTS
@@ -60,18 +61,13 @@ class PoseSource(Protocol):
 BETAS_POLICIES = ("store", "prior")
 
 
-def sample_betas_prior(n: int, num_betas: int, generator: torch.Generator) -> torch.Tensor:
-    """Shapes (n, num_betas) from the body model's prior: standard normal, clipped to +-3."""
-    return torch.randn(n, num_betas, generator=generator).clamp(-3.0, 3.0)
-
-
 class StorePoseSource:
     """Real poses replayed from a ``prepare`` training store (a ``PoseSource``).
 
     Each draw picks rows of ``split`` ("train", "val" or "all") uniformly at random,
     with replacement.  The global orientation has its yaw removed (the body faces +z,
     as the GAN's poses do); ``betas`` are the row's own (``"store"``) or drawn from
-    the prior (``"prior"``, see ``sample_betas_prior``).  ``label_names`` is the
+    SMPL's prior (``"prior"``, ``body_prior.body_model_prior``).  ``label_names`` is the
     vocabulary of ``label_field``; the returned labels are each row's own label.
 
     This is the "real poses through random cameras" baseline, and the source the tests use.
@@ -126,7 +122,7 @@ class StorePoseSource:
         rotmats[:, 0] = remove_yaw(rotmats[:, 0])
         betas = self._betas[rows]
         if self.options["betas"] == "prior":
-            betas = sample_betas_prior(n, betas.shape[1], generator)
+            betas = body_model_prior(betas.shape[1]).sample(n, generator)
         return PoseBatch(rotmats.to(device), betas.to(device), self._labels[rows].to(device))
 
 

@@ -18,7 +18,8 @@ from pathlib import Path
 import torch
 
 from posesynth.gan.networks import BODY_PARTS
-from posesynth.gan.pose_data import BetasPrior, fit_betas_prior, load_training_poses
+from posesynth.body_prior import BetasPrior, fit_betas_prior
+from posesynth.gan.pose_data import load_training_poses
 from posesynth.plausibility import JointLimits, implausible
 from posesynth.pose_source import PoseBatch
 from posesynth.rotations import axis_angle_to_matrix

@@ -52,11 +52,12 @@ import zarr
 from tqdm import tqdm
 
 from posesynth.body_model import BodyModel, load_body_model
+from posesynth.body_prior import body_model_prior
 from posesynth.cameras import CAMERA_CONVENTION, project, sample_cameras
 from posesynth.kinematics import forward_kinematics
 from posesynth.keypoint_sets import KeypointSet, compute_keypoints, keypoint_sets
 from posesynth.noise import add_detector_noise
-from posesynth.pose_source import PoseSource, StorePoseSource, load_pose_source, sample_betas_prior
+from posesynth.pose_source import PoseSource, StorePoseSource, load_pose_source
 from posesynth.rotations import matrix_to_axis_angle
 from posesynth.sample_recipe import (
     DEFAULT_SAMPLE_RECIPE, camera_distribution, detector_noise, resolve_sample_recipe, validate_sample_recipe,
@@ -156,7 +157,7 @@ class BlockSampler:
         (size, ...) numpy, computed on ``device`` from block ``b``'s own generators."""
         g = block_generators(self.seed, b)
         poses = self.source.sample(self.size, g["pose"], self.label, self.device)
-        betas = sample_betas_prior(self.size, self.body.num_betas, g["pose"]) if self.prior_betas else poses.betas
+        betas = body_model_prior(self.body.num_betas).sample(self.size, g["pose"]) if self.prior_betas else poses.betas
         betas = self._pad_betas(betas.to(self.device, self.body.dtype))
         rotmats = poses.rotmats.to(self.device, self.body.dtype)
         global_rotmats, joints = forward_kinematics(rotmats, self.body.rest_joints(betas))

@@ -1,6 +1,6 @@
 """Reading ``torch.save`` files safely: tensors and plain values only, never pickled code.
 
-GAN checkpoints and lifters are read through
+GAN checkpoints, GAN training states and lifters are read through
 ``load_tensors_file``, which uses ``torch.load(..., weights_only=True)`` and turns any failure
 into the caller's error type with a message that names the file.
 """

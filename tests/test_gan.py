@@ -111,7 +111,7 @@ def test_fitted_betas_prior_is_centred_on_the_training_bodies(store):
     import numpy as np
     import zarr
 
-    from posesynth.gan.pose_data import BetasPrior, fit_betas_prior
+    from posesynth.body_prior import BetasPrior, fit_betas_prior
 
     group = zarr.open_group(str(store), mode="r")
     bodies = np.unique(group["betas"][:][group["split"][:] == 0], axis=0)
@@ -131,7 +131,7 @@ def test_fitted_betas_prior_is_centred_on_the_training_bodies(store):
 
 
 def test_checkpoint_samples_bodies_from_its_fitted_prior(store, tmp_path):
-    from posesynth.gan.pose_data import fit_betas_prior
+    from posesynth.body_prior import fit_betas_prior
 
     source = load_checkpoint(run(store, tmp_path / "run", 2))
     expected = fit_betas_prior(store)

@@ -18,7 +18,7 @@ import torch
 
 from posesynth import __version__
 from posesynth.gan.networks import Generator, NetworkSizes
-from posesynth.gan.pose_data import BetasPrior
+from posesynth.body_prior import BetasPrior
 from posesynth.pose_source import PoseBatch
 from posesynth.rotations import rot6d_to_matrix
 from posesynth.torch_files import load_tensors_file

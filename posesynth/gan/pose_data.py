@@ -21,7 +21,6 @@ from posesynth.skeleton import NUM_JOINTS
 from posesynth.store import open_store, split_rows
 
 BALANCES = ("frame", "source", "source_class")
-BETAS_PRIORS = ("fitted", "standard")
 
 
 @dataclass(frozen=True)
@@ -75,50 +74,3 @@ def load_training_poses(path: str | Path, label_field: str = "content", split: s
     files = tuple(file_names[i] for i in np.unique(group["file"][:][keep]))
     return PoseData(rotmats, torch.as_tensor(label), torch.as_tensor(weights), label_field,
                     tuple(group.attrs["labels"][label_field]), files)
-
-
-@dataclass(frozen=True)
-class BetasPrior:
-    """The bodies poses are put on: ``betas = mean + std * clamp(N(0, 1), -clip, clip)`` per
-    dimension.  The GAN's training poses real and generated poses on them (shape augmentation)
-    and ``sample`` draws its bodies from them."""
-
-    mean: torch.Tensor  # (K,)
-    std: torch.Tensor  # (K,)
-    clip: float
-
-    def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
-        """(n, K) betas; the normal draws come from ``generator`` on the CPU."""
-        noise = torch.randn(n, len(self.mean), generator=generator).clamp(-self.clip, self.clip)
-        return self.mean + self.std * noise
-
-    @classmethod
-    def standard(cls, num_betas: int, std: float, clip: float) -> BetasPrior:
-        """N(0, std^2) per dimension, clipped at ``clip`` standard deviations."""
-        return cls(torch.zeros(num_betas), torch.full((num_betas,), float(std)), float(clip))
-
-    def to_dict(self) -> dict[str, list[float] | float]:
-        return {"mean": self.mean.tolist(), "std": self.std.tolist(), "clip": float(self.clip)}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> BetasPrior:
-        return cls(torch.tensor(d["mean"], dtype=torch.float32), torch.tensor(d["std"], dtype=torch.float32),
-                   float(d["clip"]))
-
-
-def fit_betas_prior(path: str | Path, kind: str = "fitted", num_betas: int = 10, std: float = 1.0,
-                    clip: float = 2.5, split: str = "train") -> BetasPrior:
-    """``standard``: N(0, std^2) per dimension.  ``fitted``: centred on the mean of the distinct
-    bodies of the store's ``split`` (each fitted subject counts once, however many frames it has),
-    spread by their variance plus ``std^2`` of augmentation: bodies like the real ones, and
-    between and around them."""
-    if kind not in BETAS_PRIORS:
-        raise ValueError(f"betas prior must be one of {BETAS_PRIORS}, got {kind!r}")
-    if kind == "standard":
-        return BetasPrior.standard(num_betas, std, clip)
-    group = open_store(path, kind="training")
-    keep = split_rows(group, split, path)
-    bodies = np.unique(group["betas"][:][keep], axis=0)[:, :num_betas]
-    bodies = np.pad(bodies, ((0, 0), (0, num_betas - bodies.shape[1])))
-    return BetasPrior(torch.as_tensor(bodies.mean(0), dtype=torch.float32),
-                      torch.as_tensor(np.sqrt(bodies.var(0) + std**2), dtype=torch.float32), float(clip))

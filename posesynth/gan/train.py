@@ -15,7 +15,7 @@ inputs) and then the generator (non-saturating loss plus the recipe's other term
 
 Body shape is augmented: real and generated poses are both posed on bodies with
 betas drawn from the betas prior (``[betas]``: by default fitted to the training
-subjects' bodies and widened, ``pose_data.fit_betas_prior``), so the model learns
+subjects' bodies and widened, ``body_prior.fit_betas_prior``), so the model learns
 poses, not the pool's few bodies; the checkpoint keeps the prior for sampling.
 Sampling uses an exponential moving average of the generator.  The run directory
 holds ``recipe.toml`` (resolved), ``state.pt`` (everything needed to resume),
@@ -40,7 +40,8 @@ from posesynth.body_model import BodyModel, load_body_model
 from posesynth.config import resolve_recipe
 from posesynth.gan.checkpoint import CheckpointError, save_checkpoint, sizes_from_recipe
 from posesynth.gan.networks import Discriminator, Encoder, Generator, Lifter
-from posesynth.gan.pose_data import PoseData, fit_betas_prior, load_training_poses
+from posesynth.body_prior import fit_betas_prior
+from posesynth.gan.pose_data import PoseData, load_training_poses
 from posesynth.kinematics import forward_kinematics, rotation_about_y
 from posesynth.rotations import matrix_to_rot6d, rot6d_to_matrix
 from posesynth.torch_files import load_tensors_file
