@@ -42,7 +42,6 @@ from posesynth.skeleton import (
     LIMBS,
     NUM_JOINTS,
     SHARED_JOINTS,
-    SMPL_JOINT_NAMES,
     SMPL_PARENTS,
     children,
 )
