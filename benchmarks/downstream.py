@@ -1,215 +1,332 @@
-"""The downstream benchmark: does posesynth data make a 2D->3D lifter better on unseen poses and people?
+"""The downstream benchmark: does posesynth data make a 2D->3D lifter better on data unlike its pool?
 
     posesynth prepare ../shared/data/mocap --out train.zarr      # the default split (recipes/split_default.toml)
     python benchmarks/downstream.py --data train.zarr --out runs/downstream
 
-The same SimpleBaseline MLP lifter (``posesynth.lifting``, same config, seed and number of steps)
-is trained on four sets, every pose seen through random cameras of two presets (Human3.6M-like
-and in-the-wild, half each):
+Folds (the field's cross-dataset test, made of the pool's two sources, plus the default split):
 
-    (a) real       the training split's poses (their own fitted bodies)
-    (b) synthetic  posesynth samples of the GAN checkpoint (default: the shipped one)
-    (c) real + synthetic, half each
-    (d) real + recombination, half each: EvoSkeleton-style crossover and mutation of the
-        training poses (``posesynth.recombination``), bodies from the prior as the GAN's
+    split                 the default split: the shipped checkpoint; tested on the unseen actor, the
+                          unseen classes and the unseen files of the validation split, on the same
+                          validation poses tilted as whole bodies 30-120 degrees about a random
+                          horizontal axis and put on the floor (off-upright: a stress test standing
+                          in for lying and falling), and on training poses through new cameras
+                          (in-distribution)
+    bandai_namco>hdm05    GAN and lifters trained on Bandai Namco's training files only, tested on
+    hdm05>bandai_namco    the other source's validation files (another rig, other people, other
+                          actions); the fold's GAN is trained here with the default GAN recipe on a
+                          shorter schedule (``--fold-gan-steps``); in-distribution: the fold's own
+                          training poses through new cameras
 
-and tested on the store's validation split (whole files, one whole actor and whole classes the
-GAN never saw: the checkpoint's recorded training files are checked against it) through a
-fixed, seeded camera set from both presets.  Errors are MPJPE and PA-MPJPE in mm of root-relative
-camera-frame h36m17 keypoints, overall and per category: unseen actor, unseen class (of seen
-actors), unseen file (seen actor and class), per camera preset, and in-distribution (training
-poses through new cameras).  Writes ``downstream.json`` and ``downstream.png`` to ``--out`` and
-prints a Markdown table.
+In every fold the same SimpleBaseline MLP lifter (``posesynth.lifting``: same config, steps,
+batch and cameras) is trained, once per lifter seed (``--seeds``, default 3), on
 
-It also trains the cGAN lifter on (c)'s data and reports its z = 0 error, best-of-5 and mean-of-5
-errors and how far its 3D, placed in the camera, reprojects from the input 2D (pixels).
+    real               the fold's training poses on their own fitted bodies
+    real + synthetic   half real, half samples of the fold's GAN through the sampling recipe under
+                       test (default: ``recipes/sample_default.toml``, i.e. the default store;
+                       ``--recipe`` and ``--set`` change it, ``--variant`` names it)
+    real + recombination  half real, half EvoSkeleton-style recombination of the fold's training
+                       poses (``posesynth.recombination``), bodies from the fitted prior
 
-``--size default`` runs in under 30 minutes on 2 CPU cores; ``--size large`` (more samples and
-steps, a wider network, bigger batches) is meant for a GPU.
+every pose seen through random cameras of two presets (Human3.6M-like and in-the-wild, half each),
+and tested through a fixed, seeded camera set of both presets.  Errors are MPJPE in mm of
+root-relative camera-frame h36m17 keypoints; every cell is the mean over the lifter seeds and
+their standard deviation.  Nothing is selected or tuned on a test side.
+
+Results are cached per (fold, training set, variant, seed) under ``--out``, so variants of the
+synthetic recipe (an ablation) re-train only their own lifters; ``--report`` prints the table of
+every variant found there.  Writes ``downstream.json`` and a Markdown table.  ``--size default``
+runs in about 50 minutes on 2 CPU cores (lifters train two at a time, one thread each).
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
+import shutil
 import time
-from dataclasses import asdict
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field
+from multiprocessing import get_context
 from pathlib import Path
 
 import numpy as np
 import torch
+import zarr
 
 from posesynth.gan.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint
-from posesynth.gan.pose_data import load_training_poses
-from posesynth.lifting.checkpoint import LifterConfig, save_lifter
-from posesynth.lifting.evaluate import lift_errors, summarise
-from posesynth.lifting.train import train_lifter
+from posesynth.lifting.checkpoint import LifterConfig
 from posesynth.pose_source import StorePoseSource
 from posesynth.recombination import RecombinationPoseSource
-from posesynth.sample_recipe import resolve_sample_recipe
-from posesynth.sampling import resolve_device, sample_to_store
-from posesynth.store import held_out_categories, open_store
+from posesynth.sample_recipe import DEFAULT_SAMPLE_RECIPE, resolve_sample_recipe
+from posesynth.sampling import sample_to_store
+from posesynth.store import HELD_OUT, StoreError, held_out_categories, open_store
 
 PRESETS = ("h36m", "in_the_wild")
 SIZES = {  # samples per preset for each training source, test samples per preset, lifter settings
-    "default": {"train_n": 100_000, "test_n": 16_384, "cgan_steps": 3000,
-                "lifter": {"steps": 10_000, "batch_size": 256, "width": 512}},
-    "large": {"train_n": 1_000_000, "test_n": 65_536, "cgan_steps": 50_000,
+    "default": {"train_n": 100_000, "test_n": 16_384, "fold_gan_steps": 6000,
+                "lifter": {"steps": 5000, "batch_size": 256, "width": 512}},
+    "large": {"train_n": 1_000_000, "test_n": 65_536, "fold_gan_steps": 36_000,
               "lifter": {"steps": 100_000, "batch_size": 1024, "width": 1024}},
 }
-TRAINING_SETS = {"a": ("real", {"real": 1.0}), "b": ("synthetic", {"gan": 1.0}),
-                 "c": ("real + synthetic", {"real": 1.0, "gan": 1.0}),
-                 "d": ("real + recombination", {"real": 1.0, "recombination": 1.0})}
-CATEGORIES = ("unseen actor", "unseen class", "unseen file", "h36m cameras", "in_the_wild cameras")
+SETS = {"real": {"real": 1.0}, "synthetic": {"real": 1.0, "gan": 1.0},
+        "recombination": {"real": 1.0, "recombination": 1.0}}
+SET_NAMES = {"real": "real", "synthetic": "real + synthetic", "recombination": "real + recombination"}
+CROSS_FOLDS = {"bandai_namco>hdm05": ("bandai_namco", "hdm05"), "hdm05>bandai_namco": ("hdm05", "bandai_namco")}
+OFF_UPRIGHT = ["augment.tilt=1.0", "augment.tilt_deg=[30.0, 120.0]"]
+COLUMNS = ("bandai_namco>hdm05", "hdm05>bandai_namco", *HELD_OUT, "off-upright", "in-distribution")
 
 
-def recipe_for(preset: str) -> dict:
-    return resolve_sample_recipe(None, [f"camera.preset={preset}", 'sample.keypoint_sets=["smpl24","h36m17"]',
-                                        "sample.noise=true"])
+# ---------------------------------------------------------------------------- folds
+def fold_store(data: Path, out: Path, train_source: str, test_source: str) -> Path:
+    """A copy of the training store ``data`` whose ``train`` split is ``train_source``'s training
+    files and whose ``val`` split is ``test_source``'s validation files (the rest: ``unused``)."""
+    if _complete(out, "training"):
+        return out
+    shutil.rmtree(out, ignore_errors=True)
+    shutil.copytree(data, out)
+    group = zarr.open_group(out, mode="r+")
+    sources = list(group.attrs["labels"]["source"])
+    split, source = group["split"][:], group["source"][:]
+    splits = list(group.attrs["splits"])
+    train, val = splits.index("train"), splits.index("val")
+    new = np.full_like(split, 2)
+    new[(source == sources.index(train_source)) & (split == train)] = train
+    new[(source == sources.index(test_source)) & (split == val)] = val
+    group["split"][:] = new
+    group.attrs.update({"splits": [*splits[:2], "unused"],
+                        "fold": {"train_source": train_source, "test_source": test_source}})
+    return out
 
 
-def make_store(source, path: Path, n: int, seed: int, preset: str, device: str) -> Path:
-    summary = sample_to_store(source, path, n, seed, recipe_for(preset), device=device, overwrite=True)
-    print(f"  {path.name}: {n:,} samples in {summary.seconds:.1f} s", flush=True)
+def _complete(path: Path, kind: str) -> bool:
+    try:
+        open_store(path, kind=kind)
+    except (StoreError, FileNotFoundError, ValueError):
+        return False
+    return True
+
+
+def fold_gan(store: Path, out: Path, steps: int, device: str) -> Path:
+    """The fold's GAN: ``recipes/gan_default.toml`` with ``steps`` steps on the fold's training split."""
+    from posesynth.config import resolve_recipe
+    from posesynth.gan.train import DEFAULT_RECIPE, Trainer
+
+    checkpoint = out / "checkpoint.pt"
+    if checkpoint.exists():
+        return checkpoint
+    recipe = resolve_recipe(DEFAULT_RECIPE, Path(__file__).resolve().parents[1] / "recipes" / "gan_default.toml",
+                            [f"train.steps={steps}"])
+    t = time.perf_counter()
+    Trainer(recipe, store, out, device=device).run(progress=False)
+    print(f"  GAN for {store.parent.name}: {steps} steps in {time.perf_counter() - t:.0f} s", flush=True)
+    return checkpoint
+
+
+# ---------------------------------------------------------------------------- stores
+def sample_recipe(preset: str, base: Path | None, overrides: list[str]) -> dict:
+    return resolve_sample_recipe(base, [*overrides, f"camera.preset={preset}",
+                                        'sample.keypoint_sets=["smpl24","h36m17"]', "sample.noise=false"])
+
+
+def make_store(source, path: Path, n: int, seed: int, recipe: dict) -> Path:
+    if _complete(path, "samples"):
+        return path
+    summary = sample_to_store(source, path, n, seed, recipe, device="cpu", overwrite=True)
+    print(f"  {path.parent.name}/{path.name}: {n:,} samples in {summary.seconds:.1f} s", flush=True)
     return path
 
 
-def joined_errors(lifter, stores: dict[str, Path]) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """``lift_errors`` (5 hypotheses for a cGAN) on every store, concatenated in the stores'
-    order, and each example's store key."""
-    errors = {key: lift_errors(lifter, path, hypotheses=5) for key, path in stores.items()}
-    joined = {k: np.concatenate([e[k] for e in errors.values()]) for k in next(iter(errors.values()))}
-    return joined, np.concatenate([np.full(len(e["label"]), key) for key, e in errors.items()])
+@dataclass
+class Fold:
+    name: str
+    store: Path
+    checkpoint: Path
+    train: dict[str, dict[str, Path]] = field(default_factory=dict)  # source -> preset -> store
+    tests: dict[str, list[Path]] = field(default_factory=dict)  # test group -> stores
 
 
-def evaluate_all(lifter, tests: dict[str, Path], in_dist: dict[str, Path], categories: list[str]) -> dict:
-    joined, store = joined_errors(lifter, tests)
-    category = np.asarray(categories)[joined["label"]]
-    result = {"overall": summarise(joined)}
-    for name in CATEGORIES[:3]:
-        result[name] = summarise(joined, category == name)
-    for p in PRESETS:
-        result[f"{p} cameras"] = summarise(joined, store == p)
-    result["in-distribution"] = summarise(joined_errors(lifter, in_dist)[0])
+def build_fold(fold: Fold, args, size: dict, variant: str, synthetic: list[str], plain: list[str]) -> None:
+    """Every store of ``fold``: training stores of each source and preset, and the test stores."""
+    d = args.out / "stores" / fold.name
+    base = args.recipe
+    real = StorePoseSource(fold.store, split="train")
+    sources = {"real": (real, None, plain, "real"), "gan": (load_checkpoint(fold.checkpoint), base, synthetic,
+                                                            f"gan-{variant}"),
+               "recombination": (RecombinationPoseSource(fold.store, split="train"), None, plain, "recombination")}
+    for key, (src, recipe_file, overrides, name) in sources.items():
+        fold.train[key] = {p: make_store(src, d / f"{name}_{p}.zarr", size["train_n"], i,
+                                         sample_recipe(p, recipe_file, overrides)) for i, p in enumerate(PRESETS)}
+    val = StorePoseSource(fold.store, split="val", label_field="file")
+    fold.tests["val"] = [make_store(val, d / f"test_val_{p}.zarr", size["test_n"], 1000 + i,
+                                    sample_recipe(p, None, plain)) for i, p in enumerate(PRESETS)]
+    fold.tests["in-distribution"] = [make_store(real, d / f"test_train_{p}.zarr", size["test_n"] // 4, 2000 + i,
+                                                sample_recipe(p, None, plain)) for i, p in enumerate(PRESETS)]
+    if fold.name == "split":
+        fold.tests["off-upright"] = [make_store(val, d / f"test_off_upright_{p}.zarr", size["test_n"] // 2,
+                                                3000 + i, sample_recipe(p, None, OFF_UPRIGHT))
+                                     for i, p in enumerate(PRESETS)]
+
+
+# ---------------------------------------------------------------------------- lifters (worker processes)
+def _one_thread() -> None:
+    torch.set_num_threads(1)
+
+
+def train_and_test(config: LifterConfig, data: list[tuple[str, float]], tests: dict[str, list[str]],
+                   categories: list[str] | None) -> dict[str, float]:
+    """Train one lifter; its mean MPJPE (mm) per test group (the validation group split by category
+    when ``categories`` is given)."""
+    from posesynth.lifting.evaluate import lift_errors
+    from posesynth.lifting.train import train_lifter
+
+    lifter = train_lifter(config, data, progress=False)
+    result: dict[str, float] = {}
+    for group, stores in tests.items():
+        errors = [lift_errors(lifter, s, hypotheses=1) for s in stores]
+        mpjpe = np.concatenate([e["mpjpe_mm"] for e in errors])
+        result[group] = float(mpjpe.mean())
+        if group == "val" and categories is not None:
+            label = np.concatenate([e["label"] for e in errors])
+            category = np.asarray(categories)[label]
+            result |= {c: float(mpjpe[category == c].mean()) for c in HELD_OUT}
     return result
 
 
-def format_table(results: dict[str, dict]) -> str:
-    columns = ["overall", "PA overall", *CATEGORIES, "in-distribution"]
-    lines = ["| training data | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
-    for key, r in results.items():
-        cells = [r["overall"]["mpjpe_mm"], r["overall"]["pa_mpjpe_mm"]] + [r[c]["mpjpe_mm"] for c in columns[2:]]
-        lines.append(f"| ({key}) {TRAINING_SETS[key][0]} | " + " | ".join(f"{v:.1f}" for v in cells) + " |")
+def result_path(out: Path, fold: str, set_key: str, variant: str, seed: int) -> Path:
+    name = f"{set_key}-{variant}" if set_key == "synthetic" else set_key
+    return out / "results" / fold / name / f"seed{seed}.json"
+
+
+def run_lifters(folds: list[Fold], args, size: dict, variant: str) -> None:
+    jobs = []
+    with ProcessPoolExecutor(args.workers, mp_context=get_context("spawn"), initializer=_one_thread) as pool:
+        for fold in folds:
+            categories = held_out_categories(open_store(fold.store, kind="training")) if fold.name == "split" else None
+            tests = {g: [str(s) for s in stores] for g, stores in fold.tests.items()}
+            for set_key in args.sets.split(","):
+                data = [(str(fold.train[src][p]), w / len(PRESETS)) for src, w in SETS[set_key].items() for p in PRESETS]
+                for seed in range(args.seeds):
+                    path = result_path(args.out, fold.name, set_key, variant, seed)
+                    if path.exists():
+                        continue
+                    config = LifterConfig(model="mlp", seed=seed, **size["lifter"])
+                    jobs.append((path, fold.name, set_key, seed, time.perf_counter(),
+                                 pool.submit(train_and_test, config, data, tests, categories)))
+        for path, fold_name, set_key, seed, t, job in jobs:
+            result = job.result()
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(result))
+            print(f"  {fold_name} {set_key} seed {seed}: " + ", ".join(f"{k} {v:.1f}" for k, v in result.items()),
+                  flush=True)
+
+
+# ---------------------------------------------------------------------------- the report
+def column_values(results: dict[str, dict[str, float]], fold: str, column: str) -> str:
+    """The result key of a table column in a fold."""
+    if column in CROSS_FOLDS:
+        return "val" if fold == column else ""
+    return column if fold == "split" else ""
+
+
+def collect(out: Path) -> dict[str, dict[str, list[float]]]:
+    """row name -> column -> per-seed values, from every cached result under ``out``."""
+    rows: dict[str, dict[str, list[float]]] = {}
+    for path in sorted((out / "results").glob("*/*/seed*.json")):
+        fold, row = path.parent.parent.name, path.parent.name
+        result = json.loads(path.read_text())
+        for column in COLUMNS:
+            key = column_values(result, fold, column)
+            if key and key in result:
+                rows.setdefault(row, {}).setdefault(column, []).append(result[key])
+    return rows
+
+
+def format_table(rows: dict[str, dict[str, list[float]]]) -> str:
+    lines = ["| training data | " + " | ".join(COLUMNS) + " |", "|---" * (len(COLUMNS) + 1) + "|"]
+    real = rows.get("real", {})
+    for row, cells in rows.items():
+        out = []
+        for c in COLUMNS:
+            v = cells.get(c)
+            if not v:
+                out.append("")
+                continue
+            text = f"{np.mean(v):.1f} ± {np.std(v):.1f}"
+            if row != "real" and real.get(c):
+                text += f" ({100 * (np.mean(v) / np.mean(real[c]) - 1):+.0f}%)"
+            out.append(text)
+        label = SET_NAMES.get(row, row.replace("synthetic-", "real + synthetic: "))
+        lines.append(f"| {label} | " + " | ".join(out) + " |")
     return "\n".join(lines)
 
 
-def plot(results: dict[str, dict], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    groups = ["overall", *CATEGORIES, "in-distribution"]
-    fig, ax = plt.subplots(figsize=(11, 4))
-    width = 0.8 / len(results)
-    for i, (key, r) in enumerate(results.items()):
-        x = np.arange(len(groups)) + i * width
-        ax.bar(x, [r[g]["mpjpe_mm"] for g in groups], width, label=f"({key}) {TRAINING_SETS[key][0]}")
-    ax.set_xticks(np.arange(len(groups)) + 0.4 - width / 2, groups)
-    ax.set_ylabel("MPJPE (mm)")
-    ax.set_title("Same MLP lifter, same steps: held-out validation split (lower is better)")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
-def run_cgan(steps: int, args, size: dict, train_stores: dict, tests: dict[str, Path], device: str) -> dict:
-    """The cGAN lifter on (c)'s data: MPJPE of its z = 0 prediction, best-of-5, mean-of-5 and the
-    reprojection error (px) on the held-out test stores."""
-    config = LifterConfig(model="cgan", steps=steps, batch_size=size["lifter"]["batch_size"],
-                          width=size["lifter"]["width"], dropout=0.1)
-    data = [(train_stores[src][p], 0.5) for src in ("real", "gan") for p in PRESETS]
-    t = time.perf_counter()
-    print(f"cGAN lifter on (c)'s data: training {config.steps} steps", flush=True)
-    lifter = train_lifter(config, data, device=device, progress=False)
-    save_lifter(args.out / "lifter_c_cgan.pt", lifter)
-    result = summarise(joined_errors(lifter, tests)[0])
-    print(f"  {time.perf_counter() - t:.0f} s; " + ", ".join(f"{k} {v:.1f}" for k, v in result.items() if k != "n"))
-    return {"config": asdict(config), "held_out": result}
+def variant_name(args) -> str:
+    if args.variant:
+        return args.variant
+    text = json.dumps([str(args.recipe), args.set])
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=Path("train.zarr"), help="prepare store (default split)")
-    parser.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT)
+    parser.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT, help="the split fold's GAN")
     parser.add_argument("--out", type=Path, default=Path("runs/downstream"))
     parser.add_argument("--size", choices=sorted(SIZES), default="default")
+    parser.add_argument("--recipe", type=Path, default=DEFAULT_SAMPLE_RECIPE,
+                        help="sampling recipe of the synthetic stores (default: the default store's)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override of the synthetic stores' recipe, e.g. augment.tilt=0 (repeatable)")
+    parser.add_argument("--variant", help="name of this synthetic recipe in the tables (default: a hash)")
+    parser.add_argument("--folds", default="split,bandai_namco>hdm05,hdm05>bandai_namco")
+    parser.add_argument("--sets", default="real,synthetic,recombination")
+    parser.add_argument("--seeds", type=int, default=3, help="lifter seeds per cell")
     parser.add_argument("--steps", type=int, help="override the lifter's steps")
+    parser.add_argument("--fold-gan-steps", type=int, help="override the cross-source GANs' steps")
     parser.add_argument("--train-n", type=int, help="override the training samples per source and preset")
     parser.add_argument("--test-n", type=int, help="override the test samples per preset")
-    parser.add_argument("--sets", default="abcd", help="which training sets to run (default abcd)")
-    parser.add_argument("--cgan-steps", type=int,
-                        help="steps of the cGAN lifter trained on (c)'s data (default: the size's; 0 skips it)")
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--threads", type=int, help="torch threads (default: torch's)")
+    parser.add_argument("--workers", type=int, default=2, help="lifters trained at once (one thread each)")
+    parser.add_argument("--report", action="store_true", help="only print the table of the cached results")
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    if not args.report:
+        run(args)
+    rows = collect(args.out)
+    table = format_table(rows)
+    print(table)
+    (args.out / "downstream.json").write_text(json.dumps({"rows": rows, "table": table}, indent=1))
+
+
+def run(args) -> None:
     start = time.perf_counter()
     size = {**SIZES[args.size], **{k: v for k, v in (("train_n", args.train_n), ("test_n", args.test_n)) if v}}
-    device = str(resolve_device(args.device))
-    args.out.mkdir(parents=True, exist_ok=True)
-    stores = args.out / "stores"
-    gan = load_checkpoint(args.checkpoint)
-    if not gan.training_files:
-        print(f"warning: {args.checkpoint} does not record its training files: cannot check that the "
-              f"validation split is unseen", flush=True)
-    gan.check_unseen(list(load_training_poses(args.data, split="val").files), f"{args.data}'s validation split")
-    group = open_store(args.data, kind="training")
-    categories, rule = held_out_categories(group), group.attrs["split_rule"]
-    print(f"validation split: {rule['val_subjects']} + classes {rule['val_contents']} + "
-          f"{rule['val_fraction']:.0%} of files; making stores", flush=True)
+    size["lifter"] = {**size["lifter"], **({"steps": args.steps} if args.steps else {})}
+    gan_steps = args.fold_gan_steps or size["fold_gan_steps"]
+    variant = variant_name(args)
+    plain = ["augment.wide_bodies=0.0", "augment.tilt=0.0", "augment.crossover=0.0"]
+    folds = []
+    for name in args.folds.split(","):
+        if name == "split":
+            gan = load_checkpoint(args.checkpoint)
+            gan.check_unseen(list(_val_files(args.data)), f"{args.data}'s validation split")
+            folds.append(Fold(name, args.data, args.checkpoint))
+        else:
+            store = fold_store(args.data, args.out / "folds" / name / "train.zarr", *CROSS_FOLDS[name])
+            folds.append(Fold(name, store, fold_gan(store, args.out / "folds" / name / "gan", gan_steps, "cpu")))
+    print(f"variant {variant}: {args.recipe} {' '.join(args.set)}", flush=True)
+    for fold in folds:
+        build_fold(fold, args, size, variant, args.set, plain)
+    run_lifters(folds, args, size, variant)
+    (args.out / f"variant-{variant}.json").write_text(json.dumps(
+        {"recipe": str(args.recipe), "set": args.set, "lifter": asdict(LifterConfig(model="mlp", **size["lifter"])),
+         "fold_gan_steps": gan_steps, "size": args.size, "seconds": time.perf_counter() - start}, indent=1))
+    print(f"done in {(time.perf_counter() - start) / 60:.1f} min", flush=True)
 
-    sources = {"real": StorePoseSource(args.data, split="train"), "gan": gan,
-               "recombination": RecombinationPoseSource(args.data, split="train")}
-    train_stores = {name: {p: make_store(src, stores / f"{name}_{p}.zarr", size["train_n"], i, p, device)
-                           for i, p in enumerate(PRESETS)} for name, src in sources.items()}
-    val_source = StorePoseSource(args.data, split="val", label_field="file")
-    tests = {p: make_store(val_source, stores / f"test_val_{p}.zarr", size["test_n"], 1000 + i, p, device)
-             for i, p in enumerate(PRESETS)}
-    in_dist = {p: make_store(sources["real"], stores / f"test_train_{p}.zarr", size["test_n"] // 4, 2000 + i, p,
-                             device) for i, p in enumerate(PRESETS)}
 
-    config = LifterConfig(model="mlp", **{**size["lifter"], **({"steps": args.steps} if args.steps else {})})
-    results: dict[str, dict] = {}
-    for key in args.sets:
-        name, mixture = TRAINING_SETS[key]
-        data = [(train_stores[src][p], w / len(PRESETS)) for src, w in mixture.items() for p in PRESETS]
-        t = time.perf_counter()
-        print(f"({key}) {name}: training {config.steps} steps", flush=True)
-        lifter = train_lifter(config, data, device=device, progress=False)
-        save_lifter(args.out / f"lifter_{key}.pt", lifter)
-        results[key] = evaluate_all(lifter, tests, in_dist, categories)
-        print(f"  {time.perf_counter() - t:.0f} s; MPJPE {results[key]['overall']['mpjpe_mm']:.1f} mm", flush=True)
+def _val_files(data: Path) -> list[str]:
+    from posesynth.gan.pose_data import load_training_poses
 
-    table = format_table(results)
-    print(table)
-    cgan_steps = size["cgan_steps"] if args.cgan_steps is None else args.cgan_steps
-    cgan = run_cgan(cgan_steps, args, size, train_stores, tests, device) if cgan_steps else None
-    report = {"size": args.size, "lifter": asdict(config), "checkpoint": gan.identity, "data": str(args.data),
-              "split_rule": {k: v for k, v in rule.items() if k != "held_out_files"},
-              "train_samples_per_preset": size["train_n"], "test_samples_per_preset": size["test_n"],
-              "seconds": time.perf_counter() - start, "results": results, "cgan": cgan}
-    if "a" in results and "c" in results:
-        a, c = results["a"]["overall"]["mpjpe_mm"], results["c"]["overall"]["mpjpe_mm"]
-        report["c_vs_a_reduction"] = 1.0 - c / a
-        print(f"(c) vs (a): {100 * (1 - c / a):.1f}% lower MPJPE (target: at least 25%)")
-    if "c" in results and "d" in results:
-        print(f"(c) vs (d): {results['c']['overall']['mpjpe_mm']:.1f} vs {results['d']['overall']['mpjpe_mm']:.1f} mm")
-    (args.out / "downstream.json").write_text(json.dumps(report, indent=1))
-    plot(results, args.out / "downstream.png")
-    print(f"wrote {args.out / 'downstream.json'} and downstream.png in {report['seconds'] / 60:.1f} min")
+    return list(load_training_poses(data, split="val").files)
 
 
 if __name__ == "__main__":

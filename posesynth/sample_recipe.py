@@ -1,12 +1,14 @@
 """Sampling recipes: what ``posesynth sample`` makes, as one validated, fully resolved dict.
 
-A sampling recipe (``recipes/sample_default.toml``) has three sections:
+A sampling recipe (``recipes/sample_default.toml``) has four sections:
 
 - ``[sample]``: keypoint sets, whether to add detector noise, the label to condition on, the
   betas policy, and the store layout (rows per random-number block, per chunk and per shard);
 - ``[camera]``: ``preset = "h36m"`` (``posesynth.cameras.CAMERA_PRESETS`` or a TOML path) plus
   any ``CameraDistribution`` key, which overrides the preset's value (``views`` is here);
-- ``[noise]``: the ``DetectorNoise`` parameters.
+- ``[noise]``: the ``DetectorNoise`` parameters;
+- ``[augment]``: the ``augment.Augmentation`` shares (wide bodies, tilted bodies, limb crossover);
+  all zero, the default when a recipe has no such table, is no augmentation.
 
 ``resolve_sample_recipe`` starts from the defaults, takes the preset's camera as the camera's
 defaults, then applies the file and the ``--set section.key=value`` overrides (values read as
@@ -22,6 +24,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from posesynth.augment import Augmentation
 from posesynth.cameras import CameraDistribution, load_camera_preset
 from posesynth.config import RecipeError, parse_override, resolve_recipe
 from posesynth.keypoint_sets import keypoint_sets
@@ -51,7 +54,7 @@ def resolve_sample_recipe(path: str | Path | None = DEFAULT_SAMPLE_RECIPE,
     except ValueError as exc:
         raise RecipeError(str(exc)) from None
     defaults = {"sample": SAMPLE_DEFAULTS, "camera": {"preset": preset, **_all_camera_keys(camera)},
-                "noise": DetectorNoise().to_dict()}
+                "noise": DetectorNoise().to_dict(), "augment": Augmentation().to_dict()}
     recipe = resolve_recipe(defaults, path, overrides)
     _one_focal_spec(recipe["camera"], camera)
     return validate_sample_recipe(recipe)
@@ -99,6 +102,11 @@ def detector_noise(recipe: Mapping[str, Any]) -> DetectorNoise:
     return DetectorNoise.from_dict(recipe["noise"])
 
 
+def augmentation(recipe: Mapping[str, Any]) -> Augmentation:
+    """The recipe's ``Augmentation`` (none for a recipe without an ``[augment]`` table)."""
+    return Augmentation.from_dict(recipe.get("augment", {}))
+
+
 def validate_sample_recipe(recipe: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     """A checked deep copy of a resolved recipe, with ``smpl24`` first among the keypoint sets."""
     recipe = copy.deepcopy(dict(recipe))
@@ -117,6 +125,7 @@ def validate_sample_recipe(recipe: Mapping[str, Any]) -> dict[str, dict[str, Any
         keypoint_sets(s["keypoint_sets"])
         camera_distribution(recipe)
         detector_noise(recipe)
+        augmentation(recipe)
     except ValueError as exc:
         raise RecipeError(f"sampling recipe: {exc}") from None
     _check_sample(s)

@@ -3,7 +3,8 @@
 The pipeline, per block of ``block_size`` rows (``BlockSampler``):
 
 1. poses from the pose source, in its canonical yaw (the body faces +z), and betas (the
-   source's, or the prior's: ``sample.betas``);
+   source's, or the prior's: ``sample.betas``), then the recipe's ``[augment]`` (wide bodies,
+   tilted bodies, limb crossover: ``posesynth.augment``);
 2. joints by forward kinematics on ``body.rest_joints(betas)`` (the mesh is never skinned; a
    keypoint set that needs surface points skins only those vertices), the body put standing
    on the floor over the origin (``floor_translation``);
@@ -12,7 +13,7 @@ The pipeline, per block of ``block_size`` rows (``BlockSampler``):
    and, when asked, detector-like noisy 2D (``posesynth.noise``).
 
 Determinism: block ``b`` draws every random number from three CPU generators seeded from
-``(seed, b)`` (``block_generators``), one per stream (pose, camera, noise), and is computed on
+``(seed, b)`` (``block_generators``), one per stream (pose, camera, noise, augment), and is computed on
 its own, so a block's rows never depend on how blocks are batched, which process computes
 them, or how the store is chunked.  Chunks and shards hold whole blocks.  The last block is
 computed whole and cut, so a store of ``n`` rows is the first ``n`` rows of a longer one.
@@ -53,6 +54,7 @@ from tqdm import tqdm
 
 from posesynth.body_model import BodyModel, load_body_model
 from posesynth.body_prior import body_model_prior
+from posesynth.body_range import WideBodyRange
 from posesynth.cameras import CAMERA_CONVENTION, project, sample_cameras
 from posesynth.kinematics import forward_kinematics
 from posesynth.keypoint_sets import KeypointSet, compute_keypoints, keypoint_sets
@@ -60,7 +62,8 @@ from posesynth.noise import add_detector_noise
 from posesynth.pose_source import PoseSource, StorePoseSource, load_pose_source
 from posesynth.rotations import matrix_to_axis_angle
 from posesynth.sample_recipe import (
-    DEFAULT_SAMPLE_RECIPE, camera_distribution, detector_noise, resolve_sample_recipe, validate_sample_recipe,
+    DEFAULT_SAMPLE_RECIPE, augmentation, camera_distribution, detector_noise, resolve_sample_recipe,
+    validate_sample_recipe,
 )
 from posesynth.shard_file import write_rows
 from posesynth.skeleton import JOINT_INDEX, SMPL_JOINT_NAMES, SMPL_PARENTS
@@ -68,7 +71,7 @@ from posesynth.store import ATTR, StoreError, create_array, create_store, mark_c
 from posesynth.visibility import BodyCapsules, in_frame, self_occlusion
 
 KIND = "samples"
-STREAMS = ("pose", "camera", "noise")
+STREAMS = ("pose", "camera", "noise", "augment")
 VISIBLE_IN_FRAME = 1  # bit 0 of keypoints/<set>/visible
 VISIBLE_NOT_OCCLUDED = 2  # bit 1
 WRITER_THREADS = 2
@@ -147,6 +150,8 @@ class BlockSampler:
         self.noise = detector_noise(recipe) if recipe["sample"]["noise"] else None
         self.prior_betas = recipe["sample"]["betas"] == "prior"
         self.label = label_index(source, recipe["sample"]["label"])
+        self.augment = augmentation(recipe)
+        self.bodies = WideBodyRange.for_body(self.body) if self.augment.wide_bodies else None
         self.capsules = BodyCapsules.from_body(body)
         self.clearance = sole_clearance(body)
         self.distinct, self.columns = distinct_keypoints(self.sets)
@@ -160,6 +165,7 @@ class BlockSampler:
         betas = body_model_prior(self.body.num_betas).sample(self.size, g["pose"]) if self.prior_betas else poses.betas
         betas = self._pad_betas(betas.to(self.device, self.body.dtype))
         rotmats = poses.rotmats.to(self.device, self.body.dtype)
+        rotmats, betas = self.augment.apply(rotmats, betas, g["augment"], self.bodies)
         global_rotmats, joints = forward_kinematics(rotmats, self.body.rest_joints(betas))
         transl = floor_translation(joints, self.clearance)
         joints = joints + transl[:, None]

@@ -1,0 +1,124 @@
+"""Sample-time augmentation: what the pool lacks but the world has, applied to any pose source.
+
+The recipe's ``[augment]`` table (``recipes/sample_default.toml``); every mechanism is off at
+zero, and ``sample`` applies them per block, after the pose source and before forward kinematics:
+
+- ``wide_bodies``: the share of samples put on a body drawn from ``body_range.WideBodyRange``
+  (statures, proportions and joint conventions beyond the pool's few bodies) instead of the
+  source's body;
+- ``tilt``: the share of samples whose whole body is turned about a random horizontal axis by an
+  angle uniform in ``tilt_deg`` (lying, falling, bending over, inverted); the body is then put on
+  the floor as every sample is (``sampling.floor_translation``);
+- ``crossover``: the share of samples that take one limb (an arm or a leg, its local rotations)
+  from another sample of the same block: new combinations of parts (EvoSkeleton's crossover,
+  applied to any source's poses).
+
+Determinism: every mechanism that is on draws a fixed number of numbers per row from the block's
+``augment`` generator, in a fixed order, so the rows depend only on the seed and the block.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+
+from posesynth.body_range import WideBodyRange
+from posesynth.rotations import axis_angle_to_matrix
+from posesynth.skeleton import JOINT_INDEX
+
+LIMB_JOINTS: dict[str, tuple[int, ...]] = {  # the joints whose local rotations a limb carries
+    "left_arm": tuple(JOINT_INDEX[j] for j in ("left_shoulder", "left_elbow", "left_wrist", "left_hand")),
+    "right_arm": tuple(JOINT_INDEX[j] for j in ("right_shoulder", "right_elbow", "right_wrist", "right_hand")),
+    "left_leg": tuple(JOINT_INDEX[j] for j in ("left_hip", "left_knee", "left_ankle", "left_foot")),
+    "right_leg": tuple(JOINT_INDEX[j] for j in ("right_hip", "right_knee", "right_ankle", "right_foot")),
+}
+
+
+@dataclass(frozen=True)
+class Augmentation:
+    """The ``[augment]`` recipe table, validated (``from_dict``); all zero: no augmentation."""
+
+    wide_bodies: float = 0.0
+    tilt: float = 0.0
+    tilt_deg: tuple[float, float] = (30.0, 120.0)
+    crossover: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name in ("wide_bodies", "tilt", "crossover"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+                raise ValueError(f"augment.{name} must be a share between 0 and 1, got {value!r}")
+        lo, hi = self.tilt_deg
+        if not 0.0 <= lo <= hi <= 180.0:
+            raise ValueError(f"augment.tilt_deg must be [low, high] degrees with 0 <= low <= high <= 180, "
+                             f"got {list(self.tilt_deg)}")
+
+    @classmethod
+    def from_dict(cls, table: Mapping[str, Any]) -> Augmentation:
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(table) - known)
+        if unknown:
+            raise ValueError(f"unknown key(s) augment.{', augment.'.join(unknown)}; known: {sorted(known)}")
+        values = dict(table)
+        if "tilt_deg" in values:
+            deg = values["tilt_deg"]
+            if not isinstance(deg, (list, tuple)) or len(deg) != 2 or not all(
+                    isinstance(v, (int, float)) and not isinstance(v, bool) for v in deg):
+                raise ValueError(f"augment.tilt_deg must be [low, high] in degrees, got {deg!r}")
+            values["tilt_deg"] = (float(deg[0]), float(deg[1]))
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["tilt_deg"] = list(self.tilt_deg)
+        return d
+
+    def apply(self, rotmats: torch.Tensor, betas: torch.Tensor, generator: torch.Generator,
+              bodies: WideBodyRange | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Augmented copies of ``rotmats`` (B, 24, 3, 3) and ``betas`` (B, K); ``bodies`` is
+        needed when ``wide_bodies`` is on."""
+        if self.crossover:
+            rotmats = cross_limbs(rotmats, self.crossover, generator)
+        if self.tilt:
+            rotmats = rotmats.clone()
+            rotmats[:, 0] = tilt_bodies(rotmats[:, 0], self.tilt, self.tilt_deg, generator)
+        if self.wide_bodies:
+            if bodies is None:
+                raise ValueError("augment.wide_bodies needs a WideBodyRange of the body model")
+            take = torch.rand(len(betas), generator=generator) < self.wide_bodies
+            wide = bodies.sample(len(betas), generator).to(betas)
+            betas = torch.where(take.to(betas.device)[:, None], wide, betas)
+        return rotmats, betas
+
+
+def tilt_bodies(global_orient: torch.Tensor, share: float, degrees: tuple[float, float],
+                generator: torch.Generator) -> torch.Tensor:
+    """Global orientations (B, 3, 3), a ``share`` of them turned about a horizontal axis (uniform
+    azimuth) by an angle uniform in ``degrees``; 3 uniforms per row from ``generator``."""
+    u = torch.rand(len(global_orient), 3, generator=generator, dtype=torch.float64)
+    azimuth = 2 * math.pi * u[:, 1]
+    angle = torch.deg2rad(degrees[0] + (degrees[1] - degrees[0]) * u[:, 2]) * (u[:, 0] < share)
+    axis = torch.stack([torch.cos(azimuth), torch.zeros_like(azimuth), torch.sin(azimuth)], -1)
+    turn = axis_angle_to_matrix(axis * angle[:, None]).to(global_orient)
+    return turn @ global_orient
+
+
+def cross_limbs(rotmats: torch.Tensor, share: float, generator: torch.Generator) -> torch.Tensor:
+    """Poses (B, 24, 3, 3), a ``share`` of them with one limb (uniform among ``LIMB_JOINTS``) taken
+    from another row (uniform); 3 numbers per row from ``generator``."""
+    B = len(rotmats)
+    u = torch.rand(B, 2, generator=generator, dtype=torch.float64)
+    partner = torch.randint(B, (B,), generator=generator)
+    limb = (u[:, 1] * len(LIMB_JOINTS)).long().clamp(max=len(LIMB_JOINTS) - 1)
+    take = u[:, 0] < share
+    out = rotmats.clone()
+    for k, joints in enumerate(LIMB_JOINTS.values()):
+        rows = torch.nonzero(take & (limb == k)).squeeze(1)
+        if len(rows):
+            idx = list(joints)
+            out[rows[:, None], idx] = rotmats[partner[rows].to(rotmats.device)][:, idx]
+    return out
