@@ -11,7 +11,9 @@ zero, and ``sample`` applies them per block, after the pose source and before fo
   the floor as every sample is (``sampling.floor_translation``);
 - ``crossover``: the share of samples that take one limb (an arm or a leg, its local rotations)
   from another sample of the same block: new combinations of parts (EvoSkeleton's crossover,
-  applied to any source's poses).
+  applied to any source's poses);
+- ``temperature``: a GAN checkpoint's latents drawn this many times wider (above 1: poses further
+  from the training modes), implausible draws redrawn (``GanPoseSource.tempered``).
 
 Determinism: every mechanism that is on draws a fixed number of numbers per row from the block's
 ``augment`` generator, in a fixed order, so the rows depend only on the seed and the block.
@@ -46,12 +48,16 @@ class Augmentation:
     tilt: float = 0.0
     tilt_deg: tuple[float, float] = (30.0, 120.0)
     crossover: float = 0.0
+    temperature: float = 1.0
 
     def __post_init__(self) -> None:
         for name in ("wide_bodies", "tilt", "crossover"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
                 raise ValueError(f"augment.{name} must be a share between 0 and 1, got {value!r}")
+        t = self.temperature
+        if isinstance(t, bool) or not isinstance(t, (int, float)) or not 0.0 < t <= 3.0:
+            raise ValueError(f"augment.temperature must be a number in (0, 3], got {t!r}")
         lo, hi = self.tilt_deg
         if not 0.0 <= lo <= hi <= 180.0:
             raise ValueError(f"augment.tilt_deg must be [low, high] degrees with 0 <= low <= high <= 180, "

@@ -8,7 +8,7 @@ A sampling recipe (``recipes/sample_default.toml``) has four sections:
   any ``CameraDistribution`` key, which overrides the preset's value (``views`` is here);
 - ``[noise]``: the ``DetectorNoise`` parameters;
 - ``[augment]``: the ``augment.Augmentation`` shares (wide bodies, tilted bodies, limb crossover);
-  all zero, the default when a recipe has no such table, is no augmentation.
+  a recipe without the table (a store written before it existed) has no augmentation.
 
 ``resolve_sample_recipe`` starts from the defaults, takes the preset's camera as the camera's
 defaults, then applies the file and the ``--set section.key=value`` overrides (values read as
@@ -43,6 +43,10 @@ SAMPLE_DEFAULTS: dict[str, Any] = {
     "chunk_size": 4096,  # rows per chunk, a multiple of block_size (layout only)
     "shard_size": 65536,  # rows per shard, a multiple of chunk_size (layout only)
 }
+# The default store's augmentation (as in recipes/sample_default.toml); a recipe that has no
+# [augment] table at all, as stores written before it existed, means none (``Augmentation()``).
+AUGMENT_DEFAULTS: dict[str, Any] = {"wide_bodies": 0.5, "tilt": 0.2, "tilt_deg": [0.0, 180.0], "crossover": 0.3,
+                                    "temperature": 1.0}
 
 
 def resolve_sample_recipe(path: str | Path | None = DEFAULT_SAMPLE_RECIPE,
@@ -54,7 +58,7 @@ def resolve_sample_recipe(path: str | Path | None = DEFAULT_SAMPLE_RECIPE,
     except ValueError as exc:
         raise RecipeError(str(exc)) from None
     defaults = {"sample": SAMPLE_DEFAULTS, "camera": {"preset": preset, **_all_camera_keys(camera)},
-                "noise": DetectorNoise().to_dict(), "augment": Augmentation().to_dict()}
+                "noise": DetectorNoise().to_dict(), "augment": dict(AUGMENT_DEFAULTS)}
     recipe = resolve_recipe(defaults, path, overrides)
     _one_focal_spec(recipe["camera"], camera)
     return validate_sample_recipe(recipe)

@@ -18,9 +18,12 @@ its own, so a block's rows never depend on how blocks are batched, which process
 them, or how the store is chunked.  Chunks and shards hold whole blocks.  The last block is
 computed whole and cut, so a store of ``n`` rows is the first ``n`` rows of a longer one.
 
-Writing (``sample_to_store``): the store is created incomplete (``posesynth.store``), every
-array filled one whole shard at a time (``posesynth.shard_file``: one pass over the rows, each
-shard file written atomically), each finished shard recorded in the attribute ``shards_done``
+Writing (``sample_to_store``): every argument is checked first (``checked_run``: recipe,
+source, body model, label, memory; a dask scheduler is connected), and only then is the store
+locked and created incomplete (``posesynth.store.writing_store``: a replaced store is written
+beside the old one and swapped in at the end), every array filled one whole shard at a time
+(``posesynth.shard_file``: one pass over the rows, each shard file written atomically, rows
+that are not finite refused), each finished shard recorded in the attribute ``shards_done``
 (Zarr writes its metadata files atomically too, so this survives SIGKILL), and the store
 marked complete at the very end.  ``resume=True`` recomputes only the missing shards.  In one
 process, ``workers`` threads generate the blocks of a shard (torch releases the GIL; each
@@ -33,7 +36,6 @@ shard buffers: memory does not grow with ``n``.  On a dask.distributed cluster
 from __future__ import annotations
 
 import contextlib
-import errno
 import hashlib
 import json
 import math
@@ -56,6 +58,7 @@ from posesynth.body_model import BodyModel, load_body_model
 from posesynth.body_prior import body_model_prior
 from posesynth.body_range import WideBodyRange
 from posesynth.cameras import CAMERA_CONVENTION, project, sample_cameras
+from posesynth.errors import PosesynthError, os_reason
 from posesynth.kinematics import forward_kinematics
 from posesynth.keypoint_sets import KeypointSet, compute_keypoints, keypoint_sets
 from posesynth.noise import add_detector_noise
@@ -67,7 +70,10 @@ from posesynth.sample_recipe import (
 )
 from posesynth.shard_file import write_rows
 from posesynth.skeleton import JOINT_INDEX, SMPL_JOINT_NAMES, SMPL_PARENTS
-from posesynth.store import ATTR, StoreError, create_array, create_store, mark_complete, open_store
+from posesynth.store import (
+    ATTR, StoreError, StoreTarget, create_array, create_store, incomplete_store_error, mark_complete, open_group,
+    open_store, writing_store,
+)
 from posesynth.visibility import BodyCapsules, in_frame, self_occlusion
 
 KIND = "samples"
@@ -77,7 +83,7 @@ VISIBLE_NOT_OCCLUDED = 2  # bit 1
 WRITER_THREADS = 2
 
 
-class SampleError(RuntimeError):
+class SampleError(PosesynthError, RuntimeError):
     """``sample`` cannot run as asked (bad source, label, resume mismatch); the message says why."""
 
 
@@ -140,7 +146,8 @@ class BlockSampler:
 
     def __init__(self, source: PoseSource, recipe: dict[str, Any], seed: int, body: BodyModel,
                  device: torch.device | str = "cpu") -> None:
-        self.source = source
+        self.augment = augmentation(recipe)
+        self.source = tempered(source, self.augment.temperature)
         self.seed = seed
         self.device = torch.device(device)
         self.body = body.to(self.device)
@@ -150,7 +157,6 @@ class BlockSampler:
         self.noise = detector_noise(recipe) if recipe["sample"]["noise"] else None
         self.prior_betas = recipe["sample"]["betas"] == "prior"
         self.label = label_index(source, recipe["sample"]["label"])
-        self.augment = augmentation(recipe)
         self.bodies = WideBodyRange.for_body(self.body) if self.augment.wide_bodies else None
         self.capsules = BodyCapsules.from_body(body)
         self.clearance = sole_clearance(body)
@@ -234,6 +240,16 @@ def distinct_keypoints(sets: list[KeypointSet]) -> tuple[DistinctKeypoints, dict
     return DistinctKeypoints(union, tuple(picks)), columns
 
 
+def tempered(source: PoseSource, temperature: float) -> PoseSource:
+    """``source`` drawing at ``temperature`` (``augment.temperature``; GAN checkpoints only)."""
+    if temperature == 1.0:
+        return source
+    if not hasattr(source, "tempered"):
+        raise SampleError(f"augment.temperature = {temperature}: {source.identity} is not a GAN checkpoint; "
+                          f"only a generator's latents can be tempered")
+    return source.tempered(temperature)
+
+
 def label_index(source: PoseSource, name: str) -> int | None:
     """The index of label ``name`` in the source's vocabulary (None for "")."""
     if not name:
@@ -291,10 +307,24 @@ def generate_shard(sampler: BlockSampler, layout: Layout, shard: int, buffer: di
 
 def write_shard(arrays: dict[str, zarr.Array], layout: Layout, shard: int, buffer: dict[str, np.ndarray]) -> None:
     """Write ``shard``'s rows of every array from ``buffer``: whole shards, one file each
-    (``posesynth.shard_file``: one pass over the rows)."""
+    (``posesynth.shard_file``: one pass over the rows).  Rows that are not finite in the
+    stored dtype are refused (SampleError) before anything of the shard is written."""
     start, stop = layout.rows(shard)
+    rows = {name: buffer[name][:stop - start] for name in arrays}
+    check_finite(rows, f"rows {start}..{stop - 1}")
     for name, arr in arrays.items():
-        write_rows(arr, start, buffer[name][:stop - start])
+        write_rows(arr, start, rows[name])
+
+
+def check_finite(arrays: dict[str, np.ndarray], where: str) -> None:
+    """SampleError naming the first float array of ``arrays`` that holds a NaN or an infinity."""
+    for name, values in arrays.items():
+        # A sum is one fast pass and is finite for finite rows (unless they overflow it: then look closer).
+        with np.errstate(over="ignore", invalid="ignore"):
+            suspect = values.dtype.kind == "f" and not np.isfinite(values.sum())
+        if suspect and not np.isfinite(values).all():
+            raise SampleError(f"{name}, {where}: NaN or infinite values in the stored {values.dtype}; the pose "
+                              "source or the recipe gives impossible samples, so the store is left incomplete")
 
 
 def new_buffer(shapes: dict[str, tuple[tuple[int, ...], str]], layout: Layout) -> dict[str, np.ndarray]:
@@ -450,24 +480,41 @@ def run_shard(job: ShardJob, shard: int) -> int:
     return shard
 
 
-def write_dask(job: ShardJob, shards: list[int], address: str, on_written: Callable[[int], None],
-               on_block: Callable[[int], None]) -> None:
-    """Run one task per shard on the cluster at ``address`` (``local:K``: K local processes)."""
+DASK_CONNECT_TIMEOUT = 10  # seconds to reach a scheduler before giving up
+
+
+@contextlib.contextmanager
+def dask_client(address: str) -> Iterator[Any]:
+    """A dask.distributed client of the scheduler at ``address`` (``local:K``: a cluster of K
+    local processes for the duration), connected, so a wrong or unreachable address fails
+    before anything is written."""
     try:
-        from distributed import Client, LocalCluster, as_completed
+        from distributed import Client, LocalCluster
     except ImportError:
         raise SampleError("--dask needs dask.distributed: pip install 'dask[distributed]'") from None
-    layout = Layout.of(job.recipe, job.n)
     with contextlib.ExitStack() as stack:
+        scheduler: Any = address
         if address.startswith("local:"):
-            address = stack.enter_context(LocalCluster(n_workers=_local_workers(address), threads_per_worker=1,
-                                                       processes=True, dashboard_address=None))
-        client = stack.enter_context(Client(address))
-        for future in as_completed([client.submit(run_shard, job, s, pure=False) for s in shards]):
-            shard = future.result()
-            on_written(shard)
-            first, stop = layout.rows(shard)
-            on_block(stop - first)
+            scheduler = stack.enter_context(LocalCluster(n_workers=_local_workers(address), threads_per_worker=1,
+                                                         processes=True, dashboard_address=None))
+        try:
+            client = stack.enter_context(Client(scheduler, timeout=DASK_CONNECT_TIMEOUT))
+        except (OSError, ValueError, TypeError) as exc:
+            raise SampleError(f"--dask {address}: cannot reach the scheduler ({exc})") from None
+        yield client
+
+
+def write_dask(client: Any, job: ShardJob, shards: list[int], on_written: Callable[[int], None],
+               on_block: Callable[[int], None]) -> None:
+    """Run one task per shard of ``job`` on the cluster of ``client`` (``dask_client``)."""
+    from distributed import as_completed
+
+    layout = Layout.of(job.recipe, job.n)
+    for future in as_completed([client.submit(run_shard, job, s, pure=False) for s in shards]):
+        shard = future.result()
+        on_written(shard)
+        first, stop = layout.rows(shard)
+        on_block(stop - first)
 
 
 def _local_workers(address: str) -> int:
@@ -527,6 +574,45 @@ def sample_to_store(
     (``chunk_size``, ``shard_size``); the source, recipe (``block_size`` included) and seed make it.
     """
     start = time.perf_counter()
+    run = checked_run(source, n, seed, recipe, device, workers, dask_address, zarr_format, body_model)
+    with contextlib.ExitStack() as stack:
+        client = stack.enter_context(dask_client(dask_address)) if dask_address else None
+        target = stack.enter_context(writing_store(out, overwrite=overwrite, resume=resume))
+        group, done = _open_for_writing(target, run)
+        todo = [s for s in range(run.layout.num_shards) if s not in done]
+        resumed = bool(done)
+        try:
+            _write_shards(run, target.path, group, todo, _shard_recorder(group, done), client, progress)
+        except OSError as exc:
+            raise StoreError(_disk_error(target, exc)) from exc
+        mark_complete(group, num_samples=n)
+    return SampleSummary(Path(out), n, len(todo), time.perf_counter() - start, resumed)
+
+
+@dataclass(frozen=True)
+class SampleRun:
+    """Everything a run needs, checked before the store is touched (``checked_run``)."""
+
+    source: PoseSource
+    ref: SourceRef | None
+    recipe: dict[str, Any]
+    seed: int
+    layout: Layout
+    device: torch.device
+    workers: int
+    zarr_format: int
+    body: BodyModel
+    body_model: str | None
+    sampler: BlockSampler
+    shapes: dict[str, tuple[tuple[int, ...], str]]
+    attrs: dict[str, Any]
+
+
+def checked_run(source: PoseSource | str | Path, n: int, seed: int, recipe: dict[str, Any] | None,
+                device: str | torch.device, workers: int | None, dask_address: str | None, zarr_format: int,
+                body_model: str | Path | None) -> SampleRun:
+    """Check every argument of ``sample_to_store`` (recipe, layout, device, source, body model,
+    label, memory) and load the source, the body and the sampler; nothing is written."""
     recipe = validate_sample_recipe(recipe if recipe is not None else resolve_sample_recipe(DEFAULT_SAMPLE_RECIPE))
     layout = Layout.of(recipe, n)
     device = resolve_device(device)
@@ -539,25 +625,43 @@ def sample_to_store(
     source = ref.load() if isinstance(source, (str, Path)) else source
     body = load_body_model(body_model)
     _check_body(source, body)
-    attrs = store_attrs(source, recipe, seed, body)
-    group, done = _open_for_writing(Path(out), layout, recipe, attrs, body.num_betas, resume, overwrite, zarr_format)
-    todo = [s for s in range(layout.num_shards) if s not in done]
-    resumed = bool(done)
-    total = sum(stop - first for first, stop in map(layout.rows, todo))
-    try:
-        with tqdm(total=total, unit="sample", unit_scale=True, desc="sampling", disable=not progress) as bar:
-            if dask_address:
-                job = ShardJob(ref, str(out), recipe, seed, n, str(device), None if body_model is None else str(body_model))
-                write_dask(job, todo, dask_address, _shard_recorder(group, done), bar.update)
-            else:
-                sampler = BlockSampler(source, recipe, seed, body, device)
-                shapes = array_shapes(recipe, body.num_betas)
-                arrays = {name: group[name] for name in shapes}
-                write_local(sampler, arrays, layout, shapes, todo, workers, _shard_recorder(group, done), bar.update)
-    except OSError as exc:
-        raise StoreError(_disk_error(Path(out), exc)) from exc
-    mark_complete(group, num_samples=n)
-    return SampleSummary(Path(out), n, len(todo), time.perf_counter() - start, resumed)
+    shapes = array_shapes(recipe, body.num_betas)
+    _check_memory(shapes, layout)
+    # The sampler checks the label and the augmentation; on a dask cluster the workers build their own.
+    sampler = BlockSampler(source, recipe, seed, body, "cpu" if dask_address else device)
+    return SampleRun(source, ref, recipe, seed, layout, device, workers, zarr_format, body,
+                     None if body_model is None else str(body_model), sampler, shapes,
+                     store_attrs(source, recipe, seed, body))
+
+
+def _write_shards(run: SampleRun, path: Path, group: zarr.Group, todo: list[int], on_written: Callable[[int], None],
+                  client: Any, progress: bool) -> None:
+    """Generate and write the shards ``todo`` of the store at ``path``, here or on the dask cluster."""
+    total = sum(stop - first for first, stop in map(run.layout.rows, todo))
+    with tqdm(total=total, unit="sample", unit_scale=True, desc="sampling", disable=not progress) as bar:
+        if client is not None:
+            job = ShardJob(run.ref, str(path), run.recipe, run.seed, run.layout.n, str(run.device), run.body_model)
+            write_dask(client, job, todo, on_written, bar.update)
+        else:
+            arrays = {name: group[name] for name in run.shapes}
+            write_local(run.sampler, arrays, run.layout, run.shapes, todo, run.workers, on_written, bar.update)
+
+
+MAX_BLOCK_BYTES = 2**30  # the arrays of one block; computing them takes several times more
+
+
+def _check_memory(shapes: dict[str, tuple[tuple[int, ...], str]], layout: Layout) -> None:
+    """SampleError when one block's arrays would not fit in ``MAX_BLOCK_BYTES`` (every block is
+    computed whole, however few rows the store needs from it)."""
+    row = sum(math.prod(tail) * np.dtype(dtype).itemsize for tail, dtype in shapes.values())
+    block = row * layout.block
+    if block > MAX_BLOCK_BYTES:
+        views = shapes["camera/K"][0][0]
+        fits = 2 ** int(math.log2(max(1, MAX_BLOCK_BYTES // row)))
+        raise SampleError(f"one block of sample.block_size = {layout.block} rows with camera.views = {views} holds "
+                          f"{block / 2**30:.1f} GiB of arrays (every block is computed whole, even for n = "
+                          f"{layout.n}), over the {MAX_BLOCK_BYTES / 2**30:.0f} GiB limit; lower sample.block_size "
+                          f"(to {fits} or less) or camera.views")
 
 
 def _check_args(layout: Layout, workers: int, zarr_format: int) -> None:
@@ -570,12 +674,20 @@ def _check_args(layout: Layout, workers: int, zarr_format: int) -> None:
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
-    """``"auto"`` -> CUDA when present, else the CPU; ``"cuda"`` without CUDA is an error."""
+    """``"auto"`` -> CUDA when present, else the CPU; an unknown device, or CUDA (or a CUDA
+    index) this machine does not have, is a SampleError naming ``--device``."""
     if str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(device)
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise SampleError(f"--device {device}: not a device (use auto, cpu, cuda or cuda:N)") from None
+    if device.type not in ("cpu", "cuda"):
+        raise SampleError(f"--device {device}: posesynth runs on auto, cpu, cuda or cuda:N only")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise SampleError("--device cuda: this machine has no CUDA device (use --device cpu or auto)")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise SampleError(f"--device {device}: this machine has {torch.cuda.device_count()} CUDA device(s)")
     return device
 
 
@@ -586,15 +698,11 @@ def _check_body(source: PoseSource, body: BodyModel) -> None:
                           f"{body.identity}; pass that model's file (--body-model)")
 
 
-def _disk_error(out: Path, exc: OSError) -> str:
-    if exc.errno == errno.ENOSPC:
-        why = "the disk is full"
-    elif exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        why = "permission denied"
-    else:
-        why = exc.strerror or str(exc)
-    return (f"cannot write {out}: {why}; the store is left marked incomplete (free space or fix the "
-            "path, then run again with --resume)")
+def _disk_error(target: StoreTarget, exc: OSError) -> str:
+    where = (f"the new store is left incomplete at {target.path} and the old one at {target.final} untouched"
+             if target.replacing else "the store is left marked incomplete")
+    return (f"cannot write {target.path}: {os_reason(exc)}; {where} (free space or fix the path, then run "
+            "again with --resume)")
 
 
 # ---------------------------------------------------------------------------- the store
@@ -623,57 +731,88 @@ _RUN_KEYS = ("recipe", "seed", "source", "body_model", "block_size")
 
 
 def _canonical(value: Any) -> str:
-    return json.dumps(value, sort_keys=True)
+    return json.dumps(value, sort_keys=True, default=str)
 
 
-def _open_for_writing(out: Path, layout: Layout, recipe: dict[str, Any], attrs: dict[str, Any], num_betas: int,
-                      resume: bool, overwrite: bool, zarr_format: int) -> tuple[zarr.Group, set[int]]:
-    """A new store with every array created, or (resume) the existing one and its shards done."""
-    if resume and out.exists():
-        group = open_store(out, kind=KIND, allow_incomplete=True)
-        _check_same_run(out, group, attrs, layout, zarr_format)
-        if any(name not in group for name in array_shapes(recipe, num_betas)):
-            raise _stopped_while_creating(out)
-        remove_partial_files(out)
-        return zarr.open_group(str(out), mode="r+"), set(group.attrs["shards_done"])
-    group = create_store(out, KIND, attrs, overwrite=overwrite, zarr_format=zarr_format)
-    meta = dict(group.attrs[ATTR])
-    group.attrs[ATTR] = {**meta, "num_samples": layout.n}
+def _open_for_writing(target: StoreTarget, run: SampleRun) -> tuple[zarr.Group, set[int]]:
+    """At ``target.path``: a new store with every array created, or (resume) the existing one,
+    checked to be the same run, and its shards done."""
+    path = target.path
+    if not target.resume:
+        group = create_store(path, KIND, run.attrs, zarr_format=run.zarr_format, meta={"num_samples": run.layout.n})
+        _create_arrays(path, group, run, set())
+        return group, set()
+    group = open_store(path, kind=KIND, allow_incomplete=True)
+    _check_same_run(path, group, run)
+    remove_partial_files(path)
+    group = open_group(path, mode="r+")
+    done = set(group.attrs["shards_done"])
+    _create_arrays(path, group, run, done)
+    return group, done
+
+
+def _create_arrays(path: Path, group: zarr.Group, run: SampleRun, done: set[int]) -> None:
+    """Create every array of the run the store lacks (a resumed run stopped while creating them)."""
+    missing = [name for name in run.shapes if name not in group]
+    if missing and done:
+        raise incomplete_store_error(path, "arrays", missing)
     try:
-        for name, (tail, dtype) in array_shapes(recipe, num_betas).items():
-            create_array(group, name, (layout.n,) + tail, dtype, layout.chunk, layout.shard)
+        for name in missing:
+            tail, dtype = run.shapes[name]
+            create_array(group, name, (run.layout.n,) + tail, dtype, run.layout.chunk, run.layout.shard)
     except OSError as exc:
-        raise StoreError(_disk_error(out, exc)) from exc
-    return group, set()
+        raise StoreError(_disk_error(StoreTarget(path, path), exc)) from exc
 
 
 def remove_partial_files(out: Path) -> None:
     """Delete the temporary files a killed writer leaves (Zarr and ``posesynth.shard_file`` write
     ``<key>.<uuid hex>.partial`` and rename it into place)."""
-    for f in out.rglob("*.partial"):
-        if re.fullmatch(r".*\.[0-9a-f]{32}\.partial", f.name):
-            f.unlink(missing_ok=True)
+    try:
+        for f in out.rglob("*.partial"):
+            if re.fullmatch(r".*\.[0-9a-f]{32}\.partial", f.name):
+                f.unlink(missing_ok=True)
+    except OSError as exc:
+        raise StoreError(f"cannot resume {out}: cannot remove the temporary files of the interrupted run: "
+                         f"{os_reason(exc)}") from None
 
 
-def _check_same_run(out: Path, group: zarr.Group, attrs: dict[str, Any], layout: Layout, zarr_format: int) -> None:
-    """Refuse to resume a store written with other arguments."""
+_MISSING = object()
+
+
+def _check_same_run(out: Path, group: zarr.Group, run: SampleRun) -> None:
+    """Refuse to resume a store written with other arguments, naming the first that differs."""
     recorded = dict(group.attrs)
+    missing = [key for key in (*_RUN_KEYS, "shards_done") if key not in recorded]
+    missing += [f"{ATTR}.num_samples"] if "num_samples" not in recorded[ATTR] else []
+    if missing:
+        raise incomplete_store_error(out, "attributes", missing)
     for key in _RUN_KEYS:
-        if _canonical(recorded.get(key)) != _canonical(attrs[key]):
-            raise SampleError(f"{out}: cannot resume: its {key} differs from this run's "
-                              f"(recorded {_canonical(recorded.get(key))[:200]})")
-    if "num_samples" not in recorded[ATTR]:
-        raise _stopped_while_creating(out)
-    if recorded[ATTR]["num_samples"] != layout.n:
-        raise SampleError(f"{out}: cannot resume: it holds {recorded[ATTR].get('num_samples')} samples, "
-                          f"this run asks for {layout.n}")
-    if group.metadata.zarr_format != zarr_format:
-        raise SampleError(f"{out}: cannot resume: it is Zarr v{group.metadata.zarr_format}, not v{zarr_format}")
+        diff = _first_difference(recorded[key], run.attrs[key], key)
+        if diff is not None:
+            name, was, now = diff
+            raise SampleError(f"{out}: cannot resume: its {key} differs from this run's ({name} is {_shown(was)} in "
+                              f"the store, {_shown(now)} in this run); resume with the same arguments, or pass "
+                              "--overwrite")
+    if recorded[ATTR]["num_samples"] != run.layout.n:
+        raise SampleError(f"{out}: cannot resume: it holds {recorded[ATTR]['num_samples']} samples, "
+                          f"this run asks for {run.layout.n}")
+    if group.metadata.zarr_format != run.zarr_format:
+        raise SampleError(f"{out}: cannot resume: it is Zarr v{group.metadata.zarr_format}, not v{run.zarr_format}")
 
 
-def _stopped_while_creating(out: Path) -> SampleError:
-    return SampleError(f"{out}: cannot resume: the run was stopped while creating the store; "
-                       "run again with --overwrite")
+def _first_difference(was: Any, now: Any, key: str) -> tuple[str, Any, Any] | None:
+    """The dotted key and both values of the first leaf that differs between two JSON values."""
+    if isinstance(was, dict) and isinstance(now, dict):
+        for k in sorted(set(was) | set(now)):
+            diff = _first_difference(was.get(k, _MISSING), now.get(k, _MISSING), f"{key}.{k}")
+            if diff is not None:
+                return diff
+        return None
+    return None if _canonical(was) == _canonical(now) else (key, was, now)
+
+
+def _shown(value: Any) -> str:
+    return "not set" if value is _MISSING else _canonical(value)[:200]
 
 
 def _shard_recorder(group: zarr.Group, done: set[int]) -> Callable[[int], None]:

@@ -158,3 +158,28 @@ def test_evaluate_reports_every_set_and_coverage_per_validation_group(store, tmp
     assert classes == {"kickLFront1Reps", "raise-up-left-hand"}  # "dash" has no training frames
     table = format_table(result)
     assert "| set | source bandai_namco | unseen class |" in table and "conditional sampling (content)" in table
+
+
+def test_tempered_samples_pass_the_plausibility_checks(store, tmp_path):
+    from posesynth.plausibility import implausible
+
+    source = load_checkpoint(run(store, tmp_path / "run", 3)).tempered(2.5)
+    batch = source.sample(300, torch.Generator().manual_seed(0))
+    assert not implausible(batch.rotmats, source.joint_limits)["any"].any()
+
+
+def test_tempering_widens_the_latents_and_one_changes_nothing(store, tmp_path):
+    source = load_checkpoint(run(store, tmp_path / "run", 3))
+    plain = source.sample(50, torch.Generator().manual_seed(1))
+    same = source.tempered(1.0).sample(50, torch.Generator().manual_seed(1))
+    assert torch.equal(plain.rotmats, same.rotmats) and torch.equal(plain.betas, same.betas)
+    assert source.tempered(3.0).temperature == 3.0 and source.temperature == 1.0
+
+
+def test_a_checkpoint_without_joint_limits_cannot_be_tempered(store, tmp_path):
+    ckpt = run(store, tmp_path / "run", 3)
+    payload = read_checkpoint_file(ckpt)
+    payload["joint_limits"] = None
+    torch.save(payload, ckpt)
+    with pytest.raises(CheckpointError, match="no joint limits"):
+        load_checkpoint(ckpt).tempered(1.5)

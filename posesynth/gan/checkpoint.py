@@ -3,13 +3,14 @@
 A checkpoint is a ``torch.save`` dict of tensors and plain values only, read back
 with ``torch.load(..., weights_only=True)`` (no pickled code).  It holds the EMA
 generator's weights, the resolved recipe, the label vocabulary, the mean pose the
-generator is built around, the betas prior, the body model's identity and the
-posesynth version.  ``load_checkpoint`` returns a ``GanPoseSource`` that ``sample``
+generator is built around, the betas prior, the joint limits of the training poses (the
+plausibility filter of tempered sampling), the body model's identity and the posesynth version.  ``load_checkpoint`` returns a ``GanPoseSource`` that ``sample``
 draws poses from.
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
 from pathlib import Path
 from typing import Any
@@ -17,8 +18,10 @@ from typing import Any
 import torch
 
 from posesynth import __version__
+from posesynth.errors import PosesynthError
 from posesynth.gan.networks import Generator, NetworkSizes
 from posesynth.body_prior import BetasPrior
+from posesynth.plausibility import JointLimits, implausible
 from posesynth.pose_source import PoseBatch
 from posesynth.rotations import rot6d_to_matrix
 from posesynth.torch_files import load_tensors_file
@@ -28,7 +31,7 @@ FORMAT_VERSION = 1
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[2] / "assets" / "checkpoints" / "default.pt"
 
 
-class CheckpointError(ValueError):
+class CheckpointError(PosesynthError, ValueError):
     """A checkpoint that cannot be used; the message names the file and says why."""
 
 
@@ -38,7 +41,8 @@ def sizes_from_recipe(recipe: dict[str, dict[str, Any]]) -> NetworkSizes:
 
 def save_checkpoint(path: str | Path, generator: Generator, recipe: dict, label_field: str,
                     label_names: tuple[str, ...], body_model: str, step: int,
-                    training_files: tuple[str, ...] = (), betas_prior: BetasPrior | None = None) -> None:
+                    training_files: tuple[str, ...] = (), betas_prior: BetasPrior | None = None,
+                    joint_limits: JointLimits | None = None) -> None:
     """Write the sampling checkpoint atomically (a temporary file, then a rename).
     ``training_files`` names the mocap files it was trained on, so that evaluations can
     refuse a validation split the generator has seen."""
@@ -54,6 +58,7 @@ def save_checkpoint(path: str | Path, generator: Generator, recipe: dict, label_
         "step": step,
         "training_files": list(training_files),
         "betas_prior": None if betas_prior is None else betas_prior.to_dict(),
+        "joint_limits": None if joint_limits is None else joint_limits.to_dict(),
         "generator": {k: v.detach().cpu() for k, v in generator.state_dict().items()},
     }
     tmp = path.with_suffix(path.suffix + ".tmp")
@@ -73,8 +78,18 @@ def read_checkpoint_file(path: str | Path) -> dict[str, Any]:
     return payload
 
 
+MAX_REDRAWS = 20
+
+
 class GanPoseSource:
-    """Draws poses from a trained generator (``posesynth.pose_source.PoseSource``)."""
+    """Draws poses from a trained generator (``posesynth.pose_source.PoseSource``).
+
+    ``temperature`` scales the latents (``tempered``): above 1, poses further from the training
+    modes.  Tempered draws that fail the plausibility checks against the training poses' joint
+    limits (``posesynth.plausibility``) are redrawn; a checkpoint without limits cannot be tempered.
+    """
+
+    temperature: float = 1.0
 
     def __init__(self, generator: Generator, payload: dict[str, Any], path: Path) -> None:
         self.generator = generator.eval()
@@ -86,8 +101,19 @@ class GanPoseSource:
         prior = self.recipe["betas"]
         self.betas_prior = (BetasPrior.from_dict(payload["betas_prior"]) if payload.get("betas_prior") else
                             BetasPrior.standard(int(prior["num_betas"]), prior["std"], prior["clip"]))
+        limits = payload.get("joint_limits")
+        self.joint_limits = JointLimits.from_dict(limits) if limits else None
         self.path = path
         self.sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
+
+    def tempered(self, temperature: float) -> GanPoseSource:
+        """This source drawing latents ``temperature`` times wider (the same weights, shared)."""
+        if temperature != 1.0 and self.joint_limits is None:
+            raise CheckpointError(f"{self.path}: has no joint limits to filter tempered poses with; "
+                                  f"retrain it with this posesynth to sample at temperature {temperature}")
+        tempered = copy.copy(self)
+        tempered.temperature = float(temperature)
+        return tempered
 
     @property
     def label_names(self) -> tuple[str, ...]:
@@ -114,16 +140,25 @@ class GanPoseSource:
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator, label: int | None = None,
                device: torch.device | str = "cpu") -> PoseBatch:
-        """Latents, then betas, drawn on the CPU from ``generator``; poses (B, 24, 3, 3)."""
-        sizes = self.generator.sizes
-        z = torch.randn(n, sizes.latent, generator=generator)
-        betas = self.betas_prior.sample(n, generator)
+        """Latents (redrawn for implausible tempered poses), then betas, drawn on the CPU from
+        ``generator``; poses (B, 24, 3, 3)."""
         index = len(self._labels) if label is None else label
-        labels = torch.full((n,), index, dtype=torch.int64)
         self.generator.to(device)
-        rot6d = self.generator(z.to(device), labels.to(device))
+        rotmats = self._poses(n, index, generator, device)
+        if self.temperature != 1.0:
+            for _ in range(MAX_REDRAWS):
+                bad = torch.nonzero(implausible(rotmats, self.joint_limits)["any"]).squeeze(1)
+                if not len(bad):
+                    break
+                rotmats[bad] = self._poses(len(bad), index, generator, device)
+        betas = self.betas_prior.sample(n, generator)
         out_labels = torch.full((n,), -1 if label is None else label, dtype=torch.int64)
-        return PoseBatch(rot6d_to_matrix(rot6d), betas.to(device), out_labels.to(device))
+        return PoseBatch(rotmats, betas.to(device), out_labels.to(device))
+
+    def _poses(self, n: int, index: int, generator: torch.Generator, device) -> torch.Tensor:
+        z = self.temperature * torch.randn(n, self.generator.sizes.latent, generator=generator)
+        labels = torch.full((n,), index, dtype=torch.int64, device=device)
+        return rot6d_to_matrix(self.generator(z.to(device), labels))
 
 
 def load_checkpoint(path: str | Path = DEFAULT_CHECKPOINT, device: torch.device | str = "cpu") -> GanPoseSource:

@@ -42,6 +42,7 @@ from posesynth.gan.checkpoint import CheckpointError, save_checkpoint, sizes_fro
 from posesynth.gan.networks import Discriminator, Encoder, Generator, Lifter
 from posesynth.body_prior import fit_betas_prior
 from posesynth.gan.pose_data import PoseData, load_training_poses
+from posesynth.plausibility import JointLimits
 from posesynth.kinematics import forward_kinematics, rotation_about_y
 from posesynth.rotations import matrix_to_rot6d, rot6d_to_matrix
 from posesynth.torch_files import load_tensors_file
@@ -105,6 +106,7 @@ class Trainer:
         self.val = load_training_poses(data_path, recipe["data"]["label_field"], "val", "frame")
         b = recipe["betas"]
         self.betas_prior = fit_betas_prior(data_path, b["prior"], int(b["num_betas"]), b["std"], b["clip"])
+        self.joint_limits = JointLimits.from_poses(self.data.rotmats)
         self.body = body or load_body_model()
         template, dirs = self.body.joint_shape_basis()
         self.template, self.joint_dirs = template.float().to(self.device), dirs.float().to(self.device)
@@ -232,7 +234,8 @@ class Trainer:
         torch.save(state, tmp)
         tmp.replace(self.out / "state.pt")
         save_checkpoint(self.out / "checkpoint.pt", self.models.ema, self.recipe, self.data.label_field,
-                        self.data.label_names, self.body.identity, self.step, self.data.files, self.betas_prior)
+                        self.data.label_names, self.body.identity, self.step, self.data.files, self.betas_prior,
+                        self.joint_limits)
 
     def try_resume(self) -> bool:
         path = self.out / "state.pt"

@@ -1,0 +1,110 @@
+"""Sample-time augmentation: tilted bodies, limb crossover, wide bodies, and their recipe table."""
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from posesynth.augment import LIMB_JOINTS, Augmentation, cross_limbs, tilt_bodies
+from posesynth.body_range import WideBodyRange
+from posesynth.config import RecipeError
+from posesynth.rotations import axis_angle_to_matrix
+from posesynth.sample_recipe import augmentation, resolve_sample_recipe
+
+
+def random_poses(n: int, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return axis_angle_to_matrix(0.5 * torch.randn(n, 24, 3, generator=g))
+
+
+def up_axis_angle_deg(before: torch.Tensor, after: torch.Tensor) -> torch.Tensor:
+    """Angle (deg) between the bodies' up axes (their rotations' second column) before and after."""
+    cos = (before[:, :, 1] * after[:, :, 1]).sum(-1).clamp(-1, 1)
+    return torch.rad2deg(torch.acos(cos))
+
+
+@settings(max_examples=25, deadline=None)
+@given(lo=st.floats(0, 180), width=st.floats(0, 180), seed=st.integers(0, 2**31))
+def test_tilted_bodies_turn_by_an_angle_in_the_range(lo, width, seed):
+    hi = min(180.0, lo + width)
+    upright = torch.eye(3).expand(200, 3, 3)
+    tilted = tilt_bodies(upright, 1.0, (lo, hi), torch.Generator().manual_seed(seed))
+    angle = up_axis_angle_deg(upright, tilted)
+    assert angle.min() >= lo - 0.01 and angle.max() <= hi + 0.01
+
+
+def test_tilts_turn_about_a_horizontal_axis():
+    start = random_poses(500)[:, 0]
+    tilted = tilt_bodies(start, 1.0, (30.0, 120.0), torch.Generator().manual_seed(1))
+    turn = tilted @ start.transpose(1, 2)
+    axis = torch.stack([turn[:, 2, 1] - turn[:, 1, 2], turn[:, 0, 2] - turn[:, 2, 0], turn[:, 1, 0] - turn[:, 0, 1]], -1)
+    assert (axis[:, 1].abs() / axis.norm(dim=-1)).max() < 1e-4
+
+
+def test_tilt_applies_to_its_share_of_samples():
+    start = torch.eye(3).expand(20000, 3, 3)
+    tilted = tilt_bodies(start, 0.2, (30.0, 120.0), torch.Generator().manual_seed(2))
+    changed = up_axis_angle_deg(start, tilted) > 1.0
+    assert changed.float().mean() == pytest.approx(0.2, abs=0.01)
+
+
+def test_crossover_replaces_exactly_one_limb_by_another_samples():
+    poses = random_poses(3000)
+    crossed = cross_limbs(poses, 0.5, torch.Generator().manual_seed(3))
+    diff = (crossed - poses).flatten(2).abs().amax(-1) > 0  # (B, 24) joints that changed
+    changed = diff.any(1)
+    assert changed.float().mean() == pytest.approx(0.5, abs=0.03)
+    limbs = [set(j) for j in LIMB_JOINTS.values()]
+    for row in torch.nonzero(changed).squeeze(1)[:200]:
+        joints = set(torch.nonzero(diff[row]).squeeze(1).tolist())
+        assert any(joints <= limb for limb in limbs), joints
+        # the new limb is some other sample's limb, unchanged
+        limb = next(sorted(j) for j in LIMB_JOINTS.values() if joints <= set(j))
+        assert (crossed[row, limb] - poses[:, limb]).flatten(1).abs().amax(1).min() == 0
+
+
+def test_wide_bodies_replace_their_share_of_bodies(body):
+    betas = torch.zeros(8000, 10)
+    aug = Augmentation(wide_bodies=0.3)
+    _, out = aug.apply(random_poses(8000), betas, torch.Generator().manual_seed(4), WideBodyRange.for_body(body))
+    assert (out.abs().amax(1) > 0).float().mean() == pytest.approx(0.3, abs=0.02)
+
+
+def test_no_augmentation_changes_nothing():
+    poses, betas = random_poses(100), torch.randn(100, 10)
+    out_poses, out_betas = Augmentation().apply(poses, betas, torch.Generator().manual_seed(0), None)
+    assert torch.equal(out_poses, poses) and torch.equal(out_betas, betas)
+
+
+def test_the_same_generator_state_gives_the_same_augmentation(body):
+    aug = Augmentation(wide_bodies=0.5, tilt=0.5, crossover=0.5)
+    wide = WideBodyRange.for_body(body)
+    poses, betas = random_poses(256), torch.zeros(256, 10)
+    a = aug.apply(poses, betas, torch.Generator().manual_seed(7), wide)
+    b = aug.apply(poses, betas, torch.Generator().manual_seed(7), wide)
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+
+
+@pytest.mark.parametrize("override, message", [
+    ("augment.tilt=1.5", "augment.tilt must be a share between 0 and 1"),
+    ("augment.crossover=-0.1", "augment.crossover must be a share"),
+    ("augment.wide_bodies=true", "augment.wide_bodies must be a share"),
+    ("augment.tilt_deg=[120, 30]", "augment.tilt_deg must be"),
+    ("augment.tilt_deg=[0, 200]", "augment.tilt_deg must be"),
+    ("augment.tilt_deg=45", "augment.tilt_deg must be"),
+    ("augment.bodies=1", "unknown key augment.bodies"),
+])
+def test_bad_augment_settings_are_refused_naming_the_key(override, message):
+    with pytest.raises(RecipeError, match=message):
+        resolve_sample_recipe(overrides=[override])
+
+
+def test_the_default_recipe_turns_the_mechanisms_on():
+    augment = resolve_sample_recipe()["augment"]
+    assert augment["wide_bodies"] > 0 and augment["tilt"] > 0 and augment["crossover"] > 0
+
+
+def test_a_recipe_without_an_augment_table_has_none():
+    recipe = resolve_sample_recipe()
+    del recipe["augment"]
+    assert augmentation(recipe) == Augmentation(wide_bodies=0.0, tilt=0.0, crossover=0.0)
