@@ -50,6 +50,7 @@ import torch
 import zarr
 from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
+from posesynth.errors import PosesynthError
 from posesynth.store import ATTR, StoreError, open_store, split_rows
 
 DEFAULT_FIELDS = ("pixels", "camera", "world", "visible", "K")
@@ -59,7 +60,7 @@ TRAINING_FIELDS = ("world", "label") + SMPL_FIELDS
 Batch = dict[str, torch.Tensor]
 
 
-class DataError(ValueError):
+class DataError(PosesynthError, ValueError):
     """A dataset that cannot be made as asked; the message says why."""
 
 

@@ -17,10 +17,12 @@ from pathlib import Path
 
 import numpy as np
 
+from posesynth.errors import PosesynthError
+
 __all__ = ["Motion", "MocapFormatError"]
 
 
-class MocapFormatError(ValueError):
+class MocapFormatError(PosesynthError, ValueError):
     """A mocap file could not be read.
 
     The message names the file and, when known, the 1-based line and the 0-based frame:
