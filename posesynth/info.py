@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import zarr
 
-from posesynth.store import ATTR, open_store
+from posesynth.store import ATTR, StoreError, incomplete_store_error, open_store
 
 STATS_ROWS = 65536  # rows read at a time for the statistics
 
@@ -37,6 +37,7 @@ def store_info(path: str | Path) -> dict[str, Any]:
     group = open_store(path, allow_incomplete=True)
     meta = dict(group.attrs[ATTR])
     arrays = _arrays(group)
+    _check_parts(path, group, meta, arrays)
     info: dict[str, Any] = {
         "path": str(path),
         "kind": meta.get("kind"),
@@ -56,6 +57,24 @@ def store_info(path: str | Path) -> dict[str, Any]:
     elif meta.get("kind") == "training":
         info.update(_training_info(group))
     return info
+
+
+# What the description of each kind of store reads: attributes, then arrays.
+_NEEDED = {"samples": (("recipe", "seed", "source", "labels", "keypoint_sets", "shards_done"),
+                       ("label", "camera/K", "keypoints/smpl24/camera")),
+           "training": (("fps", "labels", "splits"), ("split", "source"))}
+
+
+def _check_parts(path: Path, group: zarr.Group, meta: dict[str, Any], arrays: dict[str, zarr.Array]) -> None:
+    """StoreError naming what is missing when the store lacks an attribute or array it should hold
+    (a run stopped while creating the store, or a damaged one)."""
+    attrs_needed, arrays_needed = _NEEDED.get(meta.get("kind"), ((), ()))
+    for what, missing in (("attributes", [k for k in attrs_needed if k not in group.attrs]),
+                          ("arrays", [k for k in arrays_needed if k not in arrays])):
+        if missing and not meta.get("complete"):
+            raise incomplete_store_error(path, what, missing)
+        if missing:
+            raise StoreError(f"{path}: damaged store: marked complete, but {what} missing ({', '.join(missing)})")
 
 
 def _sample_info(group: zarr.Group, arrays: dict[str, zarr.Array]) -> dict[str, Any]:

@@ -28,6 +28,7 @@ from tqdm import tqdm
 
 from posesynth.body_model import BodyModel, load_body_model
 from posesynth.config import RecipeError, resolve_recipe
+from posesynth.errors import PosesynthError
 from posesynth.labels import FileLabels, labels_for
 from posesynth.mocap import MocapFormatError, read_motion
 from posesynth.mocap.keypoints import KEYPOINT_SUFFIXES, read_keypoints
@@ -35,12 +36,16 @@ from posesynth.retarget import Retargeted, fit_betas, retarget, retarget_errors
 from posesynth.rig_map import RigMap, RigMapError, detect_rig, load_rig_map
 from posesynth.rotations import matrix_to_axis_angle
 from posesynth.skeleton import SMPL_JOINT_NAMES, SMPL_PARENTS
-from posesynth.store import add_array, create_store, mark_complete
+from posesynth.store import add_array, create_store, mark_complete, writing_store
 
 MOTION_SUFFIXES = (".bvh", ".amc")
 DEFAULT_SPLIT = Path(__file__).resolve().parents[1] / "recipes" / "split_default.toml"
 LABEL_NAMES = ("source", "subject", "content", "style", "file")
 SPLITS = ("train", "val")
+
+
+class PrepareError(PosesynthError, RuntimeError):
+    """``prepare`` cannot go on (bad arguments, or --strict and a file failed)."""
 
 
 @dataclass(frozen=True)
@@ -56,11 +61,33 @@ class PrepareOptions:
     keypoint_layout: str | None = None  # rig for keypoint arrays without joint names
     keypoint_up: str = "y"
 
+    def __post_init__(self) -> None:
+        if isinstance(self.fps, bool) or not isinstance(self.fps, (int, float)) or not 0 < self.fps < math.inf:
+            raise PrepareError(f"--fps must be a positive number of frames per second, got {self.fps!r}")
+        check_val_fraction(self.val_fraction, "--val-fraction", PrepareError)
+        if isinstance(self.workers, bool) or not isinstance(self.workers, int) or self.workers < 1:
+            raise PrepareError(f"--workers must be a whole number >= 1, got {self.workers!r}")
+        if self.keypoint_up not in ("y", "z"):
+            raise PrepareError(f"--keypoint-up must be y or z, got {self.keypoint_up!r}")
+        for option, rig in (("--rig", self.rig), ("--keypoint-layout", self.keypoint_layout)):
+            if rig:
+                try:
+                    load_rig_map(rig)
+                except RigMapError as exc:
+                    raise PrepareError(f"{option} {rig}: {exc}") from None
+
+
+def check_val_fraction(value: Any, where: str, error: type[Exception]) -> None:
+    """``error`` unless ``value`` is a fraction of files to hold out: a number in [0, 1)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 1.0:
+        raise error(f"{where} must be a number in [0, 1), got {value!r}")
+
 
 @dataclass
 class Clip:
     """One file after reading, resampling and rig mapping (the per-file worker's output)."""
 
+    path: Path
     labels: FileLabels
     rig: str
     subject_key: str
@@ -82,8 +109,6 @@ class PrepareSummary:
     seconds: float = 0.0
 
 
-class PrepareError(RuntimeError):
-    """``prepare`` cannot go on (bad arguments, or --strict and a file failed)."""
 
 
 def discover(paths: Iterable[str | Path]) -> list[tuple[Path, Path]]:
@@ -142,7 +167,7 @@ def load_clip(path: Path, root: Path, opts: PrepareOptions) -> Clip:
         rig = _rig_for(kp.joint_names, opts, path, kp.layout)
         keep = resample_indices(len(kp.positions), kp.fps, opts.fps)
         bound = rig.bind(kp.joint_names)
-        return Clip(labels, rig.name, labels.subject, keep, len(kp.positions),
+        return Clip(path, labels, rig.name, labels.subject, keep, len(kp.positions),
                     bound.targets(kp.positions[keep]), None, None)
     motion = read_motion(path)
     rig = _rig_for(motion.joint_names, opts, path)
@@ -150,7 +175,7 @@ def load_clip(path: Path, root: Path, opts: PrepareOptions) -> Clip:
     keep = resample_indices(motion.num_frames, motion.fps, opts.fps)
     rotations, mask = bound.frame_rotations(motion.rotations[keep])
     subject = f"{labels.subject}/{_skeleton_fingerprint(motion.positions, motion.parents)}"
-    return Clip(labels, rig.name, subject, keep, motion.num_frames,
+    return Clip(path, labels, rig.name, subject, keep, motion.num_frames,
                 bound.targets(motion.positions[keep]), rotations, mask)
 
 
@@ -172,29 +197,35 @@ def _load_all(files: list[tuple[Path, Path]], opts: PrepareOptions, summary: Pre
         bar.update()
         if isinstance(result, Clip):
             clips.append(result)
-            return
-        if opts.strict:
-            bar.close()
-            raise PrepareError(f"{result[1]}\n(--strict: stopping at the first file that cannot be used)")
-        summary.skipped.append(result)
+        else:
+            _skip(Path(result[0]), result[1], opts, summary)
 
-    if opts.workers > 1 and len(jobs) > 1:
-        with ProcessPoolExecutor(max_workers=opts.workers) as pool:
-            for result in pool.map(_load_or_error, jobs, chunksize=4):
-                take(result)
-    else:
-        for job in jobs:
-            take(_load_or_error(job))
-    bar.close()
+    with bar:
+        if opts.workers > 1 and len(jobs) > 1:
+            with ProcessPoolExecutor(max_workers=opts.workers) as pool:
+                for result in pool.map(_load_or_error, jobs, chunksize=4):
+                    take(result)
+        else:
+            for job in jobs:
+                take(_load_or_error(job))
     return clips
 
 
-def _subject_betas(clips: list[Clip], template: np.ndarray, dirs: np.ndarray) -> dict[str, np.ndarray]:
-    """One shape per subject, fitted to all of that subject's frames (every 4th)."""
-    by_subject: dict[str, list[np.ndarray]] = defaultdict(list)
+def _subject_betas(clips: list[Clip], template: np.ndarray, dirs: np.ndarray, opts: PrepareOptions,
+                   summary: PrepareSummary) -> dict[str, np.ndarray]:
+    """One shape per subject, fitted to all of that subject's frames (every 4th); the files of a
+    subject whose shape cannot be fitted are skipped."""
+    by_subject: dict[str, list[Clip]] = defaultdict(list)
     for c in clips:
-        by_subject[c.subject_key].append(c.targets[::4])
-    return {k: fit_betas(np.concatenate(v), template, dirs) for k, v in sorted(by_subject.items())}
+        by_subject[c.subject_key].append(c)
+    betas = {}
+    for key, own in sorted(by_subject.items()):
+        try:
+            betas[key] = fit_betas(np.concatenate([c.targets[::4] for c in own]), template, dirs)
+        except ValueError as exc:
+            for c in own:
+                _skip(c.path, f"{c.path}: cannot fit the subject's body shape ({exc})", opts, summary)
+    return betas
 
 
 def load_split(path: str | Path | None = DEFAULT_SPLIT) -> dict[str, Any]:
@@ -202,8 +233,7 @@ def load_split(path: str | Path | None = DEFAULT_SPLIT) -> dict[str, Any]:
     val_subjects, val_contents, seed; ``None`` gives the plain 10% file split."""
     defaults = {"split": {"val_fraction": 0.1, "val_subjects": [], "val_contents": [], "seed": 0}}
     split = resolve_recipe(defaults, path)["split"]
-    if not 0.0 <= float(split["val_fraction"]) < 1.0:
-        raise RecipeError(f"{path}: split.val_fraction must be in [0, 1), got {split['val_fraction']}")
+    check_val_fraction(split["val_fraction"], f"{path}: split.val_fraction", RecipeError)
     for key in ("val_subjects", "val_contents"):
         if not isinstance(split[key], list) or not all(isinstance(v, str) for v in split[key]):
             raise RecipeError(f"{path}: split.{key} must be a list of names, got {split[key]!r}")
@@ -233,27 +263,61 @@ def _encode(values: list[str]) -> tuple[np.ndarray, list[str]]:
 
 def prepare(paths: Sequence[str | Path], out: str | Path, opts: PrepareOptions = PrepareOptions(), *,
             body_model: str | Path | None = None, overwrite: bool = False, progress: bool = True) -> PrepareSummary:
-    """Build the training store at ``out`` from the motion files under ``paths``."""
+    """Build the training store at ``out`` from the motion files under ``paths``.
+
+    The store is locked for writing before the files are read (``posesynth.store.writing_store``),
+    so an existing store without ``overwrite`` or a concurrent writer is refused at once; one
+    that is replaced stays as it was until the new store is complete.  Files that cannot be
+    used (unreadable, or giving values that are not finite in the stored float32) are skipped
+    and listed in ``summary.skipped``, or stop the run with ``opts.strict``.
+    """
     start = time.perf_counter()
     files = discover(paths)
     if not files:
         raise PrepareError(f"no motion files ({', '.join(MOTION_SUFFIXES + KEYPOINT_SUFFIXES)}) under "
                            f"{', '.join(map(str, paths))}")
-    summary = PrepareSummary(files=len(files))
     body = load_body_model(body_model)
-    clips = _load_all(files, opts, summary, progress)
-    if not clips:
-        raise PrepareError("no file could be read; see the errors above")
-    template, dirs = (t.double().numpy() for t in body.joint_shape_basis())
-    betas = _subject_betas(clips, template, dirs)
-    held = split_files([c.labels for c in clips], opts)
+    with writing_store(out, overwrite=overwrite, can_resume=False) as target:
+        summary = PrepareSummary(files=len(files))
+        clips = _load_all(files, opts, summary, progress)
+        template, dirs = (t.double().numpy() for t in body.joint_shape_basis())
+        betas = _subject_betas(clips, template, dirs, opts, summary)
+        clips = [c for c in clips if c.subject_key in betas]
+        held = split_files([c.labels for c in clips], opts)
+        columns: dict[str, list[np.ndarray]] = defaultdict(list)
+        label_values: dict[str, list[str]] = defaultdict(list)
+        used = []
+        for c in tqdm(clips, desc="retargeting", unit="file", disable=not progress):
+            r = retarget(c.targets, template, dirs, c.frame_rotations, c.frame_mask, betas[c.subject_key])
+            values = _stored_values(c, r, c.labels.file in held)
+            if _finite(c, values, opts, summary):
+                used.append(c)
+                _collect(columns, label_values, c, values)
+                summary.retarget[c.labels.file] = {"source": c.labels.source, "rig": c.rig, **retarget_errors(r)}
+        if not used:
+            raise PrepareError(f"no file could be used ({len(summary.skipped)} skipped):\n"
+                               + "\n".join(skipped_lines(summary)))
+        _count(summary, used, files)
+        _write_store(target.path, columns, label_values, summary, opts, body, held & set(summary.retarget))
+    summary.seconds = time.perf_counter() - start
+    return summary
 
-    columns: dict[str, list[np.ndarray]] = defaultdict(list)
-    label_values: dict[str, list[str]] = defaultdict(list)
-    for c in tqdm(clips, desc="retargeting", unit="file", disable=not progress):
-        r = retarget(c.targets, template, dirs, c.frame_rotations, c.frame_mask, betas[c.subject_key])
-        _collect(columns, label_values, c, r, c.labels.file in held)
-        summary.retarget[c.labels.file] = {"source": c.labels.source, "rig": c.rig, **retarget_errors(r)}
+
+def skipped_lines(summary: PrepareSummary) -> list[str]:
+    """One line per skipped file: ``skipped <file>: <why>``."""
+    return [f"skipped {path}: {error}" for path, error in summary.skipped]
+
+
+def _skip(path: Path, error: str, opts: PrepareOptions, summary: PrepareSummary) -> None:
+    """List a file that cannot be used, or stop the run with ``--strict``."""
+    if opts.strict:
+        raise PrepareError(f"{error}\n(--strict: stopping at the first file that cannot be used)")
+    summary.skipped.append((str(path), error))
+
+
+def _count(summary: PrepareSummary, used: list[Clip], files: list[tuple[Path, Path]]) -> None:
+    """Per-source counts of the files used and skipped, and the totals."""
+    for c in used:
         stats = _source_stats(summary, c.labels.source)
         stats["files"] += 1
         stats["source_frames"] += c.source_frames
@@ -262,33 +326,52 @@ def prepare(paths: Sequence[str | Path], out: str | Path, opts: PrepareOptions =
     for path, _ in summary.skipped:
         stats = _source_stats(summary, labels_for(Path(path), root_of[path]).source)
         stats["skipped"] = stats.get("skipped", 0) + 1
-    summary.source_frames = sum(c.source_frames for c in clips)
-    summary.frames = sum(len(c.frames) for c in clips)
-    _write_store(out, columns, label_values, summary, opts, body, held, overwrite)
-    summary.seconds = time.perf_counter() - start
-    return summary
+    summary.source_frames = sum(c.source_frames for c in used)
+    summary.frames = sum(len(c.frames) for c in used)
 
 
 def _source_stats(summary: PrepareSummary, source: str) -> dict[str, float]:
     return summary.per_source.setdefault(source, {"files": 0, "source_frames": 0, "frames": 0})
 
 
-def _collect(columns: dict[str, list[np.ndarray]], label_values: dict[str, list[str]], clip: Clip,
-             r: Retargeted, is_val: bool) -> None:
+def _stored_values(clip: Clip, r: Retargeted, is_val: bool) -> dict[str, np.ndarray]:
+    """One clip's rows of every per-frame array, in the dtype the store keeps them in."""
     T = len(clip.frames)
-    columns["global_orient"].append(matrix_to_axis_angle(r.global_orient).float().numpy())
-    columns["body_pose"].append(matrix_to_axis_angle(r.body_pose).reshape(T, -1).float().numpy())
-    columns["betas"].append(np.broadcast_to(r.betas.float().numpy(), (T, r.betas.shape[0])))
-    columns["transl"].append(r.transl.float().numpy())
-    columns["joints"].append(r.joints.float().numpy())
-    columns["frame"].append(clip.frames.astype(np.int32))
-    columns["split"].append(np.full(T, SPLITS.index("val") if is_val else 0, dtype=np.uint8))
+    with np.errstate(over="ignore", invalid="ignore"):  # _finite reports values float32 cannot hold
+        return {
+            "global_orient": matrix_to_axis_angle(r.global_orient).float().numpy(),
+            "body_pose": matrix_to_axis_angle(r.body_pose).reshape(T, -1).float().numpy(),
+            "betas": np.broadcast_to(r.betas.float().numpy(), (T, r.betas.shape[0])),
+            "transl": r.transl.float().numpy(),
+            "joints": r.joints.float().numpy(),
+            "frame": clip.frames.astype(np.int32),
+            "split": np.full(T, SPLITS.index("val") if is_val else 0, dtype=np.uint8),
+        }
+
+
+def _finite(clip: Clip, values: dict[str, np.ndarray], opts: PrepareOptions, summary: PrepareSummary) -> bool:
+    """Whether every stored value of ``clip`` is finite; if not the file is skipped (or, with
+    ``--strict``, stops the run) naming the arrays and the first frame at fault."""
+    bad = {name: ~np.isfinite(v).reshape(len(v), -1).all(1) for name, v in values.items() if v.dtype.kind == "f"}
+    bad = {name: rows for name, rows in bad.items() if rows.any()}
+    if not bad:
+        return True
+    frame = int(clip.frames[min(int(np.argmax(rows)) for rows in bad.values())])
+    _skip(clip.path, f"{clip.path}: values that are not finite in the stored float32 ({', '.join(bad)}), first at "
+          f"frame {frame}: the file holds numbers out of any body's range", opts, summary)
+    return False
+
+
+def _collect(columns: dict[str, list[np.ndarray]], label_values: dict[str, list[str]], clip: Clip,
+             values: dict[str, np.ndarray]) -> None:
+    for name, v in values.items():
+        columns[name].append(v)
     for name in LABEL_NAMES:
-        label_values[name] += [getattr(clip.labels, name)] * T
+        label_values[name] += [getattr(clip.labels, name)] * len(clip.frames)
 
 
-def _write_store(out: str | Path, columns: dict[str, list[np.ndarray]], label_values: dict[str, list[str]], summary: PrepareSummary, opts: PrepareOptions,
-                 body: BodyModel, held: set[str], overwrite: bool) -> None:
+def _write_store(out: Path, columns: dict[str, list[np.ndarray]], label_values: dict[str, list[str]],
+                 summary: PrepareSummary, opts: PrepareOptions, body: BodyModel, held: set[str]) -> None:
     labels = {name: _encode(values) for name, values in label_values.items()}
     attrs = {
         "fps": opts.fps,
@@ -305,7 +388,7 @@ def _write_store(out: str | Path, columns: dict[str, list[np.ndarray]], label_va
         "skipped": [{"file": f, "error": e} for f, e in summary.skipped],
         "retarget": summary.retarget,
     }
-    group = create_store(out, "training", attrs, overwrite=overwrite)
+    group = create_store(out, "training", attrs)
     for name, parts in columns.items():
         add_array(group, name, np.concatenate(parts), rows_per_chunk=4096, rows_per_shard=65536)
     for name, (codes, _) in labels.items():

@@ -28,10 +28,11 @@ from pathlib import Path
 
 import numpy as np
 
+from posesynth.errors import PosesynthError
 from posesynth.skeleton import JOINT_INDEX, NUM_JOINTS, SMPL_JOINT_NAMES
 
 
-class RigMapError(ValueError):
+class RigMapError(PosesynthError, ValueError):
     """A rig map file is malformed or does not fit the skeleton it is used with."""
 
 
@@ -152,7 +153,11 @@ def load_rig_map(name_or_path: str | Path) -> RigMap:
     if path.suffix == ".toml":
         if not path.is_file():
             raise RigMapError(f"{path}: rig map file not found")
-        return parse_rig_map(path.read_text(encoding="utf-8"), str(path))
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise RigMapError(f"{path}: not a readable rig map (TOML text): {exc}") from None
+        return parse_rig_map(text, str(path))
     name = str(name_or_path)
     if name not in builtin_rig_names():
         raise RigMapError(f"unknown rig {name!r}; built-in rigs: {', '.join(builtin_rig_names())}")
