@@ -9,13 +9,16 @@ what runs record (in checkpoints and stores).
 from __future__ import annotations
 
 import copy
+import math
 import tomllib
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from posesynth.errors import PosesynthError, os_reason
 
-class RecipeError(ValueError):
+
+class RecipeError(PosesynthError, ValueError):
     """A recipe file or override is malformed; the message says where."""
 
 
@@ -58,17 +61,50 @@ def resolve_recipe(defaults: Mapping[str, Mapping[str, Any]], path: str | Path |
     """Defaults <- recipe file <- overrides, validated against the defaults' keys."""
     recipe = copy.deepcopy({k: dict(v) for k, v in defaults.items()})
     if path is not None:
-        path = Path(path)
-        try:
-            doc = tomllib.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise RecipeError(f"{path}: recipe not found") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise RecipeError(f"{path}: not valid TOML: {exc}") from None
-        _merge(recipe, doc, str(path))
+        _merge(recipe, read_recipe(path), str(path))
     for text in overrides:
         keys, value = parse_override(text)
         if len(keys) != 2:
             raise RecipeError(f"override {text!r}: the key must be section.key")
         _merge(recipe, {keys[0]: {keys[1]: value}}, f"--set {text}")
     return recipe
+
+
+def read_recipe(path: str | Path) -> dict[str, Any]:
+    """The TOML document of the recipe file at ``path``; RecipeError naming the file if it is
+    missing, unreadable, not text or not TOML."""
+    path = Path(path)
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RecipeError(f"{path}: recipe not found") from None
+    except UnicodeDecodeError as exc:
+        raise RecipeError(f"{path}: not a TOML recipe: not UTF-8 text (byte {exc.start}; a binary file?)") from None
+    except OSError as exc:
+        raise RecipeError(f"{path}: cannot read the recipe: {os_reason(exc)}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise RecipeError(f"{path}: not valid TOML: {exc}") from None
+
+
+def check_types(table: Mapping[str, Any], defaults: Mapping[str, Any], where: str = "",
+                error: type[Exception] = RecipeError) -> None:
+    """``error`` naming ``where + key`` unless every value of ``table`` has its default's kind:
+    true/false for a bool, a whole number for an int, a finite number for a float, text for a
+    string (other defaults, e.g. lists, are not checked here)."""
+    for key, default in defaults.items():
+        if key not in table:
+            continue
+        value = table[key]
+        if isinstance(default, bool):
+            ok, kind = isinstance(value, bool), "true or false"
+        elif isinstance(default, int):
+            ok, kind = isinstance(value, int) and not isinstance(value, bool), "a whole number"
+        elif isinstance(default, float):
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+            kind = "a finite number"
+        elif isinstance(default, str):
+            ok, kind = isinstance(value, str), "text"
+        else:
+            continue
+        if not ok:
+            raise error(f"{where}{key} must be {kind}, got {value!r}")

@@ -16,7 +16,6 @@ with the label a sample was conditioned on.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ from posesynth.gan.checkpoint import GanPoseSource, load_checkpoint
 from posesynth.gan.pose_data import PoseData, load_training_poses
 from posesynth.kinematics import forward_kinematics
 from posesynth.metrics import apd, canonical_joints, coverage, frechet_distance, nearest_mpjpe
+from posesynth.outputs import write_json
 from posesynth.plausibility import JointLimits, bone_length_asymmetry, implausible
 from posesynth.pose_classifier import train_classifier
 from posesynth.recombination import recombine
@@ -205,4 +205,5 @@ def plot_joint_angles(checkpoint: str | Path, data: str | Path, out_dir: str | P
 
 
 def write_result(result: dict[str, Any], path: str | Path) -> None:
-    Path(path).write_text(json.dumps(result, indent=1), encoding="utf-8")
+    """The results as JSON at ``path`` (a report: replaced if it exists), written atomically."""
+    write_json(result, path)

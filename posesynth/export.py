@@ -30,6 +30,8 @@ from typing import Any
 import numpy as np
 import zarr
 
+from posesynth.errors import PosesynthError
+from posesynth.outputs import atomic_output, check_output
 from posesynth.store import ATTR, open_store
 
 FORMATS = ("videopose3d", "npz", "h5")
@@ -37,7 +39,7 @@ SUBJECT = "synthetic"
 UNLABELLED = "all"
 
 
-class ExportError(ValueError):
+class ExportError(PosesynthError, ValueError):
     """An export that cannot be made as asked; the message says why."""
 
 
@@ -52,21 +54,23 @@ def _row_blocks(arr: zarr.Array) -> list[slice]:
 
 
 def export_store(path: str | Path, fmt: str, out: str | Path, *, keypoint_set: str = "h36m17",
-                 noisy: bool = False, name: str | None = None) -> list[Path]:
+                 noisy: bool = False, name: str | None = None, overwrite: bool = False) -> list[Path]:
     """Export the (complete) store at ``path`` as ``fmt`` to ``out``; returns the files written.
 
     ``out``: a file for npz and h5, a folder for videopose3d.  ``keypoint_set``, ``noisy`` and
-    ``name`` (default: the store's name without suffix) are for videopose3d.
+    ``name`` (default: the store's name without suffix) are for videopose3d.  An existing file
+    is replaced only with ``overwrite``; every file is written under a temporary name and
+    renamed at the end (``posesynth.outputs``), so an export never leaves a truncated file.
     """
     if fmt not in FORMATS:
         raise ExportError(f"unknown export format {fmt!r}; known: {', '.join(FORMATS)}")
     group = open_store(path)
     out = Path(out)
     if fmt == "npz":
-        return [export_npz(group, out)]
+        return [export_npz(group, out, overwrite)]
     if fmt == "h5":
-        return [export_h5(group, out)]
-    return export_videopose3d(group, out, keypoint_set, noisy, name or Path(path).stem)
+        return [export_h5(group, out, overwrite)]
+    return export_videopose3d(group, out, keypoint_set, noisy, name or Path(path).stem, overwrite)
 
 
 # ---------------------------------------------------------------------------- npz and h5
@@ -74,10 +78,9 @@ def _attrs_json(group: zarr.Group) -> str:
     return json.dumps(dict(group.attrs))
 
 
-def export_npz(group: zarr.Group, out: Path) -> Path:
+def export_npz(group: zarr.Group, out: Path, overwrite: bool = False) -> Path:
     """Every array of ``group`` and its attributes (JSON) in one uncompressed ``.npz``."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
+    with atomic_output(out, overwrite) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
         for name, arr in _arrays(group).items():
             with zf.open(f"{name}.npy", "w", force_zip64=True) as fh:
                 header = {"descr": np.lib.format.dtype_to_descr(arr.dtype), "fortran_order": False,
@@ -90,12 +93,11 @@ def export_npz(group: zarr.Group, out: Path) -> Path:
     return out
 
 
-def export_h5(group: zarr.Group, out: Path) -> Path:
+def export_h5(group: zarr.Group, out: Path, overwrite: bool = False) -> Path:
     """Every array of ``group`` as an HDF5 dataset, attributes as JSON strings on the root."""
     import h5py
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with h5py.File(out, "w") as f:
+    with atomic_output(out, overwrite) as tmp, h5py.File(tmp, "w") as f:
         for key, value in group.attrs.items():
             f.attrs[key] = json.dumps(value)
         for name, arr in _arrays(group).items():
@@ -108,8 +110,10 @@ def export_h5(group: zarr.Group, out: Path) -> Path:
 
 
 # ---------------------------------------------------------------------------- videopose3d
-def export_videopose3d(group: zarr.Group, out: Path, keypoint_set: str, noisy: bool, name: str) -> list[Path]:
-    """VideoPose3D's ``data_3d_<name>.npz`` and ``data_2d_<name>_gt.npz`` (``_noisy`` with noisy 2D)."""
+def export_videopose3d(group: zarr.Group, out: Path, keypoint_set: str, noisy: bool, name: str,
+                       overwrite: bool = False) -> list[Path]:
+    """VideoPose3D's ``data_3d_<name>.npz`` and ``data_2d_<name>_gt.npz`` (``_noisy`` with noisy 2D)
+    in the folder ``out``."""
     if group.attrs[ATTR].get("kind") != "samples":
         raise ExportError("videopose3d export needs a sample store (2D keypoints and cameras); "
                           f"this is a {group.attrs[ATTR].get('kind')} store: use --format npz or h5")
@@ -120,6 +124,10 @@ def export_videopose3d(group: zarr.Group, out: Path, keypoint_set: str, noisy: b
     pixels = f"{prefix}/pixels_noisy" if noisy else f"{prefix}/pixels"
     if pixels not in group:
         raise ExportError(f"the store has no noisy 2D ({pixels}); sample with noise = true")
+    if out.exists() and not out.is_dir():
+        raise ExportError(f"{out} is a file; videopose3d export writes two files into a folder")
+    path_3d = check_output(out / f"data_3d_{name}.npz", overwrite)
+    path_2d = check_output(out / f"data_2d_{name}_{'noisy' if noisy else 'gt'}.npz", overwrite)
     actions = _actions(group["label"][:], group.attrs.get("labels", []))
     world, cam2d, cam3d = group[f"{prefix}/world"][:], group[pixels][:], group[f"{prefix}/camera"][:]
     cams = {k: group[f"camera/{k}"][:] for k in ("K", "R", "t", "distortion", "image_size")}
@@ -134,11 +142,9 @@ def export_videopose3d(group: zarr.Group, out: Path, keypoint_set: str, noisy: b
     meta = _metadata(keypoint_set, sets[keypoint_set]["joint_names"], group.attrs.get("recipe", {}))
     data_2d = {"positions_2d": {SUBJECT: {a: _per_view(cam2d, rows) for a, rows in actions.items()}},
                "metadata": meta}
-    out.mkdir(parents=True, exist_ok=True)
-    path_3d = out / f"data_3d_{name}.npz"
-    path_2d = out / f"data_2d_{name}_{'noisy' if noisy else 'gt'}.npz"
-    np.savez_compressed(path_3d, **{k: _pickled(v) for k, v in data_3d.items()})
-    np.savez_compressed(path_2d, **{k: _pickled(v) for k, v in data_2d.items()})
+    for path, data in ((path_3d, data_3d), (path_2d, data_2d)):
+        with atomic_output(path, overwrite) as tmp:
+            np.savez_compressed(tmp, **{k: _pickled(v) for k, v in data.items()})
     return [path_3d, path_2d]
 
 

@@ -27,11 +27,14 @@ from typing import Any
 
 import numpy as np
 
+from posesynth.errors import PosesynthError
+from posesynth.outputs import atomic_output, check_output
+
 FORMATS = ("obj", "ply", "glb")
 FRAMES = ("world", "camera")
 
 
-class MeshExportError(ValueError):
+class MeshExportError(PosesynthError, ValueError):
     """A mesh export that cannot be done as asked; the message says why."""
 
 
@@ -76,11 +79,12 @@ def _mesh(vertices: np.ndarray, faces: np.ndarray, color: Sequence[float]) -> An
 
 def export_meshes(store: str | Path, indices: str | Sequence[int], out: str | Path, fmt: str | None = None,
                   frame: str = "world", scene: bool = False, view: int = 0, body_model: str | Path | None = None,
-                  spacing: float = 1.0) -> list[Path]:
+                  spacing: float = 1.0, overwrite: bool = False) -> list[Path]:
     """Write posed meshes of stored samples; returns the files written.
 
     ``out``: with ``scene`` or a single sample, the file to write (its suffix gives the format
     when ``fmt`` is None); otherwise a folder that receives ``sample_<index>.<fmt>`` files.
+    Existing files are replaced only with ``overwrite``; each file is written atomically.
     """
     import trimesh
 
@@ -96,16 +100,15 @@ def export_meshes(store: str | Path, indices: str | Sequence[int], out: str | Pa
     one_file = scene or len(idx) == 1
     if one_file and out.suffix.lower() != f".{fmt}":
         out = out.with_suffix(out.suffix + f".{fmt}") if out.suffix else out.with_suffix(f".{fmt}")
-    if one_file:
-        out.parent.mkdir(parents=True, exist_ok=True)
-    else:
-        if out.exists() and not out.is_dir():
-            raise MeshExportError(f"{out} is a file; several samples without --scene need a folder")
-        out.mkdir(parents=True, exist_ok=True)
+    if not one_file and out.exists() and not out.is_dir():
+        raise MeshExportError(f"{out} is a file; several samples without --scene need a folder")
+    paths = [out] if one_file else [out / f"sample_{i:06d}.{fmt}" for i in idx]
+    for path in paths:
+        check_output(path, overwrite)
     if not scene:
-        paths = [out] if one_file else [out / f"sample_{i:06d}.{fmt}" for i in idx]
         for path, v, c in zip(paths, verts, colors):
-            _mesh(v, faces, c).export(path, file_type=fmt)
+            with atomic_output(path, overwrite) as tmp:
+                _mesh(v, faces, c).export(tmp, file_type=fmt)
         return paths
     offsets = np.zeros((len(idx), 3))
     offsets[:, 0] = (np.arange(len(idx)) - (len(idx) - 1) / 2) * spacing
@@ -116,8 +119,10 @@ def export_meshes(store: str | Path, indices: str | Sequence[int], out: str | Pa
             transform[:3, 3] = off
             sc.add_geometry(_mesh(v, faces, c), node_name=f"sample_{i:06d}", geom_name=f"sample_{i:06d}",
                             transform=transform)
-        sc.export(out, file_type="glb")
+        with atomic_output(out, overwrite) as tmp:
+            sc.export(tmp, file_type="glb")
     else:
         meshes = [_mesh(v + off.astype(np.float32), faces, c) for v, c, off in zip(verts, colors, offsets)]
-        trimesh.util.concatenate(meshes).export(out, file_type=fmt)
+        with atomic_output(out, overwrite) as tmp:
+            trimesh.util.concatenate(meshes).export(tmp, file_type=fmt)
     return [out]

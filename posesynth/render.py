@@ -41,6 +41,10 @@ from typing import Any
 import numpy as np
 import scipy.sparse
 
+from posesynth.config import read_recipe
+from posesynth.errors import PosesynthError
+from posesynth.outputs import atomic_output, check_output
+
 BACKGROUND = (0.93, 0.93, 0.92)
 #: Mesh colours, one per sample (by label when the sample has one, else by position).
 PALETTE = (
@@ -59,7 +63,7 @@ VIEWS = ("camera", "front", "side", "top")
 NEAR, FAR = 0.05, 1000.0  # clipping planes, metres
 
 
-class RenderError(RuntimeError):
+class RenderError(PosesynthError, RuntimeError):
     """Rendering cannot be done as asked; the message says why."""
 
 
@@ -642,13 +646,14 @@ class SampleSet:
         return int(self.global_orient.shape[0])
 
 
-def parse_indices(text: str, n: int) -> np.ndarray:
+def parse_indices(text: str, n: int, limit: int | None = None) -> np.ndarray:
     """``"0:16"``, ``"3"``, ``"1,5,9"``, ``"0:100:10"`` or a mix (``"1,4:6"``) -> indices (B,) into N = ``n`` rows.
 
     Slices are Python's (end excluded, negative counts from the end, clipped to N); single
-    indices must exist.  Order is kept, repeats are allowed.
+    indices must exist.  Order is kept, repeats are allowed.  More than ``limit`` indices is a
+    RenderError, found before any list of them is made.
     """
-    out: list[int] = []
+    parts: list[range] = []
     for part in str(text).replace(" ", "").split(","):
         if not part:
             continue
@@ -657,17 +662,21 @@ def parse_indices(text: str, n: int) -> np.ndarray:
                 bits = [int(b) if b else None for b in part.split(":")]
                 if len(bits) > 3:
                     raise ValueError
-                out.extend(range(n)[slice(*bits)])
+                parts.append(range(n)[slice(*bits)])
             else:
                 i = int(part)
                 if not -n <= i < n:
                     raise RenderError(f"index {i} is out of range: the store has {n} samples")
-                out.append(i % n)
+                parts.append(range(i % n, i % n + 1))
         except ValueError:
             raise RenderError(f"cannot read index {part!r} (use I, I,J,K or A:B[:STEP])") from None
-    if not out:
+    count = sum(map(len, parts))
+    if not count:
         raise RenderError(f"index {text!r} selects no sample (the store has {n})")
-    return np.asarray(out, dtype=np.int64)
+    if limit is not None and count > limit:
+        raise RenderError(f"--index {text} selects {count:,} samples; one grid of cells this size holds at most "
+                          f"{limit:,} ({MAX_GRID_PIXELS / 1e6:.0f} megapixels): select fewer, or a smaller --size")
+    return np.fromiter((i for r in parts for i in r), dtype=np.int64, count=count)
 
 
 def _read_rows(arr: Any, idx: np.ndarray) -> np.ndarray:
@@ -687,13 +696,14 @@ def _label_names(attrs: dict[str, Any]) -> list[str]:
 
 
 def read_store_samples(path: str | Path, indices: str | Sequence[int] = "0:16", keypoint_set: str | None = "smpl24",
-                       view: int = 0, body: Any = None) -> SampleSet:
+                       view: int = 0, body: Any = None, limit: int | None = None) -> SampleSet:
     """Read samples from a sample store (``posesynth sample``) or a training store (``prepare``).
 
     ``keypoint_set``: the set whose 2D keypoints (sample stores) or 3D joints are drawn
     (None: no keypoints); ``view``: which of a sample store's V views gives the camera.
     Training stores hold no cameras and only smpl24 joints; other sets are derived from the
-    pose on ``body`` (``posesynth.keypoint_sets.compute_keypoints``).
+    pose on ``body`` (``posesynth.keypoint_sets.compute_keypoints``).  ``limit``: the most
+    samples ``indices`` may select (``parse_indices``).
     """
     from posesynth.store import open_store
 
@@ -704,7 +714,7 @@ def read_store_samples(path: str | Path, indices: str | Sequence[int] = "0:16", 
         raise RenderError(f"{path}: cannot render a {kind!r} store (only sample and training stores)")
     prefix = "smpl/" if kind == "samples" else ""
     n = int(group[prefix + "global_orient"].shape[0])
-    idx = parse_indices(indices, n) if isinstance(indices, str) else np.asarray(indices, dtype=np.int64)
+    idx = parse_indices(indices, n, limit) if isinstance(indices, str) else np.asarray(indices, dtype=np.int64)
     if idx.size == 0 or idx.min() < 0 or idx.max() >= n:
         raise RenderError(f"indices must lie in 0..{n - 1}")
     get = {name: _read_rows(group[prefix + name], idx).astype(np.float32)
@@ -850,16 +860,46 @@ def render_cells(samples: SampleSet, body: Any, view: str = "camera", cell: int 
     return images
 
 
-def make_grid(images: Sequence[np.ndarray], cell: int, cols: int | None = None, captions: Sequence[str] | None = None,
-              gap: int = 4) -> np.ndarray:
+GRID_GAP = 4  # pixels between cells
+MAX_GRID_PIXELS = 100_000_000  # a 10,000 x 10,000 picture, 300 MB in memory
+
+
+def grid_shape(n: int, cell: int, cols: int | None = None) -> tuple[int, int, int, int]:
+    """Columns, rows, width and height (pixels) of a grid of ``n`` cells of ``cell`` pixels."""
+    cols = min(n, int(cols)) if cols else int(np.ceil(np.sqrt(n)))
+    rows = -(-n // cols)
+    step = cell + GRID_GAP
+    return cols, rows, cols * step - GRID_GAP, rows * step - GRID_GAP
+
+
+def max_grid_cells(cell: int) -> int:
+    """About the most cells of ``cell`` pixels a grid of ``MAX_GRID_PIXELS`` holds."""
+    return max(1, MAX_GRID_PIXELS // (max(1, cell) + GRID_GAP) ** 2)
+
+
+def check_grid(n: int, cell: int, cols: int | None = None) -> None:
+    """RenderError, before anything is drawn, for a cell size, column count or picture size
+    that cannot be made."""
+    if isinstance(cell, bool) or not isinstance(cell, int) or cell < 1:
+        raise RenderError(f"--size must be a cell size of at least 1 pixel, got {cell!r}")
+    if cols is not None and cols < 1:
+        raise RenderError(f"--cols must be at least 1, got {cols}")
+    c, r, w, h = grid_shape(n, cell, cols)
+    if w * h > MAX_GRID_PIXELS:
+        raise RenderError(f"{n:,} samples in a {c} x {r} grid of {cell} px cells make a {w:,} x {h:,} picture "
+                          f"({w * h / 1e6:,.0f} megapixels, over the {MAX_GRID_PIXELS / 1e6:.0f} megapixel limit); "
+                          "draw fewer samples (--index, --n) or smaller cells (--size)")
+
+
+def make_grid(images: Sequence[np.ndarray], cell: int, cols: int | None = None,
+              captions: Sequence[str] | None = None) -> np.ndarray:
     """Tile RGB images (each at most ``cell`` x ``cell``, centred in its cell) into one (H, W, 3) uint8 grid."""
     from PIL import Image, ImageDraw, ImageFont
 
-    n = len(images)
-    cols = int(cols) if cols else int(np.ceil(np.sqrt(n)))
-    rows = -(-n // cols)
-    step = cell + gap
-    canvas = Image.new("RGB", (cols * step - gap, rows * step - gap), (255, 255, 255))
+    check_grid(len(images), cell, cols)
+    cols, _, width, height = grid_shape(len(images), cell, cols)
+    step = cell + GRID_GAP
+    canvas = Image.new("RGB", (width, height), (255, 255, 255))
     pad = (250, 250, 250)  # a cell's margin around its image, so the camera's frame shows
     font = ImageFont.load_default(size=max(10, cell // 28))
     for k, im in enumerate(images):
@@ -875,30 +915,36 @@ def make_grid(images: Sequence[np.ndarray], cell: int, cols: int | None = None, 
     return np.asarray(canvas)
 
 
-def save_png(image: np.ndarray, out: str | Path) -> Path:
-    """Write an (H, W, 3|4) uint8 image as PNG, making its folder."""
+def save_png(image: np.ndarray, out: str | Path, overwrite: bool = True) -> Path:
+    """Write an (H, W, 3|4) uint8 image as PNG, making its folder; atomically, and over an
+    existing file only with ``overwrite`` (``posesynth.outputs``)."""
     from PIL import Image
 
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(np.asarray(image)).save(out)
+    with atomic_output(out, overwrite) as tmp:
+        Image.fromarray(np.asarray(image)).save(tmp, format="PNG")
     return out
 
 
 def render_store(path: str | Path, out: str | Path, indices: str | Sequence[int] = "0:16", view: str | None = None,
                  keypoint_set: str | None = "smpl24", body_model: str | Path | None = None, size: int = 512,
-                 cols: int | None = None, backend: str = "auto", camera_view: int = 0) -> Path:
+                 cols: int | None = None, backend: str = "auto", camera_view: int = 0,
+                 overwrite: bool = False) -> Path:
     """``posesynth render STORE``: a PNG grid of a store's samples; returns the path written.
 
-    ``view`` defaults to ``camera`` for sample stores and ``front`` for training stores.
+    ``view`` defaults to ``camera`` for sample stores and ``front`` for training stores.  An
+    existing ``out`` is refused unless ``overwrite``, before anything is drawn.
     """
     from posesynth.body_model import load_body_model
 
+    check_output(out, overwrite)
+    check_grid(1, size, cols)
     body = load_body_model(body_model)
-    samples = read_store_samples(path, indices, keypoint_set, camera_view, body)
+    samples = read_store_samples(path, indices, keypoint_set, camera_view, body, limit=max_grid_cells(size))
+    check_grid(len(samples), size, cols)
     view = view or ("camera" if samples.cameras is not None else "front")
     images = render_cells(samples, body, view, size, backend)
-    return save_png(make_grid(images, size, cols, samples.captions), out)
+    return save_png(make_grid(images, size, cols, samples.captions), out, overwrite)
 
 
 # ---------------------------------------------------------------------------- from a checkpoint
@@ -922,6 +968,8 @@ def sample_checkpoint(checkpoint: str | Path, n: int = 16, label: str | None = N
         raise RenderError(f"--n must be at least 1, got {n}")
     body = body if body is not None else load_body_model()
     try:
+        if recipe is not None:
+            read_recipe(recipe)  # a file that is not a TOML recipe is named as such
         source = load_pose_source(checkpoint)
         path = DEFAULT_SAMPLE_RECIPE if recipe is None else recipe
         rec = resolve_sample_recipe(path)
@@ -955,11 +1003,14 @@ def sample_checkpoint(checkpoint: str | Path, n: int = 16, label: str | None = N
 def render_checkpoint(checkpoint: str | Path, out: str | Path, n: int = 16, label: str | None = None, seed: int = 0,
                       view: str | None = None, keypoint_set: str | None = "smpl24",
                       body_model: str | Path | None = None, size: int = 512, cols: int | None = None,
-                      backend: str = "auto", recipe: str | Path | None = None) -> Path:
-    """``posesynth render --checkpoint C``: ``sample_checkpoint``, then a PNG grid."""
+                      backend: str = "auto", recipe: str | Path | None = None, overwrite: bool = False) -> Path:
+    """``posesynth render --checkpoint C``: ``sample_checkpoint``, then a PNG grid (an existing
+    ``out`` only with ``overwrite``)."""
     from posesynth.body_model import load_body_model
 
+    check_output(out, overwrite)
+    check_grid(n, size, cols)
     body = load_body_model(body_model)
     samples = sample_checkpoint(checkpoint, n, label, seed, keypoint_set, body, recipe)
     images = render_cells(samples, body, view or "camera", size, backend)
-    return save_png(make_grid(images, size, cols, samples.captions), out)
+    return save_png(make_grid(images, size, cols, samples.captions), out, overwrite)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pickle
 import struct
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,21 @@ def load_tensors_file(path: str | Path, error: type[Exception], what: str) -> An
     if not path.is_file():
         raise error(f"{path}: {what} not found")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, zipfile.BadZipFile, pickle.UnpicklingError, struct.error, OSError) as exc:
+        with warnings.catch_warnings():  # torch's warnings about foreign pickles: the error below says it
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        # torch's message suggests weights_only=False, i.e. running whatever the file holds: never.
+        raise error(f"{path}: not a readable {what}: not a posesynth file (it holds something other than "
+                    "tensors and plain values, e.g. pickled objects or random bytes), so it was not loaded") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, struct.error, OSError) as exc:
         detail = str(exc).splitlines()[0] if str(exc) else "corrupt file"
         raise error(f"{path}: not a readable {what} ({type(exc).__name__}: {detail})") from None
+
+
+def require_keys(payload: dict[str, Any], keys: tuple[str, ...], path: str | Path, error: type[Exception],
+                 what: str) -> None:
+    """``error`` naming the file unless the loaded dict ``payload`` has every one of ``keys``."""
+    missing = [k for k in keys if k not in payload]
+    if missing:
+        raise error(f"{path}: not a complete {what}: it has no {', '.join(map(repr, missing))}")

@@ -467,7 +467,7 @@ def test_render_command_from_a_checkpoint(checkpoint, tmp_path):
     res = CliRunner().invoke(main, args + ["--n", "4", "--label", "kick", "--set", "coco17"])
     assert res.exit_code == 0, res.output
     assert np.asarray(Image.open(out)).shape == (2 * 96 + 4, 2 * 96 + 4, 3)
-    res = CliRunner().invoke(main, args + ["--label", "fly"])
+    res = CliRunner().invoke(main, args + ["--label", "fly", "--overwrite"])
     assert res.exit_code != 0 and "no label 'fly'" in res.output
     res = CliRunner().invoke(main, ["render", str(out.parent), "--checkpoint", str(checkpoint), "--out", str(out)])
     assert res.exit_code != 0 and "either a STORE or --checkpoint" in res.output

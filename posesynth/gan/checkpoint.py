@@ -20,6 +20,7 @@ import torch
 from posesynth import __version__
 from posesynth.errors import PosesynthError
 from posesynth.gan.networks import Generator, NetworkSizes
+from posesynth.outputs import atomic_output
 from posesynth.body_prior import BetasPrior
 from posesynth.plausibility import JointLimits, implausible
 from posesynth.pose_source import PoseBatch
@@ -61,9 +62,8 @@ def save_checkpoint(path: str | Path, generator: Generator, recipe: dict, label_
         "joint_limits": None if joint_limits is None else joint_limits.to_dict(),
         "generator": {k: v.detach().cpu() for k, v in generator.state_dict().items()},
     }
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(payload, tmp)
-    tmp.replace(path)
+    with atomic_output(path) as tmp:
+        torch.save(payload, tmp)
 
 
 def read_checkpoint_file(path: str | Path) -> dict[str, Any]:

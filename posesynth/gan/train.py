@@ -37,13 +37,14 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from posesynth.body_model import BodyModel, load_body_model
-from posesynth.config import resolve_recipe
+from posesynth.config import RecipeError, check_types, resolve_recipe
 from posesynth.gan.checkpoint import CheckpointError, save_checkpoint, sizes_from_recipe
 from posesynth.gan.networks import Discriminator, Encoder, Generator, Lifter
 from posesynth.body_prior import fit_betas_prior
 from posesynth.gan.pose_data import PoseData, load_training_poses
 from posesynth.plausibility import JointLimits
 from posesynth.kinematics import forward_kinematics, rotation_about_y
+from posesynth.outputs import atomic_output, check_folder
 from posesynth.rotations import matrix_to_rot6d, rot6d_to_matrix
 from posesynth.torch_files import load_tensors_file
 
@@ -58,6 +59,29 @@ DEFAULT_RECIPE: dict[str, dict[str, Any]] = {
              "reconstruction": 1.0, "kl": 0.01, "cycle": 0.0},
     "eval": {"samples": 20000, "val_poses": 2000},
 }
+
+
+# Numbers of the recipe that must be whole and >= 1, > 0, in [0, 1), or >= 0 (types: DEFAULT_RECIPE's).
+_AT_LEAST_ONE = {"model": tuple(DEFAULT_RECIPE["model"]), "betas": ("num_betas",),
+                 "train": ("steps", "batch_size", "log_every", "eval_every", "state_every"),
+                 "loss": ("r1_every",), "eval": ("samples", "val_poses")}
+_POSITIVE = {"train": ("lr_g", "lr_d"), "betas": ("std", "clip")}
+_FRACTION = {"train": ("adam_beta1", "adam_beta2", "ema"), "data": ("label_dropout",)}
+_NON_NEGATIVE = {"loss": ("adversarial", "r1", "feature_matching", "reconstruction", "kl", "cycle")}
+
+
+def check_train_recipe(recipe: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """``recipe``, or a RecipeError naming the first ``section.key`` of the wrong type or range."""
+    for section, defaults in DEFAULT_RECIPE.items():
+        check_types(recipe[section], defaults, f"{section}.")
+    rules = ((_AT_LEAST_ONE, lambda v: v >= 1, ">= 1"), (_POSITIVE, lambda v: v > 0, "> 0"),
+             (_FRACTION, lambda v: 0 <= v < 1, "in [0, 1)"), (_NON_NEGATIVE, lambda v: v >= 0, ">= 0"))
+    for table, ok, text in rules:
+        for section, keys in table.items():
+            for key in keys:
+                if not ok(recipe[section][key]):
+                    raise RecipeError(f"{section}.{key} must be {text}, got {recipe[section][key]!r}")
+    return recipe
 
 
 @dataclass
@@ -230,9 +254,8 @@ class Trainer:
     def save_state(self) -> None:
         state = {"step": self.step, "rng": self.rng.get_state(), "torch_rng": torch.get_rng_state(),
                  "models": self.models.state_dict()}
-        tmp = self.out / "state.pt.tmp"
-        torch.save(state, tmp)
-        tmp.replace(self.out / "state.pt")
+        with atomic_output(self.out / "state.pt") as tmp:
+            torch.save(state, tmp)
         save_checkpoint(self.out / "checkpoint.pt", self.models.ema, self.recipe, self.data.label_field,
                         self.data.label_names, self.body.identity, self.step, self.data.files, self.betas_prior,
                         self.joint_limits)
@@ -301,21 +324,23 @@ def write_recipe(recipe: dict, path: Path) -> None:
         lines.append(f"[{section}]")
         lines += [f"{key} = {json.dumps(value)}" for key, value in table.items()]
         lines.append("")
-    path.write_text("\n".join(lines), encoding="utf-8")
+    with atomic_output(path) as tmp:
+        tmp.write_text("\n".join(lines), encoding="utf-8")
 
 
 def train(recipe_path: str | Path | None, data: str | Path, out: str | Path, overrides: tuple[str, ...] = (),
           device: str = "cpu", progress: bool = True, body_model: str | Path | None = None) -> Path:
     """Train (or resume) a run in ``out``; returns the sampling checkpoint's path."""
-    recipe = resolve_recipe(DEFAULT_RECIPE, recipe_path, overrides)
+    recipe = check_train_recipe(resolve_recipe(DEFAULT_RECIPE, recipe_path, overrides))
     out = Path(out)
+    check_folder(out)
     out.mkdir(parents=True, exist_ok=True)
     saved = out / "recipe.toml"
     if (out / "state.pt").is_file() and saved.is_file():
         previous = resolve_recipe(DEFAULT_RECIPE, saved)
         if {k: v for k, v in previous.items() if k != "train"} != {k: v for k, v in recipe.items() if k != "train"}:
-            raise ValueError(f"{out} holds a run with a different recipe ({saved}); use another --out "
-                             "or the same recipe (only [train] may change on resume)")
+            raise RecipeError(f"{out} holds a run with a different recipe ({saved}); use another --out "
+                              "or the same recipe (only [train] may change on resume)")
     write_recipe(recipe, saved)
     trainer = Trainer(recipe, data, out, load_body_model(body_model), device)
     trainer.run(progress)

@@ -17,17 +17,20 @@ from torch import nn
 
 from posesynth import __version__
 from posesynth.body_model import BodyModel, load_body_model
+from posesynth.config import check_types
+from posesynth.errors import PosesynthError
 from posesynth.keypoint_sets import KeypointSet
-from posesynth.lifting.features import camera_coordinates, keypoint_set, lifter_features, root_weights
+from posesynth.lifting.features import LIFTABLE_SETS, camera_coordinates, keypoint_set, lifter_features, root_weights
 from posesynth.lifting.models import CGANLifter, MLPLifter
-from posesynth.torch_files import load_tensors_file
+from posesynth.outputs import atomic_output
+from posesynth.torch_files import load_tensors_file, require_keys
 
 FORMAT = "posesynth-lifter"
 FORMAT_VERSION = 1
 MODELS = ("mlp", "cgan")
 
 
-class LifterError(ValueError):
+class LifterError(PosesynthError, ValueError):
     """A lifter file or request that cannot be used; the message says why."""
 
 
@@ -57,12 +60,20 @@ class LifterConfig:
     lr_d: float = 2e-4
 
     def __post_init__(self) -> None:
+        defaults = {f.name: f.default for f in dataclasses.fields(self)}
+        check_types(dataclasses.asdict(self), defaults, "lifter setting ", LifterError)
         if self.model not in MODELS:
             raise LifterError(f"model must be one of {MODELS}, got {self.model!r}")
-        keypoint_set(self.keypoint_set)
-        for name in ("steps", "batch_size", "width", "hypotheses", "latent"):
-            if int(getattr(self, name)) < 1:
-                raise LifterError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.keypoint_set not in LIFTABLE_SETS:
+            raise LifterError(f"keypoint_set must be one of {LIFTABLE_SETS}, got {self.keypoint_set!r}")
+        for name in ("steps", "batch_size", "width", "blocks", "hypotheses", "latent", "disc_width"):
+            if getattr(self, name) < 1:
+                raise LifterError(f"lifter setting {name} must be >= 1, got {getattr(self, name)}")
+        for name in ("lr", "lr_final", "lr_d"):
+            if getattr(self, name) <= 0:
+                raise LifterError(f"lifter setting {name} must be > 0, got {getattr(self, name)}")
+        if not 0 <= self.dropout < 1:
+            raise LifterError(f"lifter setting dropout must be in [0, 1), got {self.dropout}")
 
     @classmethod
     def with_overrides(cls, base: "LifterConfig", overrides: dict[str, Any]) -> "LifterConfig":
@@ -126,17 +137,15 @@ def build_model(config: LifterConfig, body: BodyModel | None = None) -> nn.Modul
     return CGANLifter(kset, body or load_body_model(), config.latent, config.width, config.blocks, config.dropout)
 
 
-def save_lifter(path: str | Path, lifter: Lifter) -> None:
-    """Write atomically (a temporary file, then a rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+def save_lifter(path: str | Path, lifter: Lifter, overwrite: bool = True) -> None:
+    """Write atomically (``posesynth.outputs.atomic_output``); an existing file is replaced only
+    with ``overwrite``."""
     body = lifter.model.body.identity if isinstance(lifter.model, CGANLifter) else None
     payload = {"format": FORMAT, "format_version": FORMAT_VERSION, "posesynth_version": __version__,
                "config": dataclasses.asdict(lifter.config), "body_model": body, "training": lifter.training,
                "state": {k: v.detach().cpu() for k, v in lifter.model.state_dict().items()}}
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(payload, tmp)
-    tmp.replace(path)
+    with atomic_output(path, overwrite) as tmp:
+        torch.save(payload, tmp)
 
 
 def load_lifter(path: str | Path, body: BodyModel | None = None) -> Lifter:
@@ -145,9 +154,14 @@ def load_lifter(path: str | Path, body: BodyModel | None = None) -> Lifter:
     payload = load_tensors_file(path, LifterError, "lifter")
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise LifterError(f"{path}: not a posesynth lifter (a GAN checkpoint? use it with sample/evaluate)")
+    require_keys(payload, ("format_version", "config", "body_model", "training", "state"), path, LifterError,
+                 "posesynth lifter")
     if payload["format_version"] > FORMAT_VERSION:
         raise LifterError(f"{path}: lifter format {payload['format_version']} is newer than this posesynth reads")
-    config = LifterConfig(**payload["config"])
+    try:
+        config = LifterConfig(**payload["config"])
+    except (TypeError, LifterError) as exc:
+        raise LifterError(f"{path}: its config cannot be used ({exc})") from None
     if payload["body_model"] is not None:
         body = body or load_body_model()
         if body.identity != payload["body_model"]:

@@ -24,6 +24,7 @@ import torch
 from posesynth.keypoint_sets import KEYPOINT_SETS
 from posesynth.lifting.checkpoint import Lifter, LifterError
 from posesynth.lifting.features import lifter_features, root_weights
+from posesynth.outputs import atomic_output, check_output
 from posesynth.rotations import matrix_to_axis_angle
 
 
@@ -78,8 +79,10 @@ def _order(path: Path, data: dict[str, np.ndarray], names: tuple[str, ...], J: i
 
 
 def predict_file(lifter: Lifter, keypoints: str | Path, out: str | Path, normalised: bool = False,
-                 hypotheses: int = 0, seed: int = 0) -> int:
-    """Write ``out`` (.npz, see the module doc); returns the number of frames."""
+                 hypotheses: int = 0, seed: int = 0, overwrite: bool = False) -> int:
+    """Write ``out`` (.npz, see the module doc; an existing file only with ``overwrite``, written
+    atomically); returns the number of frames."""
+    check_output(out, overwrite)
     coords = torch.as_tensor(read_detections(keypoints, lifter, normalised), dtype=torch.float32)
     features = lifter_features(coords, root_weights(lifter.kset))
     result = {"joints3d": lifter.predict_features(features).numpy(), "joint_names": np.array(lifter.kset.joint_names)}
@@ -92,5 +95,6 @@ def predict_file(lifter: Lifter, keypoints: str | Path, out: str | Path, normali
             result["hypotheses"] = lifter.hypotheses(features, hypotheses, generator).numpy()
     elif hypotheses:
         raise LifterError("--hypotheses needs a cgan lifter")
-    np.savez(out, **result)
+    with atomic_output(out, overwrite) as tmp:
+        np.savez(tmp, **result)
     return len(coords)
