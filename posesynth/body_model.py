@@ -46,6 +46,7 @@ import torch
 from smplx.utils import Struct
 from smplx.vertex_ids import vertex_ids as SMPLX_VERTEX_IDS
 
+from posesynth.errors import PosesynthError
 from posesynth.skeleton import NUM_JOINTS, SMPL_PARENTS
 
 DEFAULT_BODY_MODEL = Path(__file__).resolve().parents[1] / "assets" / "body_model" / "posesynth_neutral.npz"
@@ -57,7 +58,7 @@ _ROOT_PARENTS = (-1, 2**32 - 1)
 _LANDMARK_NAMES = tuple(SMPLX_VERTEX_IDS["smplh"])
 
 
-class BodyModelError(ValueError):
+class BodyModelError(PosesynthError, ValueError):
     """A body model file that cannot be used; the message names the file."""
 
 
@@ -71,15 +72,19 @@ class BodyOutput:
 
 # ---------------------------------------------------------------------------- reading files
 def _read_npz(path: Path) -> dict[str, Any]:
+    if not zipfile.is_zipfile(path):
+        raise BodyModelError(f"{path}: not a readable .npz body model (not a zip archive of arrays)")
     try:
         with open(path, "rb") as fh:  # our handle, closed even when numpy fails half-way
-            data = np.load(fh, allow_pickle=False)
-            if not isinstance(data, np.lib.npyio.NpzFile):
-                raise ValueError("a single array, not an .npz archive")
-            with data:
+            with np.load(fh, allow_pickle=False) as data:
                 return {k: data[k] for k in data.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-        raise BodyModelError(f"{path}: not a readable .npz body model ({exc})") from exc
+    except ValueError as exc:
+        if "pickle" in str(exc):
+            raise BodyModelError(f"{path}: holds pickled Python objects, which posesynth does not load from "
+                                 ".npz files; it was not loaded (save plain arrays with np.savez)") from None
+        raise BodyModelError(f"{path}: not a readable .npz body model ({exc})") from None
+    except (OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise BodyModelError(f"{path}: not a readable .npz body model ({exc})") from None
 
 
 def _plain(value: Any) -> Any:
@@ -140,6 +145,8 @@ def _check_arrays(path: Path, raw: dict[str, Any]) -> dict[str, np.ndarray]:
             raise BodyModelError(f"{path}: {key} has shape {arr.shape}, expected {want}")
         if not np.issubdtype(arr.dtype, np.number) or arr.size == 0:
             raise BodyModelError(f"{path}: {key} is empty or not numeric ({arr.dtype})")
+        if not np.isfinite(arr).all():
+            raise BodyModelError(f"{path}: {key} holds NaN or infinite values")
     if a["f"].min() < 0 or a["f"].max() >= V:
         raise BodyModelError(f"{path}: faces index vertices outside 0..{V - 1}")
     return a

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from posesynth.config import RecipeError
 from posesynth.store import open_store, split_rows
 
 BETAS_PRIORS = ("fitted", "standard")
@@ -55,7 +56,7 @@ def fit_betas_prior(path: str | Path, kind: str = "fitted", num_betas: int = 10,
     spread by their variance plus ``std^2`` of augmentation: bodies like the real ones, and
     between and around them."""
     if kind not in BETAS_PRIORS:
-        raise ValueError(f"betas prior must be one of {BETAS_PRIORS}, got {kind!r}")
+        raise RecipeError(f"betas prior (betas.prior) must be one of {BETAS_PRIORS}, got {kind!r}")
     if kind == "standard":
         return BetasPrior.standard(num_betas, std, clip)
     group = open_store(path, kind="training")

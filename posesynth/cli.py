@@ -1,4 +1,10 @@
-"""The ``posesynth`` command: a thin click layer over library functions."""
+"""The ``posesynth`` command: a thin click layer over library functions.
+
+Errors are handled once, for every command, by ``PosesynthGroup``: a ``PosesynthError`` (a
+problem with the input, an option or the disk, whose message names the file or option) and
+an ``OSError`` no function turned into one are printed as one line, ``error: <message>``, with
+exit status 1 and no traceback.  Anything else is a bug and keeps its traceback.
+"""
 
 from __future__ import annotations
 
@@ -9,13 +15,31 @@ from pathlib import Path
 import click
 
 from posesynth import __version__
+from posesynth.errors import PosesynthError, UsageError, os_reason
 
 
-def _fail(message: str) -> None:
-    raise click.ClickException(message)
+class CommandError(click.ClickException):
+    """What the user sees of a PosesynthError: ``error: <message>`` on stderr, exit status 1."""
+
+    def show(self, file=None) -> None:
+        click.echo(f"error: {self.format_message()}", err=True)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class PosesynthGroup(click.Group):
+    """The ``posesynth`` group: runs a command and turns its PosesynthError (or OSError) into a
+    ``CommandError``; nested groups (``lift``) run inside it, so this covers every command."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except PosesynthError as exc:
+            raise CommandError(str(exc)) from None
+        except OSError as exc:
+            where = f"{exc.filename}: " if exc.filename else ""
+            raise CommandError(where + os_reason(exc)) from None
+
+
+@click.group(cls=PosesynthGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="posesynth")
 def main() -> None:
     """Synthetic training data for 3D human pose estimation.
@@ -64,33 +88,26 @@ def prepare(data, out, fps, split_recipe, val_fraction, val_subjects, val_conten
     per-subject betas.  Files that cannot be read are skipped and listed at the end
     (or stop the run with --strict).
     """
-    from posesynth.body_model import BodyModelError
-    from posesynth.config import RecipeError
-    from posesynth.prepare import DEFAULT_SPLIT, PrepareError, PrepareOptions, load_split, prepare as run_prepare
-    from posesynth.store import StoreError
+    from posesynth.outputs import check_folder, write_json
+    from posesynth.prepare import DEFAULT_SPLIT, PrepareOptions, load_split, prepare as run_prepare
 
-    try:
-        split = load_split(split_recipe or DEFAULT_SPLIT)
-    except RecipeError as exc:
-        _fail(str(exc))
+    if summary_json:
+        check_folder(summary_json.parent)
+    split = load_split(split_recipe or DEFAULT_SPLIT)
     opts = PrepareOptions(
         fps=fps, strict=strict, workers=workers, rig=rig, keypoint_layout=keypoint_layout, keypoint_up=keypoint_up,
         val_fraction=split["val_fraction"] if val_fraction is None else val_fraction,
         val_subjects=tuple(val_subjects or split["val_subjects"]), val_contents=tuple(val_contents or split["val_contents"]),
         seed=split["seed"] if seed is None else seed)
-    try:
-        summary = run_prepare(data, out, opts, body_model=body_model, overwrite=overwrite,
-                              progress=sys.stderr.isatty())
-    except (PrepareError, StoreError, BodyModelError) as exc:
-        _fail(str(exc))
+    summary = run_prepare(data, out, opts, body_model=body_model, overwrite=overwrite, progress=sys.stderr.isatty())
     click.echo(format_prepare_summary(summary, out))
     if summary_json:
-        summary_json.write_text(json.dumps(summary.__dict__, indent=1))
+        write_json(summary.__dict__, summary_json)
 
 
 def format_prepare_summary(summary, out: Path) -> str:
     """The table printed at the end of ``prepare``."""
-    from posesynth.prepare import source_accuracy
+    from posesynth.prepare import skipped_lines, source_accuracy
 
     lines = [f"{'source':<16}{'files':>7}{'skipped':>9}{'frames in':>11}{'frames out':>12}"
              f"{'limb deg':>10}{'joint mm':>10}{'worst mm':>10}"]
@@ -101,20 +118,16 @@ def format_prepare_summary(summary, out: Path) -> str:
                      f"{acc['shared_joint_error_mm_median']:>10.1f}{acc['shared_joint_error_mm_max_file']:>10.1f}")
     lines.append(f"{'total':<16}{summary.files - len(summary.skipped):>7}{len(summary.skipped):>9}"
                  f"{summary.source_frames:>11}{summary.frames:>12}")
-    for path, error in summary.skipped:
-        lines.append(f"skipped {path}: {error}")
+    lines += skipped_lines(summary)
     lines.append(f"wrote {out} in {summary.seconds:.1f} s")
     return "\n".join(lines)
 
 
 def _device(name: str) -> str:
-    import torch
+    """The device ``--device`` names (``auto``: CUDA when present), checked."""
+    from posesynth.sampling import resolve_device
 
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        _fail(f"--device {name}: CUDA is not available on this machine")
-    return name
+    return str(resolve_device(name))
 
 
 @main.command()
@@ -131,14 +144,9 @@ def train(recipe, data, out, overrides, device, body_model) -> None:
     Writes OUT/recipe.toml (resolved), OUT/checkpoint.pt (for `sample`), OUT/state.pt
     (to resume: run the same command again), OUT/metrics.jsonl and OUT/curves.png.
     """
-    from posesynth.config import RecipeError
     from posesynth.gan.train import train as run_train
-    from posesynth.store import StoreError
 
-    try:
-        checkpoint = run_train(recipe, data, out, tuple(overrides), _device(device), sys.stderr.isatty(), body_model)
-    except (RecipeError, StoreError, ValueError) as exc:
-        _fail(str(exc))
+    checkpoint = run_train(recipe, data, out, tuple(overrides), _device(device), sys.stderr.isatty(), body_model)
     click.echo(f"checkpoint: {checkpoint}")
 
 
@@ -157,14 +165,13 @@ def evaluate(checkpoint, data, num, seed, json_out, no_conditional, plots_dir) -
     """Compare generated poses with held-out real poses (coverage, precision, novelty,
     diversity, FID, plausibility), next to the training poses and a recombination baseline."""
     from posesynth.evaluate import evaluate as run_evaluate, format_table, write_result
-    from posesynth.gan.checkpoint import DEFAULT_CHECKPOINT, CheckpointError
-    from posesynth.store import StoreError
+    from posesynth.gan.checkpoint import DEFAULT_CHECKPOINT
+    from posesynth.outputs import check_folder
 
-    try:
-        result = run_evaluate(checkpoint or DEFAULT_CHECKPOINT, data, num, seed, not no_conditional,
-                              log=lambda m: click.echo(m, err=True))
-    except (CheckpointError, StoreError, ValueError) as exc:
-        _fail(str(exc))
+    for folder in ([json_out.parent] if json_out else []) + ([plots_dir] if plots_dir else []):
+        check_folder(folder)
+    result = run_evaluate(checkpoint or DEFAULT_CHECKPOINT, data, num, seed, not no_conditional,
+                          log=lambda m: click.echo(m, err=True))
     click.echo(format_table(result))
     if json_out:
         write_result(result, json_out)
@@ -198,8 +205,9 @@ def evaluate(checkpoint, data, num, seed, json_out, no_conditional, plots_dir) -
 @click.option("--cols", type=int, help="Grid columns (default: about square).")
 @click.option("--renderer", type=click.Choice(["auto", "gl", "matplotlib"]), default="auto", show_default=True,
               help="auto: GL (headless EGL) when a context can be made, else the matplotlib fallback.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing file at --out.")
 def render(store, out, indices, checkpoint, num, label, seed, recipe, view, camera_view, keypoint_set, body_model,
-           size, cols, renderer) -> None:
+           size, cols, renderer, overwrite) -> None:
     """Draw a grid of posed bodies with their 2D keypoints and skeleton on top.
 
     From STORE (a sample store: each sample through its own camera; a training store: canonical
@@ -208,21 +216,16 @@ def render(store, out, indices, checkpoint, num, label, seed, recipe, view, came
     blue, noisy 2D (when the store has them) red; keypoints not visible (not in frame or
     self-occluded) are hollow rings.
     """
-    from posesynth.body_model import BodyModelError
-    from posesynth.render import RenderError, render_checkpoint, render_store
-    from posesynth.store import StoreError
+    from posesynth.render import render_checkpoint, render_store
 
     if (store is None) == (checkpoint is None):
-        _fail("give either a STORE or --checkpoint")
+        raise UsageError("give either a STORE or --checkpoint")
     kp = None if keypoint_set.lower() == "none" else keypoint_set
-    try:
-        if store is not None:
-            path = render_store(store, out, indices, view, kp, body_model, size, cols, renderer, camera_view)
-        else:
-            path = render_checkpoint(checkpoint, out, num, label, seed, view, kp, body_model, size, cols, renderer,
-                                     recipe)
-    except (RenderError, StoreError, BodyModelError, ValueError) as exc:
-        _fail(str(exc))
+    if store is not None:
+        path = render_store(store, out, indices, view, kp, body_model, size, cols, renderer, camera_view, overwrite)
+    else:
+        path = render_checkpoint(checkpoint, out, num, label, seed, view, kp, body_model, size, cols, renderer,
+                                 recipe, overwrite)
     click.echo(f"wrote {path}")
 
 
@@ -241,16 +244,12 @@ def render(store, out, indices, checkpoint, num, label, seed, recipe, view, came
 @click.option("--spacing", default=1.0, show_default=True, help="With --scene: metres between samples (0: in place).")
 @click.option("--body-model", type=click.Path(exists=True, path_type=Path),
               help="SMPL-format body model (.npz, or a .pkl you trust: it is unpickled). Default: the shipped one.")
-def export_mesh(store, indices, fmt, out, frame, camera_view, scene, spacing, body_model) -> None:
+@click.option("--overwrite", is_flag=True, help="Replace existing mesh files.")
+def export_mesh(store, indices, fmt, out, frame, camera_view, scene, spacing, body_model, overwrite) -> None:
     """Write the posed body meshes of samples of STORE (OBJ, PLY or GLB, with trimesh)."""
-    from posesynth.body_model import BodyModelError
-    from posesynth.mesh_export import MeshExportError, export_meshes
-    from posesynth.store import StoreError
+    from posesynth.mesh_export import export_meshes
 
-    try:
-        paths = export_meshes(store, indices, out, fmt, frame, scene, camera_view, body_model, spacing)
-    except (MeshExportError, StoreError, BodyModelError) as exc:
-        _fail(str(exc))
+    paths = export_meshes(store, indices, out, fmt, frame, scene, camera_view, body_model, spacing, overwrite)
     click.echo(f"wrote {len(paths)} file{'s' if len(paths) != 1 else ''}: " + ", ".join(str(p) for p in paths[:4])
                + (" ..." if len(paths) > 4 else ""))
 
@@ -286,21 +285,19 @@ def sample(num, out, checkpoint, recipe, overrides, label, seed, views, device, 
     The same seed, source and recipe give a bitwise-identical store, whatever --workers,
     --dask or --device.  An interrupted run is finished by running it again with --resume.
     """
-    from posesynth.config import RecipeError
+    from posesynth.config import read_recipe
     from posesynth.sample_recipe import DEFAULT_SAMPLE_RECIPE, resolve_sample_recipe
-    from posesynth.sampling import SampleError, sample_to_store
-    from posesynth.store import StoreError
+    from posesynth.sampling import sample_to_store
 
     extra = [f"sample.label={json.dumps(label)}"] if label is not None else []
     extra += [f"camera.views={views}"] if views is not None else []
     source = checkpoint or _default_checkpoint()
-    try:
-        resolved = resolve_sample_recipe(recipe or DEFAULT_SAMPLE_RECIPE, [*overrides, *extra])
-        summary = sample_to_store(source, out, num, seed, resolved, device=device, workers=workers,
-                                  dask_address=dask_address, resume=resume, overwrite=overwrite,
-                                  zarr_format=int(zarr_format), body_model=body_model, progress=sys.stderr.isatty())
-    except (RecipeError, SampleError, StoreError, ValueError) as exc:
-        _fail(str(exc))
+    if recipe is not None:
+        read_recipe(recipe)  # a file that is not a TOML recipe is named as such
+    resolved = resolve_sample_recipe(recipe or DEFAULT_SAMPLE_RECIPE, [*overrides, *extra])
+    summary = sample_to_store(source, out, num, seed, resolved, device=device, workers=workers,
+                              dask_address=dask_address, resume=resume, overwrite=overwrite,
+                              zarr_format=int(zarr_format), body_model=body_model, progress=sys.stderr.isatty())
     rate = summary.n / max(summary.seconds, 1e-9)
     click.echo(f"wrote {summary.n:,} samples to {summary.out} in {summary.seconds:.1f} s ({rate:,.0f} samples/s)"
                + (f", {summary.shards_written} shard(s) resumed" if summary.resumed else ""))
@@ -310,7 +307,7 @@ def _default_checkpoint() -> Path:
     from posesynth.gan.checkpoint import DEFAULT_CHECKPOINT
 
     if not DEFAULT_CHECKPOINT.is_file():
-        _fail(f"no default checkpoint at {DEFAULT_CHECKPOINT}: pass --checkpoint (a GAN checkpoint from "
+        raise UsageError(f"no default checkpoint at {DEFAULT_CHECKPOINT}: pass --checkpoint (a GAN checkpoint from "
               "`posesynth train`, or a training store to replay real poses)")
     return DEFAULT_CHECKPOINT
 
@@ -326,12 +323,8 @@ def info(store, as_json, plots_dir) -> None:
     complete or not, size on disk and basic statistics."""
     from posesynth.info import format_info, store_info
     from posesynth.plots import write_store_plots
-    from posesynth.store import StoreError
 
-    try:
-        described = store_info(store)
-    except StoreError as exc:
-        _fail(str(exc))
+    described = store_info(store)
     click.echo(json.dumps(described, indent=1) if as_json else format_info(described))
     if plots_dir:
         for path in write_store_plots(store, plots_dir):
@@ -348,15 +341,12 @@ def info(store, as_json, plots_dir) -> None:
 @click.option("--keypoint-set", default="h36m17", show_default=True, help="videopose3d: the keypoint set.")
 @click.option("--noisy", is_flag=True, help="videopose3d: the noisy 2D (data_2d_<name>_noisy.npz).")
 @click.option("--name", help="videopose3d: the dataset name in the file names (default: the store's name).")
-def export(store, fmt, out, keypoint_set, noisy, name) -> None:
+@click.option("--overwrite", is_flag=True, help="Replace existing files at --out.")
+def export(store, fmt, out, keypoint_set, noisy, name, overwrite) -> None:
     """Export a complete store for other trainers (VideoPose3D's files, npz or HDF5)."""
-    from posesynth.export import ExportError, export_store
-    from posesynth.store import StoreError
+    from posesynth.export import export_store
 
-    try:
-        paths = export_store(store, fmt, out, keypoint_set=keypoint_set, noisy=noisy, name=name)
-    except (ExportError, StoreError, OSError) as exc:
-        _fail(str(exc))
+    paths = export_store(store, fmt, out, keypoint_set=keypoint_set, noisy=noisy, name=name, overwrite=overwrite)
     click.echo("wrote " + ", ".join(str(p) for p in paths))
 
 
@@ -377,25 +367,22 @@ def lift() -> None:
 @click.option("--set", "overrides", multiple=True,
               help="Any other setting of posesynth.lifting.LifterConfig, e.g. width=512 or hypotheses=8.")
 @click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:1 or auto.")
-def lift_train(data_specs, model, out, steps, keypoint_set, noisy, seed, overrides, device) -> None:
+@click.option("--overwrite", is_flag=True, help="Replace an existing lifter file at --out.")
+def lift_train(data_specs, model, out, steps, keypoint_set, noisy, seed, overrides, device, overwrite) -> None:
     """Train a lifter on a weighted mix of sample stores; write it to --out."""
-    from posesynth.config import RecipeError, parse_override
-    from posesynth.data import DataError
-    from posesynth.lifting.checkpoint import LifterConfig, LifterError, save_lifter
+    from posesynth.config import parse_override
+    from posesynth.lifting.checkpoint import LifterConfig, save_lifter
     from posesynth.lifting.train import parse_data_spec, train_lifter
-    from posesynth.sampling import SampleError, resolve_device
-    from posesynth.store import StoreError
+    from posesynth.outputs import check_output
 
-    try:
-        settings = {".".join(keys): value for keys, value in map(parse_override, overrides)}
-        given = {"model": model, "steps": steps, "keypoint_set": keypoint_set, "seed": seed, "noisy": noisy or None}
-        settings |= {k: v for k, v in given.items() if v is not None}
-        config = LifterConfig.with_overrides(LifterConfig(), settings)
-        data = [parse_data_spec(spec) for spec in data_specs]
-        lifter = train_lifter(config, data, str(resolve_device(device)), progress=sys.stderr.isatty())
-    except (RecipeError, LifterError, DataError, StoreError, SampleError, ValueError) as exc:
-        _fail(str(exc))
-    save_lifter(out, lifter)
+    settings = {".".join(keys): value for keys, value in map(parse_override, overrides)}
+    given = {"model": model, "steps": steps, "keypoint_set": keypoint_set, "seed": seed, "noisy": noisy or None}
+    settings |= {k: v for k, v in given.items() if v is not None}
+    config = LifterConfig.with_overrides(LifterConfig(), settings)
+    data = [parse_data_spec(spec) for spec in data_specs]
+    check_output(out, overwrite)
+    lifter = train_lifter(config, data, _device(device), progress=sys.stderr.isatty())
+    save_lifter(out, lifter, overwrite)
     losses = ", ".join(f"{k} {v:.4g}" for k, v in lifter.training["final_losses"].items())
     click.echo(f"wrote {out} ({config.model}, {config.steps} steps; last batch: {losses})")
 
@@ -409,19 +396,17 @@ def lift_train(data_specs, model, out, steps, keypoint_set, noisy, seed, overrid
 def lift_eval(lifter_path, store, hypotheses, noisy, json_out) -> None:
     """MPJPE and PA-MPJPE (mm) of a lifter on a store, overall and per label; for a cGAN also
     best-of-K, mean-of-K and the reprojection error (px)."""
-    from posesynth.data import DataError
-    from posesynth.lifting.checkpoint import LifterError, load_lifter
+    from posesynth.lifting.checkpoint import load_lifter
     from posesynth.lifting.evaluate import evaluate_lifter, format_evaluation
-    from posesynth.store import StoreError
+    from posesynth.outputs import check_folder, write_json
 
-    try:
-        lifter = load_lifter(lifter_path)
-        result = evaluate_lifter(lifter, store, hypotheses, noisy, progress=sys.stderr.isatty())
-    except (LifterError, DataError, StoreError, ValueError) as exc:
-        _fail(str(exc))
+    if json_out:
+        check_folder(json_out.parent)
+    lifter = load_lifter(lifter_path)
+    result = evaluate_lifter(lifter, store, hypotheses, noisy, progress=sys.stderr.isatty())
     click.echo(format_evaluation(result, f"{lifter_path} on {store} ({lifter.config.model}, errors in mm)"))
     if json_out:
-        json_out.write_text(json.dumps(result, indent=1))
+        write_json(result, json_out)
 
 
 @lift.command("predict")
@@ -432,16 +417,15 @@ def lift_eval(lifter_path, store, hypotheses, noisy, json_out) -> None:
 @click.option("--normalised", is_flag=True, help="The keypoints are normalised camera coordinates ((u - cx) / fx, ...).")
 @click.option("--hypotheses", default=0, show_default=True, help="cGAN: also write this many hypotheses per frame.")
 @click.option("--seed", default=0, show_default=True, help="Seed of the hypotheses' noise.")
-def lift_predict(lifter_path, keypoints, out, normalised, hypotheses, seed) -> None:
+@click.option("--overwrite", is_flag=True, help="Replace an existing file at --out.")
+def lift_predict(lifter_path, keypoints, out, normalised, hypotheses, seed, overwrite) -> None:
     """Lift a detector's 2D keypoints to root-relative camera-frame 3D (and SMPL for a cGAN)."""
-    from posesynth.lifting.checkpoint import LifterError, load_lifter
+    from posesynth.lifting.checkpoint import load_lifter
     from posesynth.lifting.predict import predict_file
+    from posesynth.outputs import check_output
 
-    out = out or keypoints.with_name(keypoints.stem + "_3d.npz")
-    try:
-        n = predict_file(load_lifter(lifter_path), keypoints, out, normalised, hypotheses, seed)
-    except LifterError as exc:
-        _fail(str(exc))
+    out = check_output(out or keypoints.with_name(keypoints.stem + "_3d.npz"), overwrite)
+    n = predict_file(load_lifter(lifter_path), keypoints, out, normalised, hypotheses, seed, overwrite)
     click.echo(f"wrote {out} ({n} frames)")
 
 

@@ -34,10 +34,15 @@ from dataclasses import dataclass
 import torch
 
 from posesynth.body_model import BodyModel
+from posesynth.errors import PosesynthError
 from posesynth.skeleton import JOINT_INDEX, NUM_JOINTS, SMPL_JOINT_NAMES, SMPL_PARENTS
 
 VERTEX = "vertex:"
 Source = tuple[tuple[str, float], ...]  # (joint name or "vertex:<landmark>", weight) pairs
+
+
+class KeypointSetError(PosesynthError, ValueError):
+    """An unknown keypoint set, or one the body model cannot give; the message names it."""
 
 
 @dataclass(frozen=True)
@@ -173,17 +178,17 @@ def landmark_vertex_id(body: BodyModel, name: str) -> int:
         if name not in cache:
             cache[name] = _head_top(body)
         return cache[name]
-    raise ValueError(f"body model {body.identity} has no landmark {name!r}; it has {sorted(body.landmarks)} "
+    raise KeypointSetError(f"body model {body.identity} has no landmark {name!r}; it has {sorted(body.landmarks)} "
                      "and head_top")
 
 
 def keypoint_sets(names: Sequence[str]) -> list[KeypointSet]:
-    """The sets named, in order; ValueError naming an unknown one."""
+    """The sets named, in order; KeypointSetError (a ValueError) naming an unknown one."""
     if isinstance(names, str):
         names = [names]
     unknown = [n for n in names if n not in KEYPOINT_SETS]
     if unknown:
-        raise ValueError(f"unknown keypoint set(s) {unknown}; known: {sorted(KEYPOINT_SETS)}")
+        raise KeypointSetError(f"unknown keypoint set(s) {unknown}; known: {sorted(KEYPOINT_SETS)}")
     return [KEYPOINT_SETS[n] for n in names]
 
 

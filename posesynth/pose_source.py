@@ -22,10 +22,15 @@ import numpy as np
 import torch
 
 from posesynth.body_prior import body_model_prior
+from posesynth.errors import PosesynthError
 from posesynth.kinematics import remove_yaw
 from posesynth.rotations import axis_angle_to_matrix
 from posesynth.skeleton import NUM_JOINTS
 from posesynth.store import open_store, split_rows
+
+
+class PoseSourceError(PosesynthError, ValueError):
+    """A pose source that cannot be loaded or used as asked; the message names it."""
 
 
 @dataclass(frozen=True)
@@ -79,11 +84,11 @@ class StorePoseSource:
         self.path = Path(path)
         self.options = {"split": split, "betas": betas, "label_field": label_field}
         if betas not in BETAS_POLICIES:
-            raise ValueError(f"betas must be one of {BETAS_POLICIES}, got {betas!r}")
+            raise PoseSourceError(f"betas must be one of {BETAS_POLICIES}, got {betas!r}")
         group = open_store(self.path, kind="training")
         labels = group.attrs["labels"]
         if label_field not in labels:
-            raise ValueError(f"{self.path}: no label field {label_field!r}; it has {sorted(labels)}")
+            raise PoseSourceError(f"{self.path}: no label field {label_field!r}; it has {sorted(labels)}")
         rows = split_rows(group, split, self.path)
         pose = np.concatenate([group["global_orient"][:], group["body_pose"][:]], axis=1)[rows]
         self._pose = torch.as_tensor(pose).reshape(-1, NUM_JOINTS, 3)  # (N, 24, 3) axis-angle
@@ -112,7 +117,7 @@ class StorePoseSource:
         """``n`` rows drawn uniformly (of ``label`` only, when given); rotations (n, 24, 3, 3)."""
         pool = None if label is None else torch.nonzero(self._labels == label).squeeze(1)
         if pool is not None and len(pool) == 0:
-            raise ValueError(f"{self.path}: no {self.options['split']!r} rows with label "
+            raise PoseSourceError(f"{self.path}: no {self.options['split']!r} rows with label "
                              f"{self._label_names[label]!r}")
         size = len(self) if pool is None else len(pool)
         rows = torch.randint(size, (n,), generator=generator)
@@ -132,14 +137,14 @@ def load_pose_source(path: str | Path, **options) -> PoseSource:
     path = Path(path)
     if path.suffix == ".pt":
         if options:
-            raise ValueError(f"{path}: a checkpoint takes no source options, got {sorted(options)}")
+            raise PoseSourceError(f"{path}: a checkpoint takes no source options, got {sorted(options)}")
         try:
             from posesynth.gan.checkpoint import load_checkpoint
         except ImportError as exc:
-            raise ValueError(f"{path}: this posesynth cannot read GAN checkpoints ({exc})") from None
+            raise PoseSourceError(f"{path}: this posesynth cannot read GAN checkpoints ({exc})") from None
         return load_checkpoint(path)
     if (path / "zarr.json").is_file() or (path / ".zgroup").is_file():
         return StorePoseSource(path, **options)
     if not path.exists():
-        raise ValueError(f"{path}: no such checkpoint or training store")
-    raise ValueError(f"{path}: not a pose source (expected a GAN checkpoint .pt or a training store .zarr)")
+        raise PoseSourceError(f"{path}: no such checkpoint or training store")
+    raise PoseSourceError(f"{path}: not a pose source (expected a GAN checkpoint .pt or a training store .zarr)")

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from posesynth.config import RecipeError
 from posesynth.kinematics import remove_yaw
 from posesynth.rotations import axis_angle_to_matrix, matrix_to_rot6d
 from posesynth.skeleton import NUM_JOINTS
@@ -45,7 +46,7 @@ def balance_weights(source: np.ndarray, label: np.ndarray, balance: str) -> np.n
     """Per-row sampling probabilities (N,): ``frame`` uniform; ``source`` equal total per
     source; ``source_class`` equal per source and, within it, equal per class."""
     if balance not in BALANCES:
-        raise ValueError(f"balance must be one of {BALANCES}, got {balance!r}")
+        raise RecipeError(f"data.balance must be one of {BALANCES}, got {balance!r}")
     w = np.ones(len(source))
     if balance in ("source", "source_class"):
         groups = source.astype(np.int64) * (label.max() + 1 if balance == "source_class" else 1)
@@ -63,7 +64,7 @@ def load_training_poses(path: str | Path, label_field: str = "content", split: s
     """Read the ``split`` rows ("train", "val" or "all") of a training store."""
     group = open_store(path, kind="training")
     if label_field not in group.attrs["labels"]:
-        raise ValueError(f"{path}: no label field {label_field!r}; it has {sorted(group.attrs['labels'])}")
+        raise RecipeError(f"{path}: no label field {label_field!r} (data.label_field); it has {sorted(group.attrs['labels'])}")
     keep = split_rows(group, split, path)
     pose = np.concatenate([group["global_orient"][:], group["body_pose"][:]], axis=1)[keep]
     rotmats = axis_angle_to_matrix(torch.as_tensor(pose).reshape(-1, NUM_JOINTS, 3))

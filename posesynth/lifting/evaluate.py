@@ -19,7 +19,7 @@ import torch
 from tqdm import tqdm
 
 from posesynth.data import PoseStoreIterable
-from posesynth.lifting.checkpoint import Lifter
+from posesynth.lifting.checkpoint import Lifter, LifterError
 from posesynth.lifting.features import lifter_batch, root_weights
 from posesynth.lifting.geometry import procrustes_align, reproject
 from posesynth.lifting.models import CGANLifter
@@ -53,7 +53,7 @@ def lift_errors(lifter: Lifter, store: str | Path, hypotheses: int = 5, noisy: b
             out.setdefault(name, []).append(value.double().numpy())
         out.setdefault("label", []).append(batch["label"].repeat_interleave(V).numpy())
     if not out:
-        raise ValueError(f"{store}: the store has no rows")
+        raise LifterError(f"{store}: the store has no rows")
     return {k: np.concatenate(v) for k, v in out.items()}
 
 

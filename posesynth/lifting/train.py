@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from posesynth.data import mix
-from posesynth.lifting.checkpoint import Lifter, LifterConfig, build_model
+from posesynth.lifting.checkpoint import Lifter, LifterConfig, LifterError, build_model
 from posesynth.lifting.features import keypoint_set, lifter_batch, lifter_features, root_weights
 from posesynth.lifting.geometry import reproject
 from posesynth.lifting.models import CGANLifter, PairDiscriminator
@@ -43,7 +43,7 @@ def parse_data_spec(spec: str) -> tuple[str, float]:
     try:
         return path, float(weight)
     except ValueError:
-        raise ValueError(f"--data {spec!r}: the weight after ':' must be a number") from None
+        raise LifterError(f"--data {spec!r}: the weight after ':' must be a number") from None
 
 
 class Batches:

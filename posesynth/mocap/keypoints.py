@@ -14,6 +14,7 @@ is z-up); positions come out in metres, y-up, as everywhere else.
 
 from __future__ import annotations
 
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,6 +39,8 @@ class KeypointClip:
 
 
 def _read_npz(path: Path) -> dict[str, object]:
+    if not zipfile.is_zipfile(path):  # numpy would take any other bytes for a pickle
+        raise MocapFormatError(path, "not an .npz file (not a zip archive of arrays)")
     try:
         with np.load(path, allow_pickle=False) as f:
             return {k: f[k] for k in f.files}
