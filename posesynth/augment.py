@@ -13,7 +13,9 @@ zero, and ``sample`` applies them per block, after the pose source and before fo
   from another sample of the same block: new combinations of parts (EvoSkeleton's crossover,
   applied to any source's poses);
 - ``temperature``: a GAN checkpoint's latents drawn this many times wider (above 1: poses further
-  from the training modes), implausible draws redrawn (``GanPoseSource.tempered``).
+  from the training modes), implausible draws redrawn (``GanPoseSource.tempered``);
+- ``hardness`` with ``hardness_lifter``: keep the candidates a reference lifter gets wrong
+  (``posesynth.hardness``).
 
 Determinism: every mechanism that is on draws a fixed number of numbers per row from the block's
 ``augment`` generator, in a fixed order, so the rows depend only on the seed and the block.
@@ -49,6 +51,8 @@ class Augmentation:
     tilt_deg: tuple[float, float] = (30.0, 120.0)
     crossover: float = 0.0
     temperature: float = 1.0
+    hardness: float = 0.0
+    hardness_lifter: str = ""
 
     def __post_init__(self) -> None:
         for name in ("wide_bodies", "tilt", "crossover"):
@@ -58,6 +62,12 @@ class Augmentation:
         t = self.temperature
         if isinstance(t, bool) or not isinstance(t, (int, float)) or not 0.0 < t <= 3.0:
             raise ValueError(f"augment.temperature must be a number in (0, 3], got {t!r}")
+        h = self.hardness
+        if isinstance(h, bool) or not isinstance(h, (int, float)) or not 0.0 <= h <= 10.0:
+            raise ValueError(f"augment.hardness must be a number in [0, 10], got {h!r}")
+        if not isinstance(self.hardness_lifter, str) or (h and not self.hardness_lifter):
+            raise ValueError(f"augment.hardness = {h} needs augment.hardness_lifter: the path of a lifter trained "
+                             f"on real poses (posesynth lift train)")
         lo, hi = self.tilt_deg
         if not 0.0 <= lo <= hi <= 180.0:
             raise ValueError(f"augment.tilt_deg must be [low, high] degrees with 0 <= low <= high <= 180, "

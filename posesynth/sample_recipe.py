@@ -46,7 +46,7 @@ SAMPLE_DEFAULTS: dict[str, Any] = {
 # The default store's augmentation (as in recipes/sample_default.toml); a recipe that has no
 # [augment] table at all, as stores written before it existed, means none (``Augmentation()``).
 AUGMENT_DEFAULTS: dict[str, Any] = {"wide_bodies": 0.5, "tilt": 0.2, "tilt_deg": [0.0, 180.0], "crossover": 0.3,
-                                    "temperature": 1.0}
+                                    "temperature": 1.0, "hardness": 0.0, "hardness_lifter": ""}
 
 
 def resolve_sample_recipe(path: str | Path | None = DEFAULT_SAMPLE_RECIPE,

@@ -57,6 +57,7 @@ from tqdm import tqdm
 from posesynth.body_model import BodyModel, load_body_model
 from posesynth.body_prior import body_model_prior
 from posesynth.body_range import WideBodyRange
+from posesynth.hardness import CANDIDATES_PER_SAMPLE, HardnessSelector
 from posesynth.cameras import CAMERA_CONVENTION, project, sample_cameras
 from posesynth.errors import PosesynthError, os_reason
 from posesynth.kinematics import forward_kinematics
@@ -158,6 +159,8 @@ class BlockSampler:
         self.prior_betas = recipe["sample"]["betas"] == "prior"
         self.label = label_index(source, recipe["sample"]["label"])
         self.bodies = WideBodyRange.for_body(self.body) if self.augment.wide_bodies else None
+        self.hardness = (HardnessSelector(self.augment.hardness_lifter, self.augment.hardness, self.body, self.cameras)
+                         if self.augment.hardness else None)
         self.capsules = BodyCapsules.from_body(body)
         self.clearance = sole_clearance(body)
         self.distinct, self.columns = distinct_keypoints(self.sets)
@@ -167,11 +170,7 @@ class BlockSampler:
         """Rows ``[b * size, (b + 1) * size)`` of the run: every array of ``array_shapes``,
         (size, ...) numpy, computed on ``device`` from block ``b``'s own generators."""
         g = block_generators(self.seed, b)
-        poses = self.source.sample(self.size, g["pose"], self.label, self.device)
-        betas = body_model_prior(self.body.num_betas).sample(self.size, g["pose"]) if self.prior_betas else poses.betas
-        betas = self._pad_betas(betas.to(self.device, self.body.dtype))
-        rotmats = poses.rotmats.to(self.device, self.body.dtype)
-        rotmats, betas = self.augment.apply(rotmats, betas, g["augment"], self.bodies)
+        rotmats, betas, labels = self._poses(g)
         global_rotmats, joints = forward_kinematics(rotmats, self.body.rest_joints(betas))
         transl = floor_translation(joints, self.clearance)
         joints = joints + transl[:, None]
@@ -179,7 +178,7 @@ class BlockSampler:
         out = {
             "smpl/global_orient": matrix_to_axis_angle(rotmats[:, 0]),
             "smpl/body_pose": matrix_to_axis_angle(rotmats[:, 1:]).flatten(1),
-            "smpl/betas": betas, "smpl/transl": transl, "label": poses.labels.to(torch.int32),
+            "smpl/betas": betas, "smpl/transl": transl, "label": labels.to(torch.int32),
             "camera/K": cams.K, "camera/R": cams.R, "camera/t": cams.t,
             "camera/distortion": cams.distortion, "camera/image_size": cams.image_size,
         }
@@ -188,6 +187,20 @@ class BlockSampler:
         for s in self.sets:
             out.update(self._keypoints(s, world[s.name], hidden[s.name], cams, g["noise"]))
         return {k: v.cpu().numpy() for k, v in out.items()}
+
+    def _poses(self, g: dict[str, torch.Generator]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The block's poses (size, 24, 3, 3), bodies (size, K) and labels (size,): drawn from the
+        source, augmented, and (with ``augment.hardness``) the hard half of twice as many kept."""
+        n = self.size * (CANDIDATES_PER_SAMPLE if self.hardness else 1)
+        poses = self.source.sample(n, g["pose"], self.label, self.device)
+        betas = body_model_prior(self.body.num_betas).sample(n, g["pose"]) if self.prior_betas else poses.betas
+        betas = self._pad_betas(betas.to(self.device, self.body.dtype))
+        rotmats = poses.rotmats.to(self.device, self.body.dtype)
+        rotmats, betas = self.augment.apply(rotmats, betas, g["augment"], self.bodies)
+        if self.hardness is None:
+            return rotmats, betas, poses.labels
+        keep = self.hardness.select(rotmats, betas, self.size, g["augment"]).to(rotmats.device)
+        return rotmats[keep], betas[keep], poses.labels[keep]
 
     def _self_occlusion(self, world, joints, global_rotmats, betas, cams) -> dict[str, torch.Tensor]:
         """Per set, (B, V, J) bool hidden by the body; each distinct keypoint is tested once."""
