@@ -44,7 +44,8 @@ def exclusive_lock(lock_path: str | Path, what: str) -> Iterator[None]:
 
 def holder() -> dict[str, object]:
     """What a lock file records about the process holding it."""
-    return {"pid": os.getpid(), "host": socket.gethostname(), "command": " ".join(sys.argv)}
+    command = " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]) if sys.argv and sys.argv[0] else ""
+    return {"pid": os.getpid(), "host": socket.gethostname(), "command": command}
 
 
 def describe_holder(record: dict[str, object]) -> str:
