@@ -145,8 +145,9 @@ def _skeleton_fingerprint(positions: np.ndarray, parents: Sequence[int]) -> str:
     """
     idx = np.array([j for j, p in enumerate(parents) if p >= 0])
     par = np.array([parents[j] for j in idx])
-    lengths = np.linalg.norm(positions[:, idx] - positions[:, par], axis=-1)  # (T, B)
-    rigid = np.ptp(lengths, axis=0) < 1e-3
+    with np.errstate(over="ignore", invalid="ignore"):  # a bone of absurd length is just not rigid
+        lengths = np.linalg.norm(positions[:, idx] - positions[:, par], axis=-1)  # (T, B)
+        rigid = np.ptp(lengths, axis=0) < 1e-3
     key = np.round(lengths[0, rigid] * 1000).astype(np.int64)
     return hashlib.sha1(idx[rigid].tobytes() + key.tobytes()).hexdigest()[:10]
 

@@ -186,3 +186,118 @@ def test_cli_split_flags_override_the_split_recipe(tmp_path):
     group = open_store(out)
     assert group.attrs["split_rule"]["val_subjects"] == ["HDM_bd"]
     assert (group["split"][:] == 1).sum() == 38  # the kick clip's 151 frames at 120 fps -> 38 at 30 fps
+
+
+# ---------------------------------------------------------------------------- issue 13: nothing lost, nothing half-done
+def one_line_error(result) -> str:
+    assert result.exit_code == 1, result.output
+    assert result.output.startswith("error: ") and "Traceback" not in result.output, result.output
+    return result.output
+
+
+def with_huge_hips_position(tmp_path):
+    """The committed clips, with the dash clip's Hips Zposition 1e300 (finite in float64, not in
+    float32) on its frame 5."""
+    data = tmp_path / "data"
+    shutil.copytree(FIXTURES, data)
+    bad = data / "bandai_namco" / "dataset-1" / "dataset-1_dash_normal_001.bvh"
+    lines = bad.read_text().split("\n")
+    row = lines.index("MOTION") + 3 + 5
+    values = lines[row].split()
+    values[8] = "1e300"  # joint_Root's 6 channels, then Hips' Xposition, Yposition, Zposition
+    lines[row] = " ".join(values)
+    bad.write_text("\n".join(lines))
+    return data, bad
+
+
+def test_a_file_whose_values_are_not_finite_in_float32_is_skipped_and_listed(tmp_path):
+    data, bad = with_huge_hips_position(tmp_path)
+    summary = prepare([data], tmp_path / "t.zarr", PrepareOptions(workers=1), progress=False)
+    assert [path for path, _ in summary.skipped] == [str(bad)]
+    assert "not finite in the stored float32 (transl, joints), first at frame 5" in summary.skipped[0][1]
+    group = open_store(tmp_path / "t.zarr")
+    for name in ("global_orient", "body_pose", "betas", "transl", "joints"):
+        assert np.isfinite(group[name][:]).all(), name
+    assert "bandai_namco/dataset-1/dataset-1_dash_normal_001.bvh" not in group.attrs["labels"]["file"]
+
+
+def test_strict_stops_at_a_file_whose_values_are_not_finite(tmp_path):
+    data, bad = with_huge_hips_position(tmp_path)
+    with pytest.raises(PrepareError, match=r"not finite in the stored float32(.|\n)*--strict"):
+        prepare([data], tmp_path / "t.zarr", PrepareOptions(workers=1, strict=True), progress=False)
+    assert not (tmp_path / "t.zarr").exists()
+
+
+def test_when_no_file_can_be_used_the_error_lists_every_skipped_file(tmp_path):
+    data = tmp_path / "bad"
+    data.mkdir()
+    for name in ("a.bvh", "b.bvh"):
+        (data / name).write_text("HIERARCHY\nnot a skeleton\n")
+    result = CliRunner().invoke(main, ["prepare", str(data), "--out", str(tmp_path / "t.zarr"), "--workers", "1"])
+    assert result.exit_code == 1 and "see the errors above" not in result.output
+    lines = result.output.splitlines()
+    assert lines[0] == "error: no file could be used (2 skipped):"
+    assert lines[1].startswith(f"skipped {data / 'a.bvh'}: {data / 'a.bvh'}:")
+    assert lines[2].startswith(f"skipped {data / 'b.bvh'}: {data / 'b.bvh'}:")
+    assert not (tmp_path / "t.zarr").exists()
+
+
+def test_an_unknown_rig_is_named_before_any_file_is_read(tmp_path):
+    result = CliRunner().invoke(main, ["prepare", str(FIXTURES), "--out", str(tmp_path / "t.zarr"), "--rig", "nosuchrig"])
+    assert "--rig nosuchrig: unknown rig 'nosuchrig'; built-in rigs:" in one_line_error(result)
+
+
+@pytest.mark.parametrize("fps", ["0", "-5", "nan"])
+def test_fps_must_be_a_positive_number(tmp_path, fps):
+    result = CliRunner().invoke(main, ["prepare", str(KICK_LEFT), "--out", str(tmp_path / "t.zarr"), "--fps", fps])
+    assert "--fps must be a positive number of frames per second" in one_line_error(result)
+
+
+@pytest.mark.parametrize("fraction", ["1.5", "-0.1", "1"])
+def test_val_fraction_from_the_command_line_must_be_a_fraction(tmp_path, fraction):
+    result = CliRunner().invoke(main, ["prepare", str(KICK_LEFT), "--out", str(tmp_path / "t.zarr"),
+                                       "--val-fraction", fraction])
+    assert f"--val-fraction must be a number in [0, 1), got {float(fraction)}" in one_line_error(result)
+
+
+def test_a_body_model_with_a_nan_vertex_is_named(tmp_path):
+    from posesynth.body_model import DEFAULT_BODY_MODEL
+
+    arrays = dict(np.load(DEFAULT_BODY_MODEL))
+    arrays["v_template"] = arrays["v_template"].copy()
+    arrays["v_template"][10, 1] = np.nan
+    model = tmp_path / "nan_body.npz"
+    np.savez(model, **arrays)
+    result = CliRunner().invoke(main, ["prepare", str(KICK_LEFT), "--out", str(tmp_path / "t.zarr"),
+                                       "--body-model", str(model)])
+    assert f"{model}: v_template holds NaN or infinite values" in one_line_error(result)
+
+
+def test_summary_json_under_a_regular_file_fails_before_the_store_is_written(tmp_path):
+    (tmp_path / "file").write_text("not a folder")
+    result = CliRunner().invoke(main, ["prepare", str(KICK_LEFT), "--out", str(tmp_path / "t.zarr"), "--workers", "1",
+                                       "--summary-json", str(tmp_path / "file" / "summary.json")])
+    assert f"{tmp_path / 'file'} is a file, not a folder" in one_line_error(result)
+    assert not (tmp_path / "t.zarr").exists()
+
+
+def test_a_failed_overwrite_keeps_the_old_training_store(tmp_path):
+    out = tmp_path / "t.zarr"
+    prepare([KICK_LEFT], out, PrepareOptions(workers=1), progress=False)
+    frames = open_store(out)["frame"][:]
+    data, _ = broken_copy(tmp_path)
+    with pytest.raises(PrepareError, match="strict"):
+        prepare([data], out, PrepareOptions(workers=1, strict=True), overwrite=True, progress=False)
+    np.testing.assert_array_equal(open_store(out)["frame"][:], frames)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "t.zarr"]
+
+
+def test_a_training_store_being_written_refuses_a_second_prepare(tmp_path):
+    from posesynth.locking import exclusive_lock
+    from posesynth.store import lock_path
+
+    out = tmp_path / "t.zarr"
+    with exclusive_lock(lock_path(out), str(out)):
+        result = CliRunner().invoke(main, ["prepare", str(KICK_LEFT), "--out", str(out), "--overwrite"])
+    assert f"{out} is being written by another process (pid " in one_line_error(result)
+    assert not out.exists()
