@@ -33,7 +33,8 @@ root-relative camera-frame h36m17 keypoints; every cell is the mean over the lif
 their standard deviation.  Nothing is selected or tuned on a test side.
 
 Results are cached per (fold, training set, variant, seed) under ``--out``, so variants of the
-synthetic recipe (an ablation) re-train only their own lifters; ``--report`` prints the table of
+synthetic recipe (an ablation) re-train only their own lifters; ``--hardness`` adds PoseAug-style
+hardness feedback against a reference lifter trained on each fold's real stores; ``--report`` prints the table of
 every variant found there.  Writes ``downstream.json`` and a Markdown table.  ``--size default``
 runs in about 50 minutes on 2 CPU cores (lifters train two at a time, one thread each).
 """
@@ -155,6 +156,9 @@ def build_fold(fold: Fold, args, size: dict, variant: str, synthetic: list[str],
                                                             f"gan-{variant}"),
                "recombination": (RecombinationPoseSource(fold.store, split="train"), None, plain, "recombination")}
     for key, (src, recipe_file, overrides, name) in sources.items():
+        if key == "gan" and args.hardness:
+            lifter = reference_lifter(fold, args.out / "folds" / fold.name / "reference_lifter.pt", size)
+            overrides = [*overrides, f"augment.hardness={args.hardness}", f'augment.hardness_lifter="{lifter}"']
         fold.train[key] = {p: make_store(src, d / f"{name}_{p}.zarr", size["train_n"], i,
                                          sample_recipe(p, recipe_file, overrides)) for i, p in enumerate(PRESETS)}
     val = StorePoseSource(fold.store, split="val", label_field="file")
@@ -166,6 +170,20 @@ def build_fold(fold: Fold, args, size: dict, variant: str, synthetic: list[str],
         fold.tests["off-upright"] = [make_store(val, d / f"test_off_upright_{p}.zarr", size["test_n"] // 2,
                                                 3000 + i, sample_recipe(p, None, OFF_UPRIGHT))
                                      for i, p in enumerate(PRESETS)]
+
+
+def reference_lifter(fold: Fold, path: Path, size: dict) -> Path:
+    """The hardness feedback's reference: the real-only lifter's config (seed 0) on the fold's real stores."""
+    from posesynth.lifting.checkpoint import save_lifter
+    from posesynth.lifting.train import train_lifter
+
+    if not path.exists():
+        t = time.perf_counter()
+        data = [(fold.train["real"][p], 1.0 / len(PRESETS)) for p in PRESETS]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_lifter(path, train_lifter(LifterConfig(model="mlp", seed=0, **size["lifter"]), data, progress=False))
+        print(f"  reference lifter for {fold.name}: {time.perf_counter() - t:.0f} s", flush=True)
+    return path
 
 
 # ---------------------------------------------------------------------------- lifters (worker processes)
@@ -264,7 +282,7 @@ def format_table(rows: dict[str, dict[str, list[float]]]) -> str:
 def variant_name(args) -> str:
     if args.variant:
         return args.variant
-    text = json.dumps([str(args.recipe), args.set])
+    text = json.dumps([str(args.recipe), args.set, args.hardness])
     return hashlib.sha256(text.encode()).hexdigest()[:8]
 
 
@@ -279,6 +297,9 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="override of the synthetic stores' recipe, e.g. augment.tilt=0 (repeatable)")
     parser.add_argument("--variant", help="name of this synthetic recipe in the tables (default: a hash)")
+    parser.add_argument("--hardness", type=float, default=0.0,
+                        help="augment.hardness of the synthetic stores, against a reference lifter trained on "
+                             "each fold's real stores (default 0: off)")
     parser.add_argument("--folds", default="split,bandai_namco>hdm05,hdm05>bandai_namco")
     parser.add_argument("--sets", default="real,synthetic,recombination")
     parser.add_argument("--seeds", type=int, default=3, help="lifter seeds per cell")
@@ -318,7 +339,7 @@ def run(args) -> None:
         build_fold(fold, args, size, variant, args.set, plain)
     run_lifters(folds, args, size, variant)
     (args.out / f"variant-{variant}.json").write_text(json.dumps(
-        {"recipe": str(args.recipe), "set": args.set, "lifter": asdict(LifterConfig(model="mlp", **size["lifter"])),
+        {"recipe": str(args.recipe), "set": args.set, "hardness": args.hardness, "lifter": asdict(LifterConfig(model="mlp", **size["lifter"])),
          "fold_gan_steps": gan_steps, "size": args.size, "seconds": time.perf_counter() - start}, indent=1))
     print(f"done in {(time.perf_counter() - start) / 60:.1f} min", flush=True)
 

@@ -161,7 +161,9 @@ def train(recipe, data, out, overrides, device, body_model) -> None:
 @click.option("--no-conditional", is_flag=True, help="Skip the per-class check of conditional sampling.")
 @click.option("--plots", "plots_dir", type=click.Path(path_type=Path),
               help="Also write joint_angles.png here: per-joint angle distributions, generated vs real validation.")
-def evaluate(checkpoint, data, num, seed, json_out, no_conditional, plots_dir) -> None:
+@click.option("--hardness", "hardness_lifter", type=click.Path(exists=True, path_type=Path),
+              help="Also report how hard each set is for this reference lifter (its MPJPE; posesynth lift train).")
+def evaluate(checkpoint, data, num, seed, json_out, no_conditional, plots_dir, hardness_lifter) -> None:
     """Compare generated poses with held-out real poses (coverage, precision, novelty,
     diversity, FID, plausibility), next to the training poses and a recombination baseline."""
     from posesynth.evaluate import evaluate as run_evaluate, format_table, write_result
@@ -171,7 +173,7 @@ def evaluate(checkpoint, data, num, seed, json_out, no_conditional, plots_dir) -
     for folder in ([json_out.parent] if json_out else []) + ([plots_dir] if plots_dir else []):
         check_folder(folder)
     result = run_evaluate(checkpoint or DEFAULT_CHECKPOINT, data, num, seed, not no_conditional,
-                          log=lambda m: click.echo(m, err=True))
+                          log=lambda m: click.echo(m, err=True), hardness_lifter=hardness_lifter)
     click.echo(format_table(result))
     if json_out:
         write_result(result, json_out)

@@ -112,8 +112,10 @@ def conditional_agreement(source: GanPoseSource, data: PoseData, val: PoseData, 
 
 def evaluate(checkpoint: str | Path, data: str | Path, n: int = 100_000, seed: int = 0,
              conditional: bool = True, min_class_frames: int = 1000, n_per_class: int = 2000,
-             body_model: str | Path | None = None, log: Callable[[str], None] = print) -> dict[str, Any]:
-    """The full evaluation as a dict (see the module docstring)."""
+             body_model: str | Path | None = None, log: Callable[[str], None] = print,
+             hardness_lifter: str | Path | None = None) -> dict[str, Any]:
+    """The full evaluation as a dict (see the module docstring); with ``hardness_lifter``, also
+    ``hardness_report`` of the generated, training, validation and recombined poses."""
     source = load_checkpoint(checkpoint)
     body = load_body_model(body_model)
     train = load_training_poses(data, source.label_field, "train", "frame")
@@ -147,11 +149,35 @@ def evaluate(checkpoint: str | Path, data: str | Path, n: int = 100_000, seed: i
     result: dict[str, Any] = {"checkpoint": str(checkpoint), "source": source.identity, "data": str(data),
                               "val_poses": len(val), "val_apd_mm": apd(val_j, generator=rng), "sets": rows,
                               "val_group_sizes": {g: int(mask.sum()) for g, mask in groups.items()}}
+    if hardness_lifter is not None:
+        log(f"scoring every set with the reference lifter {hardness_lifter}")
+        result["hardness"] = hardness_report(hardness_lifter, {"posesynth": gen_rot, "training poses": train.rotmats,
+                                                               "validation poses": val.rotmats,
+                                                               "recombination": evo}, body, seed)
     if conditional and source.label_names:
         log("training the pose classifier for the conditional check")
         result["conditional"] = {"label_field": source.label_field, "classes": conditional_agreement(
             source, train, val, rest, n_per_class, min_class_frames, seed)}
     return result
+
+
+def hardness_report(lifter: str | Path, sets: dict[str, torch.Tensor], body, seed: int,
+                    n: int = SUBSET) -> dict[str, dict[str, float]]:
+    """How hard each pose set (name -> (N, 24, 3, 3)) is for a reference lifter: its MPJPE (mm;
+    mean, median, 90th percentile) on up to ``n`` poses of each, on the mean body, seen through
+    Human3.6M-like cameras (``posesynth.hardness``)."""
+    from posesynth.cameras import load_camera_preset
+    from posesynth.hardness import HardnessSelector
+
+    scorer = HardnessSelector(lifter, 0.0, body, load_camera_preset("h36m"))
+    g = torch.Generator().manual_seed(seed)
+    report = {}
+    for name, rotmats in sets.items():
+        poses = _subset(rotmats.float(), n, g)
+        error = 1000.0 * scorer.errors(poses, torch.zeros(len(poses), body.num_betas), g).double()
+        report[name] = {"mean_mm": float(error.mean()), "median_mm": float(error.median()),
+                        "p90_mm": float(error.quantile(0.9))}
+    return report
 
 
 COLUMNS = (("coverage_median_mm", "cov med", ".1f"), ("coverage_under_100mm", "cov<100", ".3f"),
@@ -168,6 +194,11 @@ def format_table(result: dict[str, Any]) -> str:
         lines.append(f"| {row['set']} | " + " | ".join(format(row[k], f) for k, _, f in COLUMNS) + " |")
     lines.append(f"\nvalidation poses: {result['val_poses']}, their APD: {result['val_apd_mm']:.1f} mm")
     lines.append(format_groups(result))
+    if "hardness" in result:
+        lines.append("\nhardness: the reference lifter's MPJPE on each set (mean / median / 90th percentile, mm)")
+        lines.append("| set | mean | median | p90 |\n|---|---|---|---|")
+        for name, h in result["hardness"].items():
+            lines.append(f"| {name} | {h['mean_mm']:.1f} | {h['median_mm']:.1f} | {h['p90_mm']:.1f} |")
     if "conditional" in result:
         lines.append(f"\nconditional sampling ({result['conditional']['label_field']}): samples labelled as their "
                      "class by a classifier trained on real poses (reference: real validation poses)")

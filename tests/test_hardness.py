@@ -81,3 +81,14 @@ def test_a_hardness_store_is_made_of_kept_source_poses(reference, tmp_path_facto
 def test_hardness_without_a_reference_lifter_is_refused():
     with pytest.raises(RecipeError, match="augment.hardness = 1.0 needs augment.hardness_lifter"):
         resolve_sample_recipe(overrides=["augment.hardness=1.0"])
+
+
+def test_the_hardness_report_ranks_wild_poses_above_calm_ones(reference, body):
+    from posesynth.evaluate import hardness_report
+
+    g = torch.Generator().manual_seed(4)
+    calm = axis_angle_to_matrix(0.05 * torch.randn(500, 24, 3, generator=g))
+    wild = axis_angle_to_matrix(1.2 * torch.randn(500, 24, 3, generator=g))
+    report = hardness_report(reference, {"calm": calm, "wild": wild}, body, seed=0)
+    assert set(report["calm"]) == {"mean_mm", "median_mm", "p90_mm"}
+    assert report["wild"]["mean_mm"] > report["calm"]["mean_mm"]
