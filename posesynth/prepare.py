@@ -338,16 +338,15 @@ def _source_stats(summary: PrepareSummary, source: str) -> dict[str, float]:
 def _stored_values(clip: Clip, r: Retargeted, is_val: bool) -> dict[str, np.ndarray]:
     """One clip's rows of every per-frame array, in the dtype the store keeps them in."""
     T = len(clip.frames)
-    with np.errstate(over="ignore", invalid="ignore"):  # _finite reports values float32 cannot hold
-        return {
-            "global_orient": matrix_to_axis_angle(r.global_orient).float().numpy(),
-            "body_pose": matrix_to_axis_angle(r.body_pose).reshape(T, -1).float().numpy(),
-            "betas": np.broadcast_to(r.betas.float().numpy(), (T, r.betas.shape[0])),
-            "transl": r.transl.float().numpy(),
-            "joints": r.joints.float().numpy(),
-            "frame": clip.frames.astype(np.int32),
-            "split": np.full(T, SPLITS.index("val") if is_val else 0, dtype=np.uint8),
-        }
+    return {
+        "global_orient": matrix_to_axis_angle(r.global_orient).float().numpy(),
+        "body_pose": matrix_to_axis_angle(r.body_pose).reshape(T, -1).float().numpy(),
+        "betas": np.broadcast_to(r.betas.float().numpy(), (T, r.betas.shape[0])),
+        "transl": r.transl.float().numpy(),
+        "joints": r.joints.float().numpy(),
+        "frame": clip.frames.astype(np.int32),
+        "split": np.full(T, SPLITS.index("val") if is_val else 0, dtype=np.uint8),
+    }
 
 
 def _finite(clip: Clip, values: dict[str, np.ndarray], opts: PrepareOptions, summary: PrepareSummary) -> bool:

@@ -606,7 +606,6 @@ def sample_to_store(
 class SampleRun:
     """Everything a run needs, checked before the store is touched (``checked_run``)."""
 
-    source: PoseSource
     ref: SourceRef | None
     recipe: dict[str, Any]
     seed: int
@@ -614,7 +613,6 @@ class SampleRun:
     device: torch.device
     workers: int
     zarr_format: int
-    body: BodyModel
     body_model: str | None
     sampler: BlockSampler
     shapes: dict[str, tuple[tuple[int, ...], str]]
@@ -642,7 +640,7 @@ def checked_run(source: PoseSource | str | Path, n: int, seed: int, recipe: dict
     _check_memory(shapes, layout)
     # The sampler checks the label and the augmentation; on a dask cluster the workers build their own.
     sampler = BlockSampler(source, recipe, seed, body, "cpu" if dask_address else device)
-    return SampleRun(source, ref, recipe, seed, layout, device, workers, zarr_format, body,
+    return SampleRun(ref, recipe, seed, layout, device, workers, zarr_format,
                      None if body_model is None else str(body_model), sampler, shapes,
                      store_attrs(source, recipe, seed, body))
 
