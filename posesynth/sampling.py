@@ -380,15 +380,18 @@ class ShardWriter:
         while self._in_flight and self._in_flight[0][1].done():
             self._finish_oldest()
 
-    def close(self) -> None:
-        """Wait for every write; re-raise the first error."""
-        try:
-            while self._in_flight:
+    def close(self, raise_error: bool = True) -> None:
+        """Wait for every write (recording each shard that made it to disk), then re-raise the
+        first error; ``raise_error=False`` drops them (another error is already on its way)."""
+        first: BaseException | None = None
+        while self._in_flight:
+            try:
                 self._finish_oldest()
-        finally:
-            for _, future, _ in self._in_flight:
-                future.cancel()
-            self._pool.shutdown(wait=True)
+            except Exception as exc:
+                first = first or exc
+        self._pool.shutdown(wait=True)
+        if first is not None and raise_error:
+            raise first
 
     def _finish_oldest(self) -> None:
         shard, future, buffer = self._in_flight.popleft()
@@ -408,8 +411,10 @@ def write_local(sampler: BlockSampler, arrays: dict[str, zarr.Array], layout: La
                 buffer = writer.buffer()
                 generate_shard(sampler, layout, shard, buffer, pool, on_block)
                 writer.submit(shard, buffer)
-    finally:
-        writer.close()
+    except BaseException:
+        writer.close(raise_error=False)  # the first error is the one raised
+        raise
+    writer.close()
 
 
 @contextlib.contextmanager
