@@ -41,7 +41,6 @@ from typing import Any
 import numpy as np
 import scipy.sparse
 
-from posesynth.config import read_recipe
 from posesynth.errors import PosesynthError
 from posesynth.outputs import atomic_output, check_output
 
@@ -968,8 +967,6 @@ def sample_checkpoint(checkpoint: str | Path, n: int = 16, label: str | None = N
         raise RenderError(f"--n must be at least 1, got {n}")
     body = body if body is not None else load_body_model()
     try:
-        if recipe is not None:
-            read_recipe(recipe)  # a file that is not a TOML recipe is named as such
         source = load_pose_source(checkpoint)
         path = DEFAULT_SAMPLE_RECIPE if recipe is None else recipe
         rec = resolve_sample_recipe(path)

@@ -19,14 +19,13 @@ attribute: running it again gives the same store.
 from __future__ import annotations
 
 import copy
-import tomllib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from posesynth.augment import Augmentation
 from posesynth.cameras import CameraDistribution, load_camera_preset
-from posesynth.config import RecipeError, parse_override, resolve_recipe
+from posesynth.config import RecipeError, parse_override, read_recipe, resolve_recipe
 from posesynth.keypoint_sets import keypoint_sets
 from posesynth.noise import DetectorNoise
 
@@ -68,10 +67,7 @@ def _preset_name(path: str | Path | None, overrides: Sequence[str]) -> str:
     """The camera preset the file or the last ``camera.preset=`` override names."""
     name = DEFAULT_PRESET
     if path is not None:
-        try:
-            doc = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-        except (OSError, tomllib.TOMLDecodeError):
-            doc = {}  # resolve_recipe reports the file's problem
+        doc = read_recipe(path)
         camera = doc.get("camera", {})
         if isinstance(camera, Mapping):
             name = camera.get("preset", name)
