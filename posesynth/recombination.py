@@ -17,17 +17,13 @@ from pathlib import Path
 
 import torch
 
-from posesynth.gan.networks import BODY_PARTS
+from posesynth.augment import LIMB_JOINTS
 from posesynth.body_prior import BetasPrior, fit_betas_prior
 from posesynth.gan.pose_data import load_training_poses
 from posesynth.plausibility import JointLimits, implausible
 from posesynth.pose_source import PoseBatch
 from posesynth.rotations import axis_angle_to_matrix
-from posesynth.skeleton import JOINT_INDEX
 
-LIMBS = ("left_arm", "right_arm", "left_leg", "right_leg")
-_LIMB_JOINTS = {name: [JOINT_INDEX[j] for j in BODY_PARTS[name] if j not in ("pelvis",) and "collar" not in j]
-                for name in LIMBS}
 
 
 def _children(rotmats: torch.Tensor, n: int, generator: torch.Generator, crossover: float,
@@ -35,9 +31,9 @@ def _children(rotmats: torch.Tensor, n: int, generator: torch.Generator, crossov
     a = torch.randint(len(rotmats), (n,), generator=generator)
     b = torch.randint(len(rotmats), (n,), generator=generator)
     child = rotmats[a].clone()
-    for name in LIMBS:
+    for joints in LIMB_JOINTS.values():
         take = torch.rand(n, generator=generator) < crossover
-        idx = _LIMB_JOINTS[name]
+        idx = list(joints)
         child[take.nonzero().squeeze(-1)[:, None], idx] = rotmats[b[take]][:, idx]
     axis = torch.nn.functional.normalize(torch.randn(n, child.shape[1], 3, generator=generator), dim=-1)
     angle = torch.randn(n, child.shape[1], 1, generator=generator) * math.radians(mutation_deg)
