@@ -24,7 +24,7 @@ Determinism: every mechanism that is on draws a fixed number of numbers per row 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -56,18 +56,12 @@ class Augmentation:
 
     def __post_init__(self) -> None:
         for name in ("wide_bodies", "tilt", "crossover"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
-                raise ValueError(f"augment.{name} must be a share between 0 and 1, got {value!r}")
-        t = self.temperature
-        if isinstance(t, bool) or not isinstance(t, (int, float)) or not 0.0 < t <= 3.0:
-            raise ValueError(f"augment.temperature must be a number in (0, 3], got {t!r}")
-        h = self.hardness
-        if isinstance(h, bool) or not isinstance(h, (int, float)) or not 0.0 <= h <= 10.0:
-            raise ValueError(f"augment.hardness must be a number in [0, 10], got {h!r}")
-        if not isinstance(self.hardness_lifter, str) or (h and not self.hardness_lifter):
-            raise ValueError(f"augment.hardness = {h} needs augment.hardness_lifter: the path of a lifter trained "
-                             f"on real poses (posesynth lift train)")
+            _check_number(name, getattr(self, name), lambda v: 0.0 <= v <= 1.0, "a share between 0 and 1")
+        _check_number("temperature", self.temperature, lambda v: 0.0 < v <= 3.0, "a number in (0, 3]")
+        _check_number("hardness", self.hardness, lambda v: 0.0 <= v <= 10.0, "a number in [0, 10]")
+        if not isinstance(self.hardness_lifter, str) or (self.hardness and not self.hardness_lifter):
+            raise ValueError(f"augment.hardness = {self.hardness} needs augment.hardness_lifter: the path of a "
+                             f"lifter trained on real poses (posesynth lift train)")
         lo, hi = self.tilt_deg
         if not 0.0 <= lo <= hi <= 180.0:
             raise ValueError(f"augment.tilt_deg must be [low, high] degrees with 0 <= low <= high <= 180, "
@@ -109,6 +103,12 @@ class Augmentation:
             wide = bodies.sample(len(betas), generator).to(betas)
             betas = torch.where(take.to(betas.device)[:, None], wide, betas)
         return rotmats, betas
+
+
+def _check_number(name: str, value: Any, ok: Callable[[float], bool], expected: str) -> None:
+    """ValueError naming ``augment.<name>`` unless ``value`` is a number (not a bool) that is ``ok``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not ok(value):
+        raise ValueError(f"augment.{name} must be {expected}, got {value!r}")
 
 
 def tilt_bodies(global_orient: torch.Tensor, share: float, degrees: tuple[float, float],

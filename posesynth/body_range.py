@@ -17,15 +17,15 @@ The limits (``PROPORTION_LIMITS``), written down with their reasons:
   outward).
 - lengths (thigh, shank, upper arm, pelvis to neck, neck to head) 0.70-1.30 and the forearm
   0.60-1.30: adult segment-to-stature ratios vary by roughly +-10% (ANSUR II); the rest is
-  joint *conventions*: where a rig places wrist, neck and head joints.  Measured on bodies fitted
-  to real rigs (``benchmarks`` note in the README): HDM05's forearms are 0.65-0.82 of the
-  template's, Bandai Namco's pelvis-to-neck 0.78.
+  joint *conventions*: where a rig places wrist, neck and head joints.  Measured on the bodies
+  ``prepare`` fits to the pool's rigs: HDM05's forearms are 0.65-0.82 of the template's, Bandai
+  Namco's pelvis-to-neck 0.78.
 - widths (shoulder and hip joints) 0.60-1.40: shoulder joint width is 0.25-0.27 m on Bandai
   Namco's rig, 0.37-0.43 m on HDM05's and 0.34 m on SMPL's (the template); hip joint width
   0.12-0.19 m.
 
-Girth (beta 1) moves no joint; it is drawn uniformly in [-2, 2] so meshes vary too.  Widening the
-limits beyond a body model's linear shape space is refused (``WideBodyRange.check``).
+Girth (beta 1) moves no joint; it is drawn uniformly in [-2, 2] so meshes vary too.  A body
+model without posesynth's ten named shape directions is refused (``WideBodyRange.for_body``).
 """
 
 from __future__ import annotations
@@ -70,7 +70,8 @@ class WideBodyRange:
     """Uniform draws over ``PROPORTION_LIMITS``, turned into betas of ``body``.
 
     Segment lengths are linear in betas up to a bone's change of direction; each segment's own
-    beta is solved by two Newton steps, so the drawn lengths are met to well under a millimetre.
+    beta is solved by two Newton steps, which meets every drawn proportion to within 1% (the
+    loosest is pelvis to neck, which the neck-to-head beta moves too).
     """
 
     body: BodyModel
@@ -108,11 +109,14 @@ class WideBodyRange:
         target = (scale[:, None] * proportions).to(betas) * self.template  # (n, S) metres
         columns = [s[2] for s in SEGMENTS.values()]
         for _ in range(2):
-            betas[:, columns] += (target - self.lengths(betas)) / self._slopes(betas, columns)
+            current = self.lengths(betas)
+            betas[:, columns] += (target - current) / self._slopes(betas, current, columns)
         return betas
 
-    def _slopes(self, betas: torch.Tensor, columns: list[int], eps: float = 1e-2) -> torch.Tensor:
-        """(n, S): d length_s / d beta_{columns[s]} at ``betas`` (finite differences)."""
+    def _slopes(self, betas: torch.Tensor, lengths: torch.Tensor, columns: list[int],
+                eps: float = 1e-2) -> torch.Tensor:
+        """(n, S): d length_s / d beta_{columns[s]} at ``betas``, whose ``lengths`` are given
+        (finite differences)."""
         step = torch.zeros_like(betas)
         step[:, columns] = eps
-        return (self.lengths(betas + step) - self.lengths(betas)) / eps
+        return (self.lengths(betas + step) - lengths) / eps

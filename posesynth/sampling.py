@@ -12,10 +12,10 @@ The pipeline, per block of ``block_size`` rows (``BlockSampler``):
    visibility (in frame; not hidden by a capsule model of the body, ``posesynth.visibility``)
    and, when asked, detector-like noisy 2D (``posesynth.noise``).
 
-Determinism: block ``b`` draws every random number from three CPU generators seeded from
-``(seed, b)`` (``block_generators``), one per stream (pose, camera, noise, augment), and is computed on
-its own, so a block's rows never depend on how blocks are batched, which process computes
-them, or how the store is chunked.  Chunks and shards hold whole blocks.  The last block is
+Determinism: block ``b`` draws every random number from four CPU generators seeded from
+``(seed, b)`` (``block_generators``), one per stream (pose, camera, noise, augment), and is
+computed on its own, so a block's rows never depend on how blocks are batched, which process
+computes them, or how the store is chunked.  Chunks and shards hold whole blocks.  The last block is
 computed whole and cut, so a store of ``n`` rows is the first ``n`` rows of a longer one.
 
 Writing (``sample_to_store``): every argument is checked first (``checked_run``: recipe,

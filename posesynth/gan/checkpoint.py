@@ -4,8 +4,8 @@ A checkpoint is a ``torch.save`` dict of tensors and plain values only, read bac
 with ``torch.load(..., weights_only=True)`` (no pickled code).  It holds the EMA
 generator's weights, the resolved recipe, the label vocabulary, the mean pose the
 generator is built around, the betas prior, the joint limits of the training poses (the
-plausibility filter of tempered sampling), the body model's identity and the posesynth version.  ``load_checkpoint`` returns a ``GanPoseSource`` that ``sample``
-draws poses from.
+plausibility filter of tempered sampling), the body model's identity and the posesynth
+version.  ``load_checkpoint`` returns a ``GanPoseSource`` that ``sample`` draws poses from.
 """
 
 from __future__ import annotations
