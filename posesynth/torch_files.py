@@ -8,7 +8,6 @@ into the caller's error type with a message that names the file.
 from __future__ import annotations
 
 import pickle
-import struct
 import warnings
 import zipfile
 from pathlib import Path
@@ -22,6 +21,8 @@ def load_tensors_file(path: str | Path, error: type[Exception], what: str) -> An
     path = Path(path)
     if not path.is_file():
         raise error(f"{path}: {what} not found")
+    if not zipfile.is_zipfile(path):  # torch.save writes a zip archive; anything else is not ours
+        raise error(f"{path}: not a readable {what} (not a torch.save archive)")
     try:
         with warnings.catch_warnings():  # torch's warnings about foreign pickles: the error below says it
             warnings.simplefilter("ignore")
@@ -29,11 +30,16 @@ def load_tensors_file(path: str | Path, error: type[Exception], what: str) -> An
     except pickle.UnpicklingError:
         # torch's message suggests weights_only=False, i.e. running whatever the file holds: never.
         raise error(f"{path}: not a readable {what}: not a posesynth file (it holds something other than "
-                    "tensors and plain values, e.g. pickled objects or random bytes), so it was not loaded") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, struct.error, OSError) as exc:
-        detail = str(exc).splitlines()[0] if str(exc) else "corrupt file"
-        raise error(f"{path}: not a readable {what} ({type(exc).__name__}: {detail})") from None
+                    "tensors and plain values, e.g. pickled objects), so it was not loaded") from None
+    except Exception as exc:  # noqa: BLE001 - a damaged archive can fail anywhere inside torch's reader
+        raise error(f"{path}: not a readable {what} ({type(exc).__name__}: {_first_line(exc)})") from None
 
+
+def _first_line(exc: Exception) -> str:
+    """The first line of ``exc``'s message, printable ASCII only (it may quote the file's bytes)."""
+    lines = str(exc).splitlines()
+    line = lines[0] if lines else "corrupt file"
+    return line.encode("ascii", "backslashreplace").decode("ascii")
 
 def require_keys(payload: dict[str, Any], keys: tuple[str, ...], path: str | Path, error: type[Exception],
                  what: str) -> None:

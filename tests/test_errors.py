@@ -2,7 +2,6 @@
 ``error: <message>`` naming the file or option, with exit status 1 and no traceback; files that
 are not posesynth's are named as such and never loaded; oversized pictures are refused."""
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +13,7 @@ from conftest import KICK_LEFT
 from posesynth.body_model import DEFAULT_BODY_MODEL
 from posesynth.cli import main
 from posesynth.config import RecipeError
+from posesynth.gan.checkpoint import DEFAULT_CHECKPOINT
 from posesynth.errors import PosesynthError
 from posesynth.render import RenderError, parse_indices
 from test_sampling import sample_store, training_store
@@ -26,6 +26,11 @@ ERROR_CLASSES = [
     "posesynth.store.StoreError", "posesynth.outputs.OutputError", "posesynth.locking.LockError",
     "posesynth.pose_source.PoseSourceError", "posesynth.keypoint_sets.KeypointSetError",
 ]
+
+
+def random_bytes(size: int, seed: int = 0) -> bytes:
+    """``size`` bytes that look like noise, the same on every run."""
+    return np.random.default_rng(seed).bytes(size)
 
 
 def error_line(args) -> str:
@@ -107,7 +112,7 @@ def test_an_unknown_device_is_named(tmp_path, command):
 ])
 def test_a_binary_recipe_file_is_named(tmp_path, command):
     recipe = tmp_path / "recipe.toml"
-    recipe.write_bytes(os.urandom(64) + b"\xff\xfe")
+    recipe.write_bytes(random_bytes(64) + b"\xff\xfe")
     args = [a.format(tmp=tmp_path, recipe=recipe) for a in command]
     assert f"error: {recipe}: not a TOML recipe: not UTF-8 text" in error_line(args)
 
@@ -135,11 +140,19 @@ def test_a_malicious_torch_file_is_not_loaded_and_no_unsafe_advice_is_given(tmp_
     assert "weights_only" not in message and "trusted" not in message
 
 
-def test_random_bytes_as_a_torch_file_are_named_not_a_posesynth_file(tmp_path):
+@pytest.mark.parametrize("seed", range(8))
+def test_random_bytes_as_a_torch_file_are_named_not_a_posesynth_file(tmp_path, seed):
     path = tmp_path / "c.pt"
-    path.write_bytes(os.urandom(4096))
+    path.write_bytes(random_bytes(4096, seed))
     message = error_line(["sample", "--n", "10", "--out", tmp_path / "s.zarr", "--checkpoint", path])
-    assert "not a posesynth file" in message and "weights_only" not in message
+    assert f"{path}: not a readable posesynth checkpoint (not a torch.save archive)" in message
+
+
+def test_a_truncated_checkpoint_is_named_not_readable(tmp_path):
+    path = tmp_path / "c.pt"
+    path.write_bytes(DEFAULT_CHECKPOINT.read_bytes()[:-4096])
+    message = error_line(["sample", "--n", "10", "--out", tmp_path / "s.zarr", "--checkpoint", path])
+    assert f"{path}: not a readable posesynth checkpoint" in message and "weights_only" not in message
 
 
 def test_an_npz_body_model_with_pickled_objects_is_not_loaded_and_no_unsafe_advice_is_given(tmp_path):
@@ -154,7 +167,7 @@ def test_an_npz_body_model_with_pickled_objects_is_not_loaded_and_no_unsafe_advi
 
 def test_random_bytes_as_an_npz_body_model_are_not_called_pickled(tmp_path):
     model = tmp_path / "body.npz"
-    model.write_bytes(os.urandom(4096))
+    model.write_bytes(random_bytes(4096))
     message = error_line(["prepare", KICK_LEFT, "--out", tmp_path / "t.zarr", "--body-model", model])
     assert "not a readable .npz body model (not a zip archive of arrays)" in message and "pickle" not in message
 
@@ -164,7 +177,7 @@ def test_random_bytes_as_an_npz_keypoint_file_are_not_called_pickled(tmp_path):
     from posesynth.mocap.keypoints import read_keypoints
 
     path = tmp_path / "clip.npz"
-    path.write_bytes(os.urandom(4096))
+    path.write_bytes(random_bytes(4096))
     with pytest.raises(MocapFormatError, match=r"clip.npz: not an .npz file \(not a zip archive of arrays\)"):
         read_keypoints(path)
 
