@@ -16,6 +16,7 @@ import click
 
 from posesynth import __version__
 from posesynth.errors import PosesynthError, UsageError, os_reason
+from posesynth.export import FORMATS as EXPORT_FORMATS
 
 
 class CommandError(click.ClickException):
@@ -332,7 +333,7 @@ def info(store, as_json, plots_dir) -> None:
 
 @main.command()
 @click.argument("store", type=click.Path(exists=True, path_type=Path))
-@click.option("--format", "fmt", required=True, type=click.Choice(["videopose3d", "npz", "h5"]),
+@click.option("--format", "fmt", required=True, type=click.Choice(list(EXPORT_FORMATS)),
               help="videopose3d: data_3d_<name>.npz + data_2d_<name>_gt.npz (pickled dicts, as VideoPose3D's); "
               "npz, h5: every array and the attributes.")
 @click.option("--out", required=True, type=click.Path(path_type=Path),

@@ -135,15 +135,16 @@ _SLOW_EXPORT = """
 import sys, time
 from pathlib import Path
 import posesynth.export as export
+import posesynth.export.arrays as arrays
 
-blocks = export._row_blocks
+blocks = arrays._row_blocks
 def slow(arr):  # one row block at a time, slowly, saying when the file is half written
     for i, rows in enumerate(blocks(arr)):
         if i == 1:
             Path(sys.argv[3]).touch()
         time.sleep(0.5)
         yield rows
-export._row_blocks = slow
+arrays._row_blocks = slow
 export.export_store(sys.argv[1], "npz", sys.argv[2])
 """
 

@@ -1,12 +1,4 @@
-"""``posesynth export``: a store's contents in other trainers' formats.
-
-- ``npz``: every array under its store name (``keypoints/h36m17/pixels``, ...), plus ``attrs``,
-  the store's attributes as a JSON string.  Plain arrays only: ``np.load(path)`` reads it with
-  ``allow_pickle=False``.  Written one chunk at a time (uncompressed ZIP), in constant memory.
-- ``h5``: the same arrays as HDF5 datasets (groups from the ``/`` in the names), chunked along
-  the sample axis as in the store and LZF-compressed, and every attribute as a JSON string in
-  the root's attributes.  Written one chunk at a time.
-- ``videopose3d`` (sample stores): the two files VideoPose3D's data loaders read,
+"""The ``videopose3d`` export (sample stores): the two files VideoPose3D's data loaders read,
   ``data_3d_<name>.npz`` with ``positions_3d`` and ``data_2d_<name>_<keypoints>.npz`` with
   ``positions_2d`` and ``metadata``, in VideoPose3D's layout: dicts of dicts, subject -> action
   -> array.  All samples are one pseudo-subject, ``synthetic``, with one action per label (``all``
@@ -22,98 +14,24 @@
 
 from __future__ import annotations
 
-import json
-import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import zarr
 
-from posesynth.errors import PosesynthError
+from posesynth.export import ExportError, ExportOptions
 from posesynth.outputs import atomic_output, check_output
-from posesynth.store import ATTR, open_store
+from posesynth.store import ATTR
 
-FORMATS = ("videopose3d", "npz", "h5")
 SUBJECT = "synthetic"
 UNLABELLED = "all"
 
 
-class ExportError(PosesynthError, ValueError):
-    """An export that cannot be made as asked; the message says why."""
-
-
-def _arrays(group: zarr.Group) -> dict[str, zarr.Array]:
-    return {name: a for name, a in sorted(group.members(max_depth=None)) if isinstance(a, zarr.Array)}
-
-
-def _row_blocks(arr: zarr.Array) -> list[slice]:
-    """Slices of whole chunks along the sample axis."""
-    step = arr.chunks[0]
-    return [slice(lo, min(arr.shape[0], lo + step)) for lo in range(0, arr.shape[0], step)]
-
-
-def export_store(path: str | Path, fmt: str, out: str | Path, *, keypoint_set: str = "h36m17",
-                 noisy: bool = False, name: str | None = None, overwrite: bool = False) -> list[Path]:
-    """Export the (complete) store at ``path`` as ``fmt`` to ``out``; returns the files written.
-
-    ``out``: a file for npz and h5, a folder for videopose3d.  ``keypoint_set``, ``noisy`` and
-    ``name`` (default: the store's name without suffix) are for videopose3d.  An existing file
-    is replaced only with ``overwrite``; every file is written under a temporary name and
-    renamed at the end (``posesynth.outputs``), so an export never leaves a truncated file.
-    """
-    if fmt not in FORMATS:
-        raise ExportError(f"unknown export format {fmt!r}; known: {', '.join(FORMATS)}")
-    group = open_store(path)
-    out = Path(out)
-    if fmt == "npz":
-        return [export_npz(group, out, overwrite)]
-    if fmt == "h5":
-        return [export_h5(group, out, overwrite)]
-    return export_videopose3d(group, out, keypoint_set, noisy, name or Path(path).stem, overwrite)
-
-
-# ---------------------------------------------------------------------------- npz and h5
-def _attrs_json(group: zarr.Group) -> str:
-    return json.dumps(dict(group.attrs))
-
-
-def export_npz(group: zarr.Group, out: Path, overwrite: bool = False) -> Path:
-    """Every array of ``group`` and its attributes (JSON) in one uncompressed ``.npz``."""
-    with atomic_output(out, overwrite) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
-        for name, arr in _arrays(group).items():
-            with zf.open(f"{name}.npy", "w", force_zip64=True) as fh:
-                header = {"descr": np.lib.format.dtype_to_descr(arr.dtype), "fortran_order": False,
-                          "shape": tuple(arr.shape)}
-                np.lib.format.write_array_header_2_0(fh, header)
-                for rows in _row_blocks(arr):
-                    fh.write(np.ascontiguousarray(arr[rows]).tobytes())
-        with zf.open("attrs.npy", "w") as fh:
-            np.lib.format.write_array(fh, np.array(_attrs_json(group)), allow_pickle=False)
-    return out
-
-
-def export_h5(group: zarr.Group, out: Path, overwrite: bool = False) -> Path:
-    """Every array of ``group`` as an HDF5 dataset, attributes as JSON strings on the root."""
-    import h5py
-
-    with atomic_output(out, overwrite) as tmp, h5py.File(tmp, "w") as f:
-        for key, value in group.attrs.items():
-            f.attrs[key] = json.dumps(value)
-        for name, arr in _arrays(group).items():
-            chunks = (max(1, min(arr.chunks[0], arr.shape[0])),) + tuple(arr.shape[1:]) if arr.shape[0] else None
-            ds = f.create_dataset(name, shape=arr.shape, dtype=arr.dtype, chunks=chunks,
-                                  compression="lzf" if chunks else None)
-            for rows in _row_blocks(arr):
-                ds[rows] = arr[rows]
-    return out
-
-
-# ---------------------------------------------------------------------------- videopose3d
-def export_videopose3d(group: zarr.Group, out: Path, keypoint_set: str, noisy: bool, name: str,
-                       overwrite: bool = False) -> list[Path]:
+def export_videopose3d(group: zarr.Group, out: Path, options: ExportOptions) -> list[Path]:
     """VideoPose3D's ``data_3d_<name>.npz`` and ``data_2d_<name>_gt.npz`` (``_noisy`` with noisy 2D)
     in the folder ``out``."""
+    keypoint_set, noisy, name, overwrite = options.keypoint_set, options.noisy, options.name, options.overwrite
     if group.attrs[ATTR].get("kind") != "samples":
         raise ExportError("videopose3d export needs a sample store (2D keypoints and cameras); "
                           f"this is a {group.attrs[ATTR].get('kind')} store: use --format npz or h5")
