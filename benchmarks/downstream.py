@@ -1,6 +1,6 @@
 """The downstream benchmark: does posesynth data make a 2D->3D lifter better on data unlike its pool?
 
-    posesynth prepare ../shared/data/mocap --out train.zarr      # the default split (recipes/split_default.toml)
+    posesynth prepare ../shared/data/mocap --out train.zarr      # the default split (posesynth/recipes/split_default.toml)
     python benchmarks/downstream.py --data train.zarr --out runs/downstream
 
 Folds (the field's cross-dataset test, made of the pool's two sources, plus the default split):
@@ -22,7 +22,7 @@ batch and cameras) is trained, once per lifter seed (``--seeds``, default 3), on
 
     real               the fold's training poses on their own fitted bodies
     real + synthetic   half real, half samples of the fold's GAN through the sampling recipe under
-                       test (default: ``recipes/sample_default.toml``, i.e. the default store;
+                       test (default: ``posesynth/recipes/sample_default.toml``, i.e. the default store;
                        ``--recipe`` and ``--set`` change it, ``--variant`` names it)
     real + recombination  half real, half EvoSkeleton-style recombination of the fold's training
                        poses (``posesynth.recombination``), bodies from the fitted prior
@@ -110,15 +110,15 @@ def _complete(path: Path, kind: str) -> bool:
 
 
 def fold_gan(store: Path, out: Path, steps: int, device: str) -> Path:
-    """The fold's GAN: ``recipes/gan_default.toml`` with ``steps`` steps on the fold's training split."""
+    """The fold's GAN: ``posesynth/recipes/gan_default.toml`` with ``steps`` steps on the fold's training split."""
     from posesynth.config import resolve_recipe
     from posesynth.gan.train import DEFAULT_RECIPE, Trainer
+    from posesynth.resources import recipe_path
 
     checkpoint = out / "checkpoint.pt"
     if checkpoint.exists():
         return checkpoint
-    recipe = resolve_recipe(DEFAULT_RECIPE, Path(__file__).resolve().parents[1] / "recipes" / "gan_default.toml",
-                            [f"train.steps={steps}"])
+    recipe = resolve_recipe(DEFAULT_RECIPE, recipe_path("gan_default"), [f"train.steps={steps}"])
     t = time.perf_counter()
     Trainer(recipe, store, out, device=device).run(progress=False)
     print(f"  GAN for {store.parent.name}: {steps} steps in {time.perf_counter() - t:.0f} s", flush=True)

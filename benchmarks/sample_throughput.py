@@ -2,7 +2,7 @@
 
     python benchmarks/sample_throughput.py --n 1000000 4000000
 
-For each N, with the default checkpoint (``assets/checkpoints/default.pt``, or ``--source``: any
+For each N, with the default checkpoint (``posesynth/assets/checkpoints/default.pt``, or ``--source``: any
 checkpoint or training store) and the default recipe, on ``--device`` (default: auto):
 
 - ``gen_only_s``: the sampling pipeline over N rows (poses, bodies, cameras, keypoints,
@@ -38,6 +38,7 @@ from pathlib import Path
 import zarr
 
 from posesynth.body_model import load_body_model
+from posesynth.gan.checkpoint import DEFAULT_CHECKPOINT
 from posesynth.pose_source import load_pose_source
 from posesynth.prepare import PrepareOptions, prepare
 from posesynth.sample_recipe import DEFAULT_SAMPLE_RECIPE, resolve_sample_recipe
@@ -48,7 +49,6 @@ from posesynth.sampling import (
 from posesynth.store import create_array, create_store
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_CHECKPOINT = ROOT / "assets" / "checkpoints" / "default.pt"
 POOL = ROOT.parent / "shared" / "data" / "mocap"
 
 

@@ -1,6 +1,6 @@
 """Time GAN training steps and project the default recipe's training time.
 
-    python benchmarks/train_speed.py --data train.zarr [--recipe recipes/gan_default.toml] [--steps 200]
+    python benchmarks/train_speed.py --data train.zarr [--recipe gan_default] [--steps 200]
 
 Prints one JSON line: ms per step (after a warm-up), the recipe's step count and the projected
 minutes, with the machine's load average (other jobs on the cores slow training down).
@@ -18,16 +18,17 @@ import torch
 
 from posesynth.config import resolve_recipe
 from posesynth.gan.train import DEFAULT_RECIPE, Trainer
+from posesynth.resources import recipe_path
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", required=True)
-    parser.add_argument("--recipe", default="recipes/gan_default.toml")
+    parser.add_argument("--recipe", default="gan_default", help="a TOML file or a shipped recipe's name")
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args()
-    recipe = resolve_recipe(DEFAULT_RECIPE, args.recipe)
+    recipe = resolve_recipe(DEFAULT_RECIPE, recipe_path(args.recipe))
     with tempfile.TemporaryDirectory() as tmp:
         trainer = Trainer(recipe, args.data, tmp, device=args.device)
         for _ in range(20):

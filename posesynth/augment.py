@@ -1,6 +1,6 @@
 """Sample-time augmentation: what the pool lacks but the world has, applied to any pose source.
 
-The recipe's ``[augment]`` table (``recipes/sample_default.toml``); every mechanism is off at
+The recipe's ``[augment]`` table (``posesynth/recipes/sample_default.toml``); every mechanism is off at
 zero, and ``sample`` applies them per block, after the pose source and before forward kinematics:
 
 - ``wide_bodies``: the share of samples put on a body drawn from ``body_range.WideBodyRange``

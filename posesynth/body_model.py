@@ -1,8 +1,8 @@
 """The body model: betas -> rest joints, and (pose, betas) -> mesh.  The one module that uses smplx.
 
-posesynth ships its own body model, ``assets/body_model/posesynth_neutral.npz``
+posesynth ships its own body model, ``posesynth/assets/body_model/posesynth_neutral.npz``
 (``DEFAULT_BODY_MODEL``).  It is in SMPL's file format and joint tree, but it is *not*
-SMPL: a procedural mesh (``assets/build_body_model.py``) released under the project's
+SMPL: a procedural mesh (``posesynth/assets/build_body_model.py``) released under the project's
 licence, Apache-2.0.  A user who owns a real SMPL model can pass its file instead
 (``--body-model PATH``, a ``.pkl`` or ``.npz``); a ``.pkl`` is unpickled only because
 the user named it, and unpickling can run code, so pass only files you trust.
@@ -47,9 +47,10 @@ from smplx.utils import Struct
 from smplx.vertex_ids import vertex_ids as SMPLX_VERTEX_IDS
 
 from posesynth.errors import PosesynthError
+from posesynth.resources import packaged_path
 from posesynth.skeleton import NUM_JOINTS, SMPL_PARENTS
 
-DEFAULT_BODY_MODEL = Path(__file__).resolve().parents[1] / "assets" / "body_model" / "posesynth_neutral.npz"
+DEFAULT_BODY_MODEL = packaged_path("assets", "body_model", "posesynth_neutral.npz")
 
 _NUM_POSE_BASIS = 9 * (NUM_JOINTS - 1)  # 207
 _SMPL_NUM_VERTICES = 6890

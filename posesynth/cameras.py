@@ -41,8 +41,9 @@ from typing import Any
 import torch
 
 from posesynth.config import check_table
+from posesynth.resources import packaged_path
 
-CAMERA_PRESETS_DIR = Path(__file__).resolve().parents[1] / "recipes" / "cameras"
+CAMERA_PRESETS_DIR = packaged_path("recipes", "cameras")
 CAMERA_PRESETS = ("h36m", "mpi_inf_3dhp", "in_the_wild", "surveillance")
 DISTORTION_KEYS = ("k1", "k2", "p1", "p2")
 CAMERA_CONVENTION = (
@@ -185,7 +186,7 @@ def _distortion(value: Any) -> dict[str, tuple[float, float]] | None:
 
 def load_camera_preset(name_or_path: str | Path) -> CameraDistribution:
     """A camera preset by name (``h36m``, ``mpi_inf_3dhp``, ``in_the_wild``, ``surveillance``,
-    from ``recipes/cameras/``) or any TOML file with a ``[camera]`` table."""
+    from ``posesynth/recipes/cameras/``) or any TOML file with a ``[camera]`` table."""
     path = Path(name_or_path)
     if str(name_or_path) in CAMERA_PRESETS:
         path = CAMERA_PRESETS_DIR / f"{name_or_path}.toml"

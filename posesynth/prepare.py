@@ -32,6 +32,7 @@ from posesynth.errors import PosesynthError
 from posesynth.labels import FileLabels, labels_for
 from posesynth.mocap import MocapFormatError, read_motion
 from posesynth.mocap.keypoints import KEYPOINT_SUFFIXES, read_keypoints
+from posesynth.resources import packaged_path
 from posesynth.retarget import Retargeted, fit_betas, retarget, retarget_errors
 from posesynth.rig_map import RigMap, RigMapError, detect_rig, load_rig_map
 from posesynth.rotations import matrix_to_axis_angle
@@ -39,7 +40,7 @@ from posesynth.skeleton import SMPL_JOINT_NAMES, SMPL_PARENTS
 from posesynth.store import add_array, create_store, mark_complete, writing_store
 
 MOTION_SUFFIXES = (".bvh", ".amc")
-DEFAULT_SPLIT = Path(__file__).resolve().parents[1] / "recipes" / "split_default.toml"
+DEFAULT_SPLIT = packaged_path("recipes", "split_default.toml")
 LABEL_NAMES = ("source", "subject", "content", "style", "file")
 SPLITS = ("train", "val")
 
@@ -230,7 +231,7 @@ def _subject_betas(clips: list[Clip], template: np.ndarray, dirs: np.ndarray, op
 
 
 def load_split(path: str | Path | None = DEFAULT_SPLIT) -> dict[str, Any]:
-    """The ``[split]`` table of a split recipe (``recipes/split_default.toml``): val_fraction,
+    """The ``[split]`` table of a split recipe (``posesynth/recipes/split_default.toml``): val_fraction,
     val_subjects, val_contents, seed; ``None`` gives the plain 10% file split."""
     defaults = {"split": {"val_fraction": 0.1, "val_subjects": [], "val_contents": [], "seed": 0}}
     split = resolve_recipe(defaults, path)["split"]

@@ -23,13 +23,15 @@ from __future__ import annotations
 
 import tomllib
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
 from posesynth.errors import PosesynthError
+from posesynth.resources import packaged_path
 from posesynth.skeleton import JOINT_INDEX, NUM_JOINTS, SMPL_JOINT_NAMES
+
+RIGS_DIR = packaged_path("rigs")
 
 
 class RigMapError(PosesynthError, ValueError):
@@ -143,8 +145,7 @@ def parse_rig_map(text: str, source: str = "<string>") -> RigMap:
 
 
 def builtin_rig_names() -> list[str]:
-    files = resources.files("posesynth") / "rigs"
-    return sorted(p.name[: -len(".toml")] for p in files.iterdir() if p.name.endswith(".toml"))
+    return sorted(p.stem for p in RIGS_DIR.glob("*.toml"))
 
 
 def load_rig_map(name_or_path: str | Path) -> RigMap:
@@ -161,8 +162,7 @@ def load_rig_map(name_or_path: str | Path) -> RigMap:
     name = str(name_or_path)
     if name not in builtin_rig_names():
         raise RigMapError(f"unknown rig {name!r}; built-in rigs: {', '.join(builtin_rig_names())}")
-    res = resources.files("posesynth") / "rigs" / f"{name}.toml"
-    return parse_rig_map(res.read_text(encoding="utf-8"), f"posesynth/rigs/{name}.toml")
+    return parse_rig_map((RIGS_DIR / f"{name}.toml").read_text(encoding="utf-8"), f"posesynth/rigs/{name}.toml")
 
 
 def detect_rig(source_joint_names, where: str = "") -> RigMap:

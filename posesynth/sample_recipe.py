@@ -1,6 +1,6 @@
 """Sampling recipes: what ``posesynth sample`` makes, as one validated, fully resolved dict.
 
-A sampling recipe (``recipes/sample_default.toml``) has four sections:
+A sampling recipe (``posesynth/recipes/sample_default.toml``) has four sections:
 
 - ``[sample]``: keypoint sets, whether to add detector noise, the label to condition on, the
   betas policy, and the store layout (rows per random-number block, per chunk and per shard);
@@ -28,8 +28,9 @@ from posesynth.cameras import CameraDistribution, load_camera_preset
 from posesynth.config import RecipeError, parse_override, read_recipe, resolve_recipe
 from posesynth.keypoint_sets import keypoint_sets
 from posesynth.noise import DetectorNoise
+from posesynth.resources import packaged_path
 
-DEFAULT_SAMPLE_RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "sample_default.toml"
+DEFAULT_SAMPLE_RECIPE = packaged_path("recipes", "sample_default.toml")
 BETAS_POLICIES = ("source", "prior")  # the pose source's betas, or the body model's prior
 DEFAULT_PRESET = "h36m"
 
@@ -42,7 +43,7 @@ SAMPLE_DEFAULTS: dict[str, Any] = {
     "chunk_size": 4096,  # rows per chunk, a multiple of block_size (layout only)
     "shard_size": 65536,  # rows per shard, a multiple of chunk_size (layout only)
 }
-# The default store's augmentation (as in recipes/sample_default.toml); a recipe that has no
+# The default store's augmentation (as in posesynth/recipes/sample_default.toml); a recipe that has no
 # [augment] table at all, as stores written before it existed, means none (``Augmentation()``).
 AUGMENT_DEFAULTS: dict[str, Any] = {"wide_bodies": 0.5, "tilt": 0.2, "tilt_deg": [0.0, 180.0], "crossover": 0.3,
                                     "temperature": 1.0, "hardness": 0.0, "hardness_lifter": ""}

@@ -22,6 +22,7 @@ from posesynth.config import RecipeError
 from posesynth.kinematics import forward_kinematics, yaw_angle
 from posesynth.pose_source import StorePoseSource, load_pose_source
 from posesynth.prepare import PrepareOptions, prepare
+from posesynth.resources import recipe_path
 from posesynth.rotations import axis_angle_to_matrix
 from posesynth.sample_recipe import resolve_sample_recipe
 from posesynth.sampling import SampleError, sample_to_store, sole_clearance
@@ -308,7 +309,7 @@ def test_load_pose_source(tmp_path, train):
 # ---------------------------------------------------------------------------- recipe and CLI
 def test_recipe_overrides_and_validation():
     assert resolve_sample_recipe() == resolve_sample_recipe(None)  # the default file lists the defaults
-    multiview = resolve_sample_recipe(Path(__file__).parents[1] / "recipes" / "sample_multiview.toml")
+    multiview = resolve_sample_recipe(recipe_path("sample_multiview"))
     assert multiview["camera"]["views"] == 4 and multiview["sample"]["keypoint_sets"] == ["smpl24", "h36m17"]
     recipe = resolve_sample_recipe(overrides=["camera.distance_m=[3, 5]", "camera.fov_deg=[50, 70]", "camera.views=3"])
     assert recipe["camera"]["distance_m"] == [3, 5] and recipe["camera"]["views"] == 3

@@ -24,12 +24,13 @@ from posesynth.outputs import atomic_output
 from posesynth.body_prior import BetasPrior
 from posesynth.plausibility import JointLimits, implausible
 from posesynth.pose_source import PoseBatch
+from posesynth.resources import packaged_path
 from posesynth.rotations import rot6d_to_matrix
 from posesynth.torch_files import load_tensors_file
 
 FORMAT = "posesynth-gan"
 FORMAT_VERSION = 1
-DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[2] / "assets" / "checkpoints" / "default.pt"
+DEFAULT_CHECKPOINT = packaged_path("assets", "checkpoints", "default.pt")
 
 
 class CheckpointError(PosesynthError, ValueError):

@@ -1,8 +1,8 @@
-"""Build posesynth's default body model, ``assets/body_model/posesynth_neutral.npz``.
+"""Build posesynth's default body model, ``posesynth/assets/body_model/posesynth_neutral.npz``.
 
 Run from the repository root::
 
-    python assets/build_body_model.py
+    python posesynth/assets/build_body_model.py
 
 The model is in SMPL's file format (same keys, shapes and joint tree) but it is *not*
 SMPL: the mesh is procedural, made here from a few dozen numbers, and it is released
@@ -24,7 +24,7 @@ How it is made
   chain of bones; its weights switch from one bone to the next at each joint with a
   smoothstep a few centimetres wide.  The torso also blends laterally into the collars
   (shoulder tops) and the hips (buttocks, groin).
-* **Shape space.**  Ten semantic directions (see ``assets/README.md``).  For each, the
+* **Shape space.**  Ten semantic directions (see ``posesynth/assets/README.md``).  For each, the
   designed joint motion ``dJ`` (24, 3) is computed on the skeleton; every cross-section
   then moves by ``dJ`` interpolated along its chain (so a lengthened bone stretches its
   own segment linearly and carries everything distal rigidly).  Stature is a uniform
