@@ -17,6 +17,7 @@ import click
 from posesynth import __version__
 from posesynth.errors import PosesynthError, UsageError, os_reason
 from posesynth.export import FORMATS as EXPORT_FORMATS
+from posesynth.resources import recipe_path
 
 
 class CommandError(click.ClickException):
@@ -38,6 +39,18 @@ class PosesynthGroup(click.Group):
         except OSError as exc:
             where = f"{exc.filename}: " if exc.filename else ""
             raise CommandError(where + os_reason(exc)) from None
+
+
+class RecipeFile(click.ParamType):
+    """A recipe option's value: a TOML file, or the name of a shipped recipe (``sample_multiview``)."""
+
+    name = "recipe"
+
+    def convert(self, value, param, ctx) -> Path:
+        try:
+            return recipe_path(value)
+        except PosesynthError as exc:
+            self.fail(str(exc), param, ctx)
 
 
 @click.group(cls=PosesynthGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -62,8 +75,8 @@ def main() -> None:
 @click.argument("data", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Training store to write (.zarr).")
 @click.option("--fps", default=30.0, show_default=True, help="Frame rate to resample every clip to.")
-@click.option("--split", "split_recipe", type=click.Path(path_type=Path), help="Split recipe (TOML [split] table). "
-              "Default: recipes/split_default.toml, the split the shipped checkpoint was trained with.")
+@click.option("--split", "split_recipe", type=RecipeFile(), help="Split recipe: a TOML file with a [split] table, "
+              "or a shipped recipe's name. Default: split_default, the split the shipped checkpoint was trained with.")
 @click.option("--val-fraction", type=float, help="Override: fraction of each (source, content) group's files held out.")
 @click.option("--val-subject", "val_subjects", multiple=True,
               help="Override: hold out this whole subject (repeatable, replaces the recipe's list), e.g. HDM_bk.")
@@ -132,8 +145,9 @@ def _device(name: str) -> str:
 
 
 @main.command()
-@click.option("--recipe", type=click.Path(exists=True, path_type=Path),
-              help="Training recipe (TOML), e.g. recipes/gan_default.toml. Default: the built-in defaults.")
+@click.option("--recipe", type=RecipeFile(),
+              help="Training recipe: a TOML file or a shipped recipe's name, e.g. gan_default. "
+              "Default: the built-in defaults.")
 @click.option("--data", required=True, type=click.Path(exists=True, path_type=Path), help="Training store from `prepare`.")
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Run directory (resumed if it holds a run).")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a recipe entry, e.g. train.steps=500.")
@@ -153,7 +167,7 @@ def train(recipe, data, out, overrides, device, body_model) -> None:
 
 @main.command()
 @click.option("--checkpoint", type=click.Path(exists=True, path_type=Path),
-              help="GAN checkpoint (default: assets/checkpoints/default.pt).")
+              help="GAN checkpoint (default: the shipped one, posesynth/assets/checkpoints/default.pt).")
 @click.option("--data", required=True, type=click.Path(exists=True, path_type=Path),
               help="Training store whose validation split is the reference.")
 @click.option("--n", "num", default=100_000, show_default=True, help="Generated poses to compare.")
@@ -194,8 +208,9 @@ def evaluate(checkpoint, data, num, seed, json_out, no_conditional, plots_dir, h
 @click.option("--n", "num", default=16, show_default=True, help="With --checkpoint: how many samples.")
 @click.option("--label", help="With --checkpoint: condition on this label.")
 @click.option("--seed", default=0, show_default=True, help="With --checkpoint: the sampling seed.")
-@click.option("--recipe", type=click.Path(exists=True, path_type=Path),
-              help="With --checkpoint: the sampling recipe (default: recipes/sample_default.toml).")
+@click.option("--recipe", type=RecipeFile(),
+              help="With --checkpoint: the sampling recipe, a TOML file or a shipped recipe's name "
+              "(default: sample_default).")
 @click.option("--view", type=click.Choice(["camera", "front", "side", "top"]),
               help="Each sample's own camera, or a canonical view of the body "
               "(default: camera when the samples have cameras, else front).")
@@ -262,9 +277,10 @@ def export_mesh(store, indices, fmt, out, frame, camera_view, scene, spacing, bo
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Sample store to write (.zarr).")
 @click.option("--checkpoint", type=click.Path(path_type=Path),
               help="Pose source: a GAN checkpoint (.pt) or a training store (.zarr, real poses replayed). "
-              "Default: assets/checkpoints/default.pt.")
-@click.option("--recipe", type=click.Path(exists=True, path_type=Path),
-              help="Sampling recipe (TOML). Default: recipes/sample_default.toml.")
+              "Default: the shipped one, posesynth/assets/checkpoints/default.pt.")
+@click.option("--recipe", type=RecipeFile(),
+              help="Sampling recipe: a TOML file or a shipped recipe's name, e.g. sample_multiview. "
+              "Default: sample_default.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Override a recipe entry (value read as TOML), e.g. camera.distance_m=[3,5].")
 @click.option("--label", help="Condition on this label of the source (sets sample.label).")

@@ -954,7 +954,7 @@ def sample_checkpoint(checkpoint: str | Path, n: int = 16, label: str | None = N
     write, computed in memory with the sampling pipeline (``posesynth.sampling.BlockSampler``).
 
     ``checkpoint``: a GAN checkpoint (or a training store, replayed); ``label`` conditions on one
-    of its labels; ``recipe``: a sampling recipe (default: ``recipes/sample_default.toml``), to
+    of its labels; ``recipe``: a sampling recipe (default: ``posesynth/recipes/sample_default.toml``), to
     which ``keypoint_set`` is added if it lacks it.  Whole blocks of the recipe's ``block_size``
     rows are computed (4096 by default, under a second on a CPU) and cut to ``n``.
     """
