@@ -1,4 +1,8 @@
-"""posesynth.shard_file writes the same shard files Zarr does, and falls back to Zarr otherwise."""
+"""posesynth.shard_file writes the same shard files Zarr does, and falls back to Zarr otherwise.
+
+The byte-identity test runs on whatever Zarr is installed: through the one-pass writer on a Zarr
+it was checked against, through Zarr itself (asserted) on any other.
+"""
 
 import contextlib
 from pathlib import Path
@@ -9,10 +13,13 @@ import zarr
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from posesynth.shard_file import ShardLayout, write_rows
+from posesynth import shard_file
+from posesynth.shard_file import ShardLayout, write_rows, zarr_checked
 from posesynth.store import create_array, create_store
 
 CHUNK, SHARD = 4, 12
+needs_checked_zarr = pytest.mark.skipif(not zarr_checked(), reason=f"zarr {zarr.__version__} is not one shard_file "
+                                        "was checked against: every write goes through zarr")
 
 
 def _arrays(tmp_path: Path, n: int, tail: tuple[int, ...], dtype: str, zarr_format: int = 3):
@@ -34,6 +41,18 @@ def _zarr_writes_refused():
         yield
 
 
+@contextlib.contextmanager
+def _one_pass_writes_refused():
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(shard_file, "encode_shard", lambda *args: pytest.fail("written by the one-pass writer"))
+        yield
+
+
+def _expected_path():
+    """The one-pass writer on a Zarr it was checked against, Zarr's own writer on any other."""
+    return _zarr_writes_refused() if zarr_checked() else _one_pass_writes_refused()
+
+
 def _rows(rng: np.random.Generator, n: int, tail: tuple[int, ...], dtype: str) -> np.ndarray:
     # no chunk equal to the fill value: Zarr leaves those out of the shard, write_rows does not
     return (rng.normal(size=(n,) + tail) * 100 + 1000).astype(dtype)
@@ -47,12 +66,13 @@ def test_shard_files_are_byte_identical_to_zarrs(tmp_path_factory, n, tail, dtyp
     data = _rows(np.random.default_rng(seed), n, tail, dtype)
     for start in range(0, n, SHARD):
         by_zarr[start:start + SHARD] = data[start:start + SHARD]
-        with _zarr_writes_refused():  # the one-pass path, not Zarr's
+        with _expected_path():
             write_rows(by_us, start, data[start:start + SHARD])
     assert _files(by_us) == _files(by_zarr)
     np.testing.assert_array_equal(by_us[:], data)
 
 
+@needs_checked_zarr
 def test_layout_is_recognised_only_for_sharded_v3_arrays(tmp_path):
     by_zarr, _ = _arrays(tmp_path, 24, (3,), "float32")
     assert ShardLayout.of(by_zarr).shard_rows == SHARD and ShardLayout.of(by_zarr).chunk_rows == CHUNK
@@ -97,3 +117,14 @@ def test_a_failed_write_leaves_neither_a_shard_nor_a_partial_file(tmp_path, monk
         write_rows(arr, 0, np.arange(12, dtype="int32") + 1)
     root = Path(arr.store_path.store.root) / arr.path
     assert not [p for p in root.rglob("*") if p.is_file() and p.name != "zarr.json"]
+
+
+def test_a_zarr_not_checked_against_writes_every_row(tmp_path, monkeypatch):
+    """No layout, and whole shards too go through Zarr, on a release shard_file was not checked against."""
+    monkeypatch.setattr(zarr, "__version__", "99.0.0")
+    _, arr = _arrays(tmp_path, 24, (3,), "float32")
+    assert ShardLayout.of(arr) is None
+    data = _rows(np.random.default_rng(0), 12, (3,), "float32")
+    with _one_pass_writes_refused():
+        write_rows(arr, 0, data)
+    np.testing.assert_array_equal(arr[:12], data)
