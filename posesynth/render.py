@@ -100,6 +100,12 @@ class RenderCamera:
         return replace(self, K=scale_intrinsics(self.K, width / self.width, height / self.height),
                        width=width, height=height)
 
+    def window(self, corner: np.ndarray, scale: float, width: int, height: int) -> RenderCamera:
+        """The camera whose ``width`` x ``height`` image is the part of this one's that starts at
+        ``corner`` (2,) (pixel coordinates of its top-left corner; this image's own is (-0.5, -0.5)),
+        magnified ``scale`` times: ``u' = scale * (u - corner_u) - 0.5``."""
+        return replace(self, K=scale_intrinsics(self.K, scale, scale, corner), width=width, height=height)
+
     def project(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """World points (N, 3) -> pixels (N, 2) with distortion, and depth z (N,) in metres."""
         cam = np.asarray(points, dtype=np.float64) @ self.R.T + self.t
@@ -111,21 +117,22 @@ class RenderCamera:
         return np.stack([u, v], axis=-1), z
 
 
-def scale_intrinsics(K: np.ndarray, sx: float, sy: float) -> np.ndarray:
-    """K (3, 3) for an image resampled by ``sx``, ``sy`` under the pixel-centre convention."""
+def scale_intrinsics(K: np.ndarray, sx: float, sy: float, corner: Sequence[float] = (-0.5, -0.5)) -> np.ndarray:
+    """K (3, 3) for an image resampled by ``sx``, ``sy`` under the pixel-centre convention, from
+    its ``corner`` (u, v) on (default: the image's own top-left corner; else a crop)."""
     K = np.array(K, dtype=np.float64)
     K[0, 0] *= sx
     K[0, 1] *= sx
-    K[0, 2] = sx * (K[0, 2] + 0.5) - 0.5
+    K[0, 2] = sx * (K[0, 2] - corner[0]) - 0.5
     K[1, 1] *= sy
-    K[1, 2] = sy * (K[1, 2] + 0.5) - 0.5
+    K[1, 2] = sy * (K[1, 2] - corner[1]) - 0.5
     return K
 
 
-def scale_pixels(pixels: np.ndarray, sx: float, sy: float) -> np.ndarray:
-    """Pixels (..., 2) in an image resampled by ``sx``, ``sy`` (pixel-centre convention)."""
+def scale_pixels(pixels: np.ndarray, sx: float, sy: float, corner: Sequence[float] = (-0.5, -0.5)) -> np.ndarray:
+    """Pixels (..., 2) in an image resampled by ``sx``, ``sy`` from its ``corner`` (as ``scale_intrinsics``)."""
     p = np.asarray(pixels, dtype=np.float64)
-    return np.stack([sx * (p[..., 0] + 0.5) - 0.5, sy * (p[..., 1] + 0.5) - 0.5], axis=-1)
+    return np.stack([sx * (p[..., 0] - corner[0]) - 0.5, sy * (p[..., 1] - corner[1]) - 0.5], axis=-1)
 
 
 def distort(xy: np.ndarray, coeffs: np.ndarray) -> np.ndarray:
@@ -198,6 +205,30 @@ def canonical_camera(vertices: np.ndarray, view: str, size: int = 512, yaw: floa
     K = np.array([[f, 0, (size - 1) / 2], [0, f, (size - 1) / 2], [0, 0, 1]])
     position = centre - distance * z_axis
     return RenderCamera(K=K, R=R, t=-R @ position, width=size, height=size)
+
+
+FRAME_MARGIN = 0.06  # a framed body's margin on each side, as a fraction of its longer extent
+MIN_WINDOW = 8.0  # pixels: the smallest window framed (a body seen as a dot is not magnified further)
+
+
+def frame_window(points: np.ndarray, width: int, height: int, margin: float = FRAME_MARGIN) -> tuple[np.ndarray, float]:
+    """The square window of a ``width`` x ``height`` image that frames ``points`` (N, 2) pixels.
+
+    Returns the window's top-left corner (2,) in pixel coordinates (the image's own corner is
+    (-0.5, -0.5)) and its side in pixels.  The window is the bounding box of the points inside
+    the image (none: the whole image), grown by ``margin`` of its longer side on each side and
+    made square about its centre, then moved inside the image along each axis where it fits
+    (else centred on the image along it).
+    """
+    image_lo, image_hi = np.array([-0.5, -0.5]), np.array([width - 0.5, height - 0.5])
+    p = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+    p = p[(p >= image_lo).all(1) & (p <= image_hi).all(1)]  # NaN compares False: dropped too
+    lo, hi = (p.min(0), p.max(0)) if len(p) else (image_lo, image_hi)
+    side = max(float((hi - lo).max()) * (1 + 2 * margin), MIN_WINDOW)
+    corner = (lo + hi - side) / 2
+    fits = side <= image_hi - image_lo
+    corner = np.where(fits, np.clip(corner, image_lo, image_hi - side), (image_lo + image_hi - side) / 2)
+    return corner, side
 
 
 # ---------------------------------------------------------------------------- mesh helpers
@@ -808,55 +839,196 @@ def pose_vertices(body: Any, samples: SampleSet, batch: int = 64) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------- grids
+@dataclass(frozen=True)
+class Marker:
+    """How one kind of 2D keypoint is drawn: its colour, and its radius and line width as
+    multiples of a cell's (``marker_size``)."""
+
+    color: tuple[int, int, int]
+    radius: float = 1.0
+    width: float = 1.0
+
+
+CLEAN = Marker(CLEAN_COLOR)
+NOISY = Marker(NOISY_COLOR, radius=0.7, width=0.6)
+OUTSIDE_COLOR = (212, 212, 212)  # the part of a cell outside its camera's image
+RENDER_BATCH = 16  # cells rendered (and counted by the progress bar) at a time
+
+
+def marker_size(cell: int) -> tuple[float, float]:
+    """Keypoint radius and skeleton line width (pixels) in a cell of ``cell`` pixels."""
+    return max(2.0, cell / 160), max(1.0, cell / 320)
+
+
+def draw_marker(image: np.ndarray, pixels: np.ndarray, edges: Sequence[tuple[int, int]], visible: np.ndarray | None,
+                marker: Marker, cell: int) -> np.ndarray:
+    """``draw_keypoints`` in ``marker``'s style at the size of a ``cell``-pixel cell."""
+    radius, width = marker_size(cell)
+    return draw_keypoints(image, pixels, edges, visible, marker.color, radius * marker.radius, width * marker.width)
+
+
+@dataclass(frozen=True)
+class CellView:
+    """How one grid cell shows its sample: ``camera`` renders the whole cell.  In camera view
+    the cell is a window of the sample camera's image, from ``corner`` (2,) (pixels of that
+    image) magnified ``scale`` times, and ``image_size`` is that image's (W, H); in canonical
+    views ``corner`` is None."""
+
+    camera: RenderCamera
+    corner: np.ndarray | None = None
+    scale: float = 1.0
+    image_size: tuple[int, int] = (0, 0)
+
+    def to_cell(self, pixels: np.ndarray) -> np.ndarray:
+        """Pixels (..., 2) of the sample camera's image -> pixels of the cell."""
+        return scale_pixels(pixels, self.scale, self.scale, self.corner)
+
+    def outside(self) -> np.ndarray:
+        """(h, w) bool: the cell's pixels whose centres lie outside the sample camera's image."""
+        def out(n: int, start: float, size: int) -> np.ndarray:
+            centre = start + (np.arange(n) + 0.5) / self.scale
+            return (centre < -0.5) | (centre > size - 0.5)
+
+        assert self.corner is not None
+        cam, (W, H) = self.camera, self.image_size
+        return out(cam.height, self.corner[1], H)[:, None] | out(cam.width, self.corner[0], W)[None, :]
+
+
+def cell_views(samples: SampleSet, vertices: np.ndarray, view: str, cell: int) -> list[CellView]:
+    """One ``CellView`` of ``cell`` x ``cell`` pixels per sample.  Camera view: the window of
+    the sample's image (``frame_window``) that frames its mesh (vertices (B, V, 3) in front of
+    the camera) and its clean and noisy 2D keypoints; canonical views: ``canonical_camera``."""
+    if view != "camera":
+        yaw = heading(samples.global_orient)
+        return [CellView(canonical_camera(vertices[b], view, cell, float(yaw[b]))) for b in range(len(samples))]
+    assert samples.cameras is not None
+    out = []
+    for b, cam in enumerate(samples.cameras):
+        pix, z = cam.project(vertices[b])
+        points = [pix[z > NEAR]] + [p[b] for p in (samples.pixels, samples.pixels_noisy) if p is not None]
+        corner, side = frame_window(np.concatenate(points), cam.width, cam.height)
+        scale = cell / side
+        out.append(CellView(cam.window(corner, scale, cell, cell), corner, scale, (cam.width, cam.height)))
+    return out
+
+
 def render_cells(samples: SampleSet, body: Any, view: str = "camera", cell: int = 512, backend: str = "auto",
                  msaa: int = 4, keypoints: bool = True, background: Sequence[float] = BACKGROUND,
-                 vertices: np.ndarray | None = None) -> list[np.ndarray]:
-    """One RGB image (h, w, 3) uint8 per sample, fitted into ``cell`` x ``cell`` pixels.
+                 vertices: np.ndarray | None = None, progress: bool = False) -> list[np.ndarray]:
+    """One RGB image (cell, cell, 3) uint8 per sample, the body filling most of it.
 
-    ``view="camera"`` renders each sample through its own camera (its image scaled so the
-    longer side is ``cell``); ``front``, ``side``, ``top`` use ``canonical_camera``.
+    ``view="camera"`` renders each sample through its own camera, magnified to the window of
+    its image that frames the body and its keypoints (``cell_views``; what lies outside the
+    image is ``OUTSIDE_COLOR``); ``front``, ``side``, ``top`` use ``canonical_camera``.
     Keypoints of ``samples.keypoint_set`` are drawn on top: in camera view the store's clean
     2D (and noisy 2D when there is some; invisible keypoints hollow), in canonical views the
-    3D keypoints projected through the canonical camera.
+    3D keypoints projected through the canonical camera.  ``progress``: a progress bar over
+    the samples drawn.
     """
+    from tqdm import tqdm
+
     if view not in VIEWS:
         raise RenderError(f"unknown view {view!r} (one of {', '.join(VIEWS)})")
     if view == "camera" and samples.cameras is None:
         raise RenderError("these samples have no cameras (a training store?): use a canonical view, "
                           "--view front, side or top")
     verts = pose_vertices(body, samples) if vertices is None else vertices
-    cams: list[RenderCamera] = []
-    scales: list[tuple[float, float]] = []
-    if view == "camera":
-        assert samples.cameras is not None
-        for cam in samples.cameras:
-            s = cell / max(cam.width, cam.height)
-            w, h = max(1, round(cam.width * s)), max(1, round(cam.height * s))
-            cams.append(cam.scaled(w, h))
-            scales.append((w / cam.width, h / cam.height))
-    else:
-        yaw = heading(samples.global_orient)
-        cams = [canonical_camera(verts[b], view, cell, float(yaw[b])) for b in range(len(samples))]
+    views = cell_views(samples, verts, view, cell)
     colors = np.array([PALETTE[int(k) % len(PALETTE)] for k in samples.color_keys], dtype=np.float32)
     renderer = get_renderer(body.faces, body.num_vertices, backend, samples=msaa)
-    images = [im[..., :3] for im in renderer.render(verts, cams, colors, background)]
-    if not keypoints or samples.keypoint_set is None:
-        return images
-    radius, width = max(2.0, cell / 160), max(1.0, cell / 320)
-    for b, cam in enumerate(cams):
-        if view == "camera":
-            sx, sy = scales[b]
-            if samples.pixels_noisy is not None:
-                images[b] = draw_keypoints(images[b], scale_pixels(samples.pixels_noisy[b], sx, sy), samples.edges,
-                                           None, NOISY_COLOR, radius * 0.7, width * 0.6)
-            if samples.pixels is not None:
-                vis = samples.visible[b] if samples.visible is not None else None
-                images[b] = draw_keypoints(images[b], scale_pixels(samples.pixels[b], sx, sy), samples.edges,
-                                           vis, CLEAN_COLOR, radius, width)
-        elif samples.keypoints_world is not None:
-            pix, z = cam.project(samples.keypoints_world[b])
-            images[b] = draw_keypoints(images[b], pix, samples.edges, None, CLEAN_COLOR, radius, width)
+    images: list[np.ndarray] = []
+    with tqdm(total=len(samples), desc="rendering", unit="sample", disable=not progress) as bar:
+        for lo in range(0, len(samples), RENDER_BATCH):
+            part = range(lo, min(lo + RENDER_BATCH, len(samples)))
+            drawn = renderer.render(verts[lo:part.stop], [views[b].camera for b in part], colors[lo:part.stop],
+                                    background)
+            images += [_finish_cell(im[..., :3], samples, b, views[b], keypoints) for b, im in zip(part, drawn)]
+            bar.update(len(part))
     return images
+
+
+def _finish_cell(image: np.ndarray, samples: SampleSet, b: int, cv: CellView, keypoints: bool) -> np.ndarray:
+    """Sample ``b``'s rendered cell (h, w, 3): what lies outside its camera's image greyed, then
+    its keypoints drawn (unless not ``keypoints``)."""
+    cell = max(cv.camera.width, cv.camera.height)
+    if cv.corner is not None:
+        image = np.where(cv.outside()[..., None], np.array(OUTSIDE_COLOR, np.uint8), image)
+    if not keypoints or samples.keypoint_set is None:
+        return image
+    if cv.corner is None:
+        if samples.keypoints_world is not None:
+            image = draw_marker(image, cv.camera.project(samples.keypoints_world[b])[0], samples.edges, None, CLEAN, cell)
+        return image
+    if samples.pixels_noisy is not None:
+        image = draw_marker(image, cv.to_cell(samples.pixels_noisy[b]), samples.edges, None, NOISY, cell)
+    if samples.pixels is not None:
+        visible = samples.visible[b] if samples.visible is not None else None
+        image = draw_marker(image, cv.to_cell(samples.pixels[b]), samples.edges, visible, CLEAN, cell)
+    return image
+
+
+@dataclass(frozen=True)
+class LegendEntry:
+    """One entry of a grid's legend: a symbol, then ``text``.  ``kind``: ``"bone"`` (two
+    keypoints and their edge, in ``marker``'s style), ``"ring"`` (a keypoint not visible) or
+    ``"outside"`` (a swatch of ``OUTSIDE_COLOR``)."""
+
+    text: str
+    kind: str
+    marker: Marker = CLEAN
+
+
+def legend_entries(samples: SampleSet, view: str) -> list[LegendEntry]:
+    """The legend of a grid of ``samples`` drawn in ``view`` by ``render_cells``."""
+    kp = samples.keypoint_set
+    if view != "camera":
+        return [LegendEntry(f"{kp} 3D keypoints, projected", "bone")] if kp and samples.keypoints_world is not None else []
+    entries = []
+    if kp and samples.pixels is not None:
+        entries.append(LegendEntry(f"{kp} 2D keypoints", "bone"))
+        if samples.pixels_noisy is not None:
+            entries.append(LegendEntry("noisy 2D (detector-like)", "bone", NOISY))
+        if samples.visible is not None:
+            entries.append(LegendEntry("not visible: out of frame or self-occluded", "ring"))
+    return entries + [LegendEntry("outside the camera's image", "outside")]
+
+
+def _font(cell: int) -> Any:
+    """The font of a grid's captions and legend."""
+    from PIL import ImageFont
+
+    return ImageFont.load_default(size=max(10, cell // 28))
+
+
+def legend_strip(entries: Sequence[LegendEntry], width: int, cell: int) -> np.ndarray:
+    """A white strip (h, ``width``, 3) uint8 showing ``entries`` left to right, wrapped onto more
+    rows where they do not fit, at the sizes of a grid of ``cell``-pixel cells."""
+    from PIL import Image, ImageDraw
+
+    font = _font(cell)
+    size = int(font.size)
+    symbol, gap, row = 3 * size, size, round(2 * size)
+    x, y, places = gap, 0, []
+    for e in entries:
+        w = symbol + size // 2 + int(font.getlength(e.text))
+        if x > gap and x + w > width - gap:
+            x, y = gap, y + row
+        places.append((x, y + row / 2))
+        x += w + 2 * gap
+    strip = Image.new("RGB", (width, y + row), (255, 255, 255))
+    draw = ImageDraw.Draw(strip)
+    for e, (x, y) in zip(entries, places):
+        draw.text((x + symbol + size // 2, y), e.text, fill=(40, 40, 40), font=font, anchor="lm")
+        if e.kind == "outside":
+            draw.rectangle([x, y - size / 2, x + symbol, y + size / 2], fill=OUTSIDE_COLOR, outline=(150, 150, 150))
+    image = np.asarray(strip)
+    for e, (x, y) in zip(entries, places):
+        r = marker_size(cell)[0] * e.marker.radius
+        if e.kind == "bone":
+            image = draw_marker(image, np.array([[x + r, y], [x + symbol - r, y]]), [(0, 1)], None, e.marker, cell)
+        elif e.kind == "ring":
+            image = draw_marker(image, np.array([[x + symbol / 2, y]]), [], np.zeros(1), e.marker, cell)
+    return image
 
 
 GRID_GAP = 4  # pixels between cells
@@ -891,16 +1063,17 @@ def check_grid(n: int, cell: int, cols: int | None = None) -> None:
 
 
 def make_grid(images: Sequence[np.ndarray], cell: int, cols: int | None = None,
-              captions: Sequence[str] | None = None) -> np.ndarray:
-    """Tile RGB images (each at most ``cell`` x ``cell``, centred in its cell) into one (H, W, 3) uint8 grid."""
-    from PIL import Image, ImageDraw, ImageFont
+              captions: Sequence[str] | None = None, legend: Sequence[LegendEntry] = ()) -> np.ndarray:
+    """Tile RGB images (each at most ``cell`` x ``cell``, centred in its cell) into one (H, W, 3)
+    uint8 grid, with the ``legend`` (``legend_strip``) below the cells when there is one."""
+    from PIL import Image, ImageDraw
 
     check_grid(len(images), cell, cols)
     cols, _, width, height = grid_shape(len(images), cell, cols)
     step = cell + GRID_GAP
     canvas = Image.new("RGB", (width, height), (255, 255, 255))
-    pad = (250, 250, 250)  # a cell's margin around its image, so the camera's frame shows
-    font = ImageFont.load_default(size=max(10, cell // 28))
+    pad = (250, 250, 250)  # a cell's margin around a smaller image
+    font = _font(cell)
     for k, im in enumerate(images):
         r, c = divmod(k, cols)
         tile = Image.new("RGB", (cell, cell), pad)
@@ -911,7 +1084,8 @@ def make_grid(images: Sequence[np.ndarray], cell: int, cols: int | None = None,
         if captions:
             ImageDraw.Draw(tile).text((6, 4), captions[k], fill=(40, 40, 40), font=font)
         canvas.paste(tile, (c * step, r * step))
-    return np.asarray(canvas)
+    grid = np.asarray(canvas)
+    return np.concatenate([grid, legend_strip(legend, width, cell)]) if legend else grid
 
 
 def save_png(image: np.ndarray, out: str | Path, overwrite: bool = True) -> Path:
@@ -928,11 +1102,12 @@ def save_png(image: np.ndarray, out: str | Path, overwrite: bool = True) -> Path
 def render_store(path: str | Path, out: str | Path, indices: str | Sequence[int] = "0:16", view: str | None = None,
                  keypoint_set: str | None = "smpl24", body_model: str | Path | None = None, size: int = 512,
                  cols: int | None = None, backend: str = "auto", camera_view: int = 0,
-                 overwrite: bool = False) -> Path:
+                 overwrite: bool = False, progress: bool = False) -> Path:
     """``posesynth render STORE``: a PNG grid of a store's samples; returns the path written.
 
     ``view`` defaults to ``camera`` for sample stores and ``front`` for training stores.  An
-    existing ``out`` is refused unless ``overwrite``, before anything is drawn.
+    existing ``out`` is refused unless ``overwrite``, before anything is drawn.  ``progress``:
+    a progress bar over the samples drawn.
     """
     from posesynth.body_model import load_body_model
 
@@ -942,8 +1117,14 @@ def render_store(path: str | Path, out: str | Path, indices: str | Sequence[int]
     samples = read_store_samples(path, indices, keypoint_set, camera_view, body, limit=max_grid_cells(size))
     check_grid(len(samples), size, cols)
     view = view or ("camera" if samples.cameras is not None else "front")
-    images = render_cells(samples, body, view, size, backend)
-    return save_png(make_grid(images, size, cols, samples.captions), out, overwrite)
+    return save_grid(samples, body, view, size, cols, backend, out, overwrite, progress)
+
+
+def save_grid(samples: SampleSet, body: Any, view: str, size: int, cols: int | None, backend: str,
+              out: str | Path, overwrite: bool, progress: bool) -> Path:
+    """``render_cells`` of ``samples`` tiled into a grid with its legend, written as PNG ``out``."""
+    images = render_cells(samples, body, view, size, backend, progress=progress)
+    return save_png(make_grid(images, size, cols, samples.captions, legend_entries(samples, view)), out, overwrite)
 
 
 # ---------------------------------------------------------------------------- from a checkpoint
@@ -1000,14 +1181,14 @@ def sample_checkpoint(checkpoint: str | Path, n: int = 16, label: str | None = N
 def render_checkpoint(checkpoint: str | Path, out: str | Path, n: int = 16, label: str | None = None, seed: int = 0,
                       view: str | None = None, keypoint_set: str | None = "smpl24",
                       body_model: str | Path | None = None, size: int = 512, cols: int | None = None,
-                      backend: str = "auto", recipe: str | Path | None = None, overwrite: bool = False) -> Path:
+                      backend: str = "auto", recipe: str | Path | None = None, overwrite: bool = False,
+                      progress: bool = False) -> Path:
     """``posesynth render --checkpoint C``: ``sample_checkpoint``, then a PNG grid (an existing
-    ``out`` only with ``overwrite``)."""
+    ``out`` only with ``overwrite``; ``progress``: a progress bar over the samples drawn)."""
     from posesynth.body_model import load_body_model
 
     check_output(out, overwrite)
     check_grid(n, size, cols)
     body = load_body_model(body_model)
     samples = sample_checkpoint(checkpoint, n, label, seed, keypoint_set, body, recipe)
-    images = render_cells(samples, body, view or "camera", size, backend)
-    return save_png(make_grid(images, size, cols, samples.captions), out, overwrite)
+    return save_grid(samples, body, view or "camera", size, cols, backend, out, overwrite, progress)

@@ -9,6 +9,7 @@ export and plot tests use it too.
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -135,10 +136,10 @@ def distorted_store(tmp_path_factory, body, shape_basis):
                              distortion=True, image_size=(480, 640), seed=3)
 
 
-def cams_of(samples):
-    """The samples' RenderCameras as posesynth.cameras.Cameras (B, 1)."""
-    t = lambda name: torch.as_tensor(np.stack([getattr(c, name) for c in samples.cameras]))[:, None]  # noqa: E731
-    size = torch.tensor([[c.width, c.height] for c in samples.cameras], dtype=torch.int32)[:, None]
+def cams_of(cameras):
+    """RenderCameras (B of them) as posesynth.cameras.Cameras (B, 1)."""
+    t = lambda name: torch.as_tensor(np.stack([getattr(c, name) for c in cameras]))[:, None]  # noqa: E731
+    size = torch.tensor([[c.width, c.height] for c in cameras], dtype=torch.int32)[:, None]
     return Cameras(t("K"), t("R"), t("t"), t("distortion"), size)
 
 
@@ -202,7 +203,7 @@ def test_render_camera_projects_like_the_camera_model(distorted_store):
     s = render.read_store_samples(distorted_store, "0:2")
     pts = s.keypoints_world
     mine = np.stack([c.project(p)[0] for c, p in zip(s.cameras, pts)])
-    theirs, _ = project(torch.as_tensor(pts), cams_of(s))
+    theirs, _ = project(torch.as_tensor(pts), cams_of(s.cameras))
     np.testing.assert_allclose(mine, theirs[:, 0].numpy(), atol=1e-3)
     np.testing.assert_allclose(mine, s.pixels, atol=1e-2)  # the store's own 2D
 
@@ -214,6 +215,84 @@ def test_scaled_camera_matches_scaled_pixels(sample_store):
     a = small.project(s.keypoints_world[0])[0]
     b = render.scale_pixels(cam.project(s.keypoints_world[0])[0], 0.5, 0.5)
     np.testing.assert_allclose(a, b, atol=1e-9)
+
+
+def test_windowed_camera_matches_windowed_pixels(distorted_store):
+    s = render.read_store_samples(distorted_store, "0")
+    cam, corner, scale = s.cameras[0], np.array([37.25, -12.5]), 2.5
+    a = cam.window(corner, scale, 300, 200).project(s.keypoints_world[0])[0]
+    b = render.scale_pixels(cam.project(s.keypoints_world[0])[0], scale, scale, corner)
+    np.testing.assert_allclose(a, b, atol=1e-9)
+
+
+def test_the_window_of_an_image_at_its_own_corner_and_scale_is_the_camera_itself(sample_store):
+    cam = render.read_store_samples(sample_store, "0").cameras[0]
+    np.testing.assert_allclose(cam.window(np.array([-0.5, -0.5]), 1.0, cam.width, cam.height).K, cam.K)
+
+
+# ---------------------------------------------------------------------------- framing a body in its cell
+def test_frame_window_is_a_square_about_the_points_with_a_margin():
+    corner, side = render.frame_window(np.array([[100.0, 50.0], [140.0, 250.0]]), 640, 480, margin=0.1)
+    assert side == pytest.approx(240.0)  # the longer extent, 200 px, and 10% on each side
+    np.testing.assert_allclose(corner + side / 2, [120.0, 150.0])
+
+
+def test_frame_window_moves_inside_the_image_where_it_fits():
+    corner, side = render.frame_window(np.array([[0.0, 0.0], [200.0, 100.0]]), 640, 480, margin=0.1)
+    assert side == pytest.approx(240.0)
+    np.testing.assert_allclose(corner, [-0.5, -0.5])
+
+
+def test_frame_window_frames_only_points_inside_the_image():
+    points = np.array([[100.0, 100.0], [150.0, 200.0], [5000.0, 150.0], [120.0, -900.0], [np.nan, 0.0]])
+    corner, side = render.frame_window(points, 640, 480, margin=0.0)
+    assert side == pytest.approx(100.0)
+    np.testing.assert_allclose(corner, [75.0, 100.0])
+
+
+def test_frame_window_is_centred_on_the_image_along_an_axis_it_overfills():
+    corner, side = render.frame_window(np.array([[300.0, -0.5], [340.0, 119.5]]), 640, 120, margin=0.1)
+    assert side == pytest.approx(144.0)
+    np.testing.assert_allclose(corner, [320.0 - 72.0, 59.5 - 72.0])
+
+
+def test_frame_window_frames_the_whole_image_when_no_point_is_in_it():
+    corner, side = render.frame_window(np.array([[-50.0, 10.0], [700.0, 30.0]]), 640, 480, margin=0.0)
+    assert side == pytest.approx(640.0)
+    np.testing.assert_allclose(corner, [-0.5, 239.5 - 320.0])
+
+
+def test_cell_pixels_outside_the_camera_image_are_marked():
+    cam = render.RenderCamera(K=np.eye(3), R=np.eye(3), t=np.zeros(3), width=100, height=50)
+    corner = np.array([-0.5, -25.5])  # a 100 px square window, the 50 px high image across its middle
+    outside = render.CellView(cam.window(corner, 1.0, 100, 100), corner, 1.0, (100, 50)).outside()
+    assert outside[:25].all() and outside[75:].all() and not outside[25:75].any()
+
+
+@needs_gl
+def test_camera_view_cells_are_filled_by_their_bodies(sample_store, body):
+    s = render.read_store_samples(sample_store, "0:6")
+    cell = 128
+    for im in render.render_cells(s, body, "camera", cell, keypoints=False):
+        on_body = (np.abs(im - np.array(render.BACKGROUND) * 255).sum(-1) > 30) & (im != render.OUTSIDE_COLOR).any(-1)
+        rows, cols = np.flatnonzero(on_body.any(1)), np.flatnonzero(on_body.any(0))
+        extent = max(rows[-1] - rows[0], cols[-1] - cols[0]) + 1
+        assert 0.8 * cell <= extent < cell
+
+
+@needs_gl
+def test_camera_view_cells_grey_out_what_lies_outside_the_camera_image(sample_store, body):
+    s = render.read_store_samples(sample_store, "0")
+    cam = s.cameras[0]
+    mid = float(np.median(s.pixels[0, :, 1]))
+    corner = np.array([-0.5, mid - 30.5])  # a 60 px high strip of the image across the body's middle
+    strip = replace(s, cameras=[cam.window(corner, 1.0, cam.width, 60)],
+                    pixels=render.scale_pixels(s.pixels, 1, 1, corner),
+                    pixels_noisy=render.scale_pixels(s.pixels_noisy, 1, 1, corner))
+    im = render.render_cells(strip, body, "camera", 128, keypoints=False)[0]
+    grey = (im == render.OUTSIDE_COLOR).all(-1)
+    assert grey[:3].all() and grey[-3:].all()
+    assert not grey[64].any()
 
 
 def test_parse_indices():
@@ -259,7 +338,7 @@ def test_silhouette_is_nonempty_inside_the_image_and_matches_projected_vertices(
 @pytest.mark.parametrize("store", ["sample_store", "distorted_store"])
 def test_vertices_facing_the_camera_land_on_body_pixels_at_their_depth(store, request, body):
     s, verts, (images, depths) = gl_render_two(store, request, body, depth=True)
-    theirs, cam_pts = project(torch.as_tensor(verts, dtype=torch.float64), cams_of(s))
+    theirs, cam_pts = project(torch.as_tensor(verts, dtype=torch.float64), cams_of(s.cameras))
     faces = body.faces
     for b, cam in enumerate(s.cameras):
         chosen = facing_vertices(body, verts[b], cam)[::4]
@@ -368,10 +447,10 @@ def test_overlaid_keypoints_are_drawn_where_the_camera_projects_them(sample_stor
     cell = 400
     bare = render.render_cells(s, body, "camera", cell, keypoints=False)
     drawn = render.render_cells(s, body, "camera", cell)
-    theirs, _ = project(torch.as_tensor(s.keypoints_world), cams_of(s))
-    for b, cam in enumerate(s.cameras):
-        sx = sy = cell / max(cam.width, cam.height)
-        pix = render.scale_pixels(theirs[b, 0].numpy(), sx, sy)
+    cell_cameras = [v.camera for v in render.cell_views(s, posed(body, s), "camera", cell)]
+    theirs, _ = project(torch.as_tensor(s.keypoints_world), cams_of(cell_cameras))
+    for b in range(len(s)):
+        pix = theirs[b, 0].numpy()
         changed = np.abs(drawn[b].astype(int) - bare[b].astype(int)).sum(-1) > 30
         radius = max(2.0, cell / 160)
         gaps = np.linalg.norm(pix[:, None] - pix[None], axis=-1) + np.eye(len(pix)) * 1e9
@@ -397,12 +476,54 @@ def test_render_command_draws_a_grid_of_a_sample_store(sample_store, tmp_path):
                                     "--size", "160", "--cols", "3"])
     assert res.exit_code == 0, res.output
     img = np.asarray(Image.open(out))
-    assert img.shape == (2 * 160 + 4, 3 * 160 + 2 * 4, 3)
+    assert img.shape[1:] == (3 * 160 + 2 * 4, 3) and img.shape[0] > 2 * 160 + 4  # the legend below
     # Every cell has a body in it (colours away from the grey background and white gaps).
     for k in range(6):
         r, c = divmod(k, 3)
         cellimg = img[r * 164:r * 164 + 160, c * 164:c * 164 + 160].astype(int)
         assert (np.abs(cellimg - cellimg[-1, -1]).sum(-1) > 40).sum() > 300
+
+
+def test_the_legend_explains_clean_noisy_and_hidden_keypoints(sample_store, tmp_path, body, shape_basis):
+    def kinds(samples, view):
+        return [(e.kind, e.marker) for e in render.legend_entries(samples, view)]
+
+    noisy = render.read_store_samples(sample_store, "0:2")
+    clean = render.read_store_samples(make_sample_store(tmp_path / "clean.zarr", body, shape_basis, n=2, noisy=False))
+    assert kinds(noisy, "camera") == [("bone", render.CLEAN), ("bone", render.NOISY), ("ring", render.CLEAN),
+                                      ("outside", render.CLEAN)]
+    assert kinds(clean, "camera") == [("bone", render.CLEAN), ("ring", render.CLEAN), ("outside", render.CLEAN)]
+    assert kinds(noisy, "front") == [("bone", render.CLEAN)]
+    assert render.legend_entries(noisy, "camera")[0].text == "smpl24 2D keypoints"
+
+
+LEGEND = [render.LegendEntry("clean", "bone"), render.LegendEntry("noisy", "bone", render.NOISY),
+          render.LegendEntry("hidden", "ring"), render.LegendEntry("outside", "outside")]
+
+
+def test_the_legend_is_drawn_under_the_cells_in_the_markers_own_colours():
+    images = [np.full((64, 64, 3), 237, np.uint8)] * 2
+    grid = render.make_grid(images, 64, legend=LEGEND)
+    _, _, width, height = render.grid_shape(2, 64)
+    np.testing.assert_array_equal(grid[:height], render.make_grid(images, 64))
+    r, g, b = grid[height:].astype(int).transpose(2, 0, 1)
+    assert grid.shape[1] == width
+    assert ((b - r > 100) & (b - g > 50)).sum() >= 4  # blue: clean
+    assert ((r - g > 100) & (r - b > 100)).sum() >= 4  # red: noisy
+    assert (grid[height:] == render.OUTSIDE_COLOR).all(-1).sum() >= 4
+
+
+def test_the_legend_wraps_onto_more_rows_in_a_narrow_grid():
+    assert len(render.legend_strip(LEGEND, 132, 64)) > len(render.legend_strip(LEGEND, 2000, 64))
+
+
+def test_render_shows_a_progress_bar_on_a_terminal_only(sample_store, tmp_path, capsys):
+    render.render_store(sample_store, tmp_path / "a.png", "0:6", size=32, progress=True)
+    err = capsys.readouterr().err
+    assert "rendering" in err and "6/6" in err
+    res = CliRunner().invoke(main, ["render", str(sample_store), "--index", "0:6", "--size", "32",
+                                    "--out", str(tmp_path / "b.png")])
+    assert res.exit_code == 0 and "rendering" not in res.output
 
 
 def test_render_command_on_a_training_store_uses_canonical_views(tmp_path, body, shape_basis):
@@ -412,7 +533,8 @@ def test_render_command_on_a_training_store_uses_canonical_views(tmp_path, body,
         res = CliRunner().invoke(main, ["render", str(store), "--index", "0,2,3", "--view", view,
                                         "--out", str(out), "--size", "128"])
         assert res.exit_code == 0, res.output
-        assert np.asarray(Image.open(out)).shape == (2 * 128 + 4, 2 * 128 + 4, 3)
+        img = np.asarray(Image.open(out))
+        assert img.shape[1:] == (2 * 128 + 4, 3) and img.shape[0] > 2 * 128 + 4
     res = CliRunner().invoke(main, ["render", str(store), "--view", "camera", "--out", str(tmp_path / "x.png")])
     assert res.exit_code != 0 and "no cameras" in res.output
     res = CliRunner().invoke(main, ["render", str(store), "--index", "9", "--out", str(tmp_path / "x.png")])
@@ -466,7 +588,8 @@ def test_render_command_from_a_checkpoint(checkpoint, tmp_path):
     args = ["render", "--checkpoint", str(checkpoint), "--recipe", str(recipe), "--size", "96", "--out", str(out)]
     res = CliRunner().invoke(main, args + ["--n", "4", "--label", "kick", "--set", "coco17"])
     assert res.exit_code == 0, res.output
-    assert np.asarray(Image.open(out)).shape == (2 * 96 + 4, 2 * 96 + 4, 3)
+    img = np.asarray(Image.open(out))
+    assert img.shape[1:] == (2 * 96 + 4, 3) and img.shape[0] > 2 * 96 + 4
     res = CliRunner().invoke(main, args + ["--label", "fly", "--overwrite"])
     assert res.exit_code != 0 and "no label 'fly'" in res.output
     res = CliRunner().invoke(main, ["render", str(out.parent), "--checkpoint", str(checkpoint), "--out", str(out)])
