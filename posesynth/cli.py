@@ -15,7 +15,7 @@ from pathlib import Path
 import click
 
 from posesynth import __version__
-from posesynth.errors import PosesynthError, UsageError, os_reason
+from posesynth.errors import PosesynthError, UsageError, os_reason, require_extra
 from posesynth.export import FORMATS as EXPORT_FORMATS
 from posesynth.resources import recipe_path
 
@@ -185,6 +185,8 @@ def evaluate(checkpoint, data, num, seed, json_out, no_conditional, plots_dir, h
     from posesynth.gan.checkpoint import DEFAULT_CHECKPOINT
     from posesynth.outputs import check_folder
 
+    if plots_dir:
+        require_extra("render", "posesynth evaluate --plots", "matplotlib")
     for folder in ([json_out.parent] if json_out else []) + ([plots_dir] if plots_dir else []):
         check_folder(folder)
     result = run_evaluate(checkpoint or DEFAULT_CHECKPOINT, data, num, seed, not no_conditional,
@@ -236,6 +238,7 @@ def render(store, out, indices, checkpoint, num, label, seed, recipe, view, came
     """
     from posesynth.render import render_checkpoint, render_store
 
+    require_extra("render", "posesynth render", "PIL", "moderngl", "matplotlib")
     if (store is None) == (checkpoint is None):
         raise UsageError("give either a STORE or --checkpoint")
     kp = None if keypoint_set.lower() == "none" else keypoint_set
@@ -340,6 +343,8 @@ def info(store, as_json, plots_dir) -> None:
     from posesynth.info import format_info, store_info
     from posesynth.plots import write_store_plots
 
+    if plots_dir:
+        require_extra("render", "posesynth info --plots", "matplotlib")
     described = store_info(store)
     click.echo(json.dumps(described, indent=1) if as_json else format_info(described))
     if plots_dir:

@@ -12,6 +12,7 @@ escapes is a bug and keeps its traceback.
 from __future__ import annotations
 
 import errno
+import importlib
 
 
 class PosesynthError(Exception):
@@ -20,6 +21,20 @@ class PosesynthError(Exception):
 
 class UsageError(PosesynthError, ValueError):
     """Arguments that do not fit together or are out of range (the message names the option)."""
+
+
+class MissingExtraError(PosesynthError, ImportError):
+    """An optional dependency group (``pip install 'posesynth[render]'``) that is not installed."""
+
+
+def require_extra(extra: str, needed_by: str, *modules: str) -> None:
+    """MissingExtraError, "<needed_by> needs the [<extra>] extra: pip install 'posesynth[<extra>]'",
+    unless every one of ``modules`` (import names: ``"PIL"``, ``"distributed"``) imports."""
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            raise MissingExtraError(f"{needed_by} needs the [{extra}] extra: pip install 'posesynth[{extra}]'") from None
 
 
 def os_reason(exc: OSError) -> str:

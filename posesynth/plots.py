@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from posesynth.errors import require_extra
 from posesynth.skeleton import SMPL_JOINT_NAMES
 
 REAL_COLOR = "#4C72B0"
@@ -37,6 +38,7 @@ GENERATED_COLOR = "#DD8452"
 
 
 def _figure(rows: int, cols: int, width: float = 3.0, height: float = 2.3) -> tuple[Any, np.ndarray]:
+    require_extra("render", "plotting", "matplotlib")
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -218,9 +220,6 @@ def plot_keypoint_density(store: Any, out: str | Path, keypoint_set: str = "smpl
     """Where the clean 2D keypoints of ``keypoint_set`` fall in the image (all views), and per
     keypoint the share in frame (visible bit 0) and visible (== 3).  Pixels when every image has
     the same size, else fractions of the width and height."""
-    from matplotlib.colors import LogNorm
-    from matplotlib.patches import Rectangle
-
     g = _open(store)
     base = f"keypoints/{keypoint_set}"
     if f"{base}/pixels" not in g:
@@ -248,6 +247,9 @@ def plot_keypoint_density(store: Any, out: str | Path, keypoint_set: str = "smpl
 
     J = pix.shape[2]
     fig, axes = _figure(1, 2, 5.0, 4.4)
+    from matplotlib.colors import LogNorm
+    from matplotlib.patches import Rectangle
+
     ax = axes[0]
     counts, xe, ye = np.histogram2d(xy[:, 0], xy[:, 1], bins=bins, range=[[lo[0], hi[0]], [lo[1], hi[1]]])
     counts = np.ma.masked_equal(counts, 0)

@@ -59,7 +59,7 @@ from posesynth.body_prior import body_model_prior
 from posesynth.body_range import WideBodyRange
 from posesynth.hardness import CANDIDATES_PER_SAMPLE, HardnessSelector
 from posesynth.cameras import CAMERA_CONVENTION, project, sample_cameras
-from posesynth.errors import PosesynthError, os_reason
+from posesynth.errors import PosesynthError, os_reason, require_extra
 from posesynth.kinematics import forward_kinematics
 from posesynth.keypoint_sets import KeypointSet, compute_keypoints, keypoint_sets
 from posesynth.noise import add_detector_noise
@@ -506,10 +506,9 @@ def dask_client(address: str) -> Iterator[Any]:
     """A dask.distributed client of the scheduler at ``address`` (``local:K``: a cluster of K
     local processes for the duration), connected, so a wrong or unreachable address fails
     before anything is written."""
-    try:
-        from distributed import Client, LocalCluster
-    except ImportError:
-        raise SampleError("--dask needs dask.distributed: pip install 'dask[distributed]'") from None
+    require_extra("dask", "posesynth sample --dask", "distributed")
+    from distributed import Client, LocalCluster
+
     with contextlib.ExitStack() as stack:
         scheduler: Any = address
         if address.startswith("local:"):

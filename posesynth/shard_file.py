@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 import uuid
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 
 import google_crc32c
@@ -29,13 +30,13 @@ import numpy as np
 import zarr
 from numcodecs import Blosc
 from zarr.codecs import BloscCodec, BytesCodec, Crc32cCodec, ShardingCodec
-from zarr.codecs.sharding import ShardingCodecIndexLocation
 from zarr.storage import LocalStore
 
 EMPTY = np.iinfo(np.uint64).max  # index entry of a chunk that is not in the shard
 # The Zarr releases whose shard files write_rows was checked to reproduce byte for byte
-# (tests/test_shard_file.py); the codecs' attributes and the file layout may differ in others.
-CHECKED_ZARR_VERSIONS = frozenset({"3.1.6"})
+# (tests/test_shard_file.py): the newest on Python 3.11 and on 3.12. The codecs' attributes
+# and the file layout may differ in others.
+CHECKED_ZARR_VERSIONS = frozenset({"3.1.6", "3.4.2"})
 BLOSC_SHUFFLE = {"noshuffle": Blosc.NOSHUFFLE, "shuffle": Blosc.SHUFFLE, "bitshuffle": Blosc.BITSHUFFLE}
 
 
@@ -60,13 +61,13 @@ class ShardLayout:
         sharding = codecs[0]
         inner, index = sharding.codecs, sharding.index_codecs
         row_sharded = all(s == c for s, c in zip(arr.metadata.chunk_grid.chunk_shape[1:], arr.shape[1:]))
-        if not (row_sharded and sharding.index_location == ShardingCodecIndexLocation.end
+        if not (row_sharded and _name(sharding.index_location) == "end"
                 and len(inner) == 2 and _little_endian(inner[0]) and isinstance(inner[1], BloscCodec)
                 and len(index) == 2 and _little_endian(index[0]) and isinstance(index[1], Crc32cCodec)
                 and tuple(sharding.chunk_shape[1:]) == tuple(arr.shape[1:])):
             return None
         blosc = inner[1]
-        compressor = Blosc(cname=blosc.cname.value, clevel=blosc.clevel, shuffle=BLOSC_SHUFFLE[blosc.shuffle.value],
+        compressor = Blosc(cname=_name(blosc.cname), clevel=blosc.clevel, shuffle=BLOSC_SHUFFLE[_name(blosc.shuffle)],
                            blocksize=blosc.blocksize, typesize=blosc.typesize)
         return cls(Path(arr.store_path.store.root) / arr.path, arr.metadata.chunk_grid.chunk_shape[0],
                    sharding.chunk_shape[0], compressor)
@@ -78,8 +79,13 @@ def zarr_checked() -> bool:
     return zarr.__version__ in CHECKED_ZARR_VERSIONS
 
 
+def _name(value: Enum | str) -> str:
+    """A codec setting's name: Zarr 3.1 holds them as enums (``BloscCname.lz4``), 3.4 as strings."""
+    return value.value if isinstance(value, Enum) else value
+
+
 def _little_endian(codec: object) -> bool:
-    return isinstance(codec, BytesCodec) and (codec.endian is None or codec.endian.value == "little")
+    return isinstance(codec, BytesCodec) and (codec.endian is None or _name(codec.endian) == "little")
 
 
 def write_rows(arr: zarr.Array, start: int, rows: np.ndarray) -> None:

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import zarr
 from numcodecs import Blosc
-from zarr.codecs import BloscCodec, BloscShuffle
+from zarr.codecs import BloscCodec
 
 from posesynth import __version__
 from posesynth.errors import PosesynthError, os_reason
@@ -219,7 +219,7 @@ def _finish_interrupted_swap(final: Path) -> None:
 def _compression(zarr_format: int) -> dict[str, Any]:
     """Blosc lz4 with bit-shuffle, in the codec type each Zarr format takes."""
     if zarr_format == 3:
-        return {"compressors": BloscCodec(cname="lz4", clevel=5, shuffle=BloscShuffle.bitshuffle)}
+        return {"compressors": BloscCodec(cname="lz4", clevel=5, shuffle="bitshuffle")}  # zarr 3.4 deprecates the enum
     return {"compressor": Blosc(cname="lz4", clevel=5, shuffle=Blosc.BITSHUFFLE)}
 
 

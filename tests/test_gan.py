@@ -54,6 +54,16 @@ def test_training_writes_a_loadable_checkpoint_and_logs(store, tmp_path):
         source.check_unseen([source.training_files[0]], "the val split")
 
 
+def test_training_without_the_render_extra_writes_the_checkpoint_and_says_why_not_the_curves(
+        store, tmp_path, monkeypatch, capsys):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if not installed
+    ckpt = run(store, tmp_path / "run", 2)
+    assert ckpt.is_file() and not (tmp_path / "run" / "curves.png").exists()
+    assert "curves.png not written: plotting needs the [render] extra" in capsys.readouterr().err
+
+
 def test_same_seed_same_weights_and_resume_is_exact(store, tmp_path):
     a = run(store, tmp_path / "a", 6)
     b = run(store, tmp_path / "b", 6)

@@ -27,6 +27,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +39,7 @@ from tqdm import tqdm
 
 from posesynth.body_model import BodyModel, load_body_model
 from posesynth.config import RecipeError, check_types, resolve_recipe
+from posesynth.errors import MissingExtraError
 from posesynth.gan.checkpoint import CheckpointError, save_checkpoint, sizes_from_recipe
 from posesynth.gan.networks import Discriminator, Encoder, Generator, Lifter
 from posesynth.body_prior import fit_betas_prior
@@ -297,7 +299,10 @@ class Trainer:
         bar.close()
         from posesynth.plots import plot_training_curves
 
-        plot_training_curves(self.out / "metrics.jsonl", self.out / "curves.png")
+        try:
+            plot_training_curves(self.out / "metrics.jsonl", self.out / "curves.png")
+        except MissingExtraError as exc:  # the checkpoint is written; the curves are only a picture of the log
+            print(f"{self.out / 'curves.png'} not written: {exc}", file=sys.stderr)
 
     @torch.no_grad()
     def quick_eval(self) -> dict[str, float]:
