@@ -8,11 +8,31 @@
 - ``PoseStoreIterable``: chunk-aware batches (about 160k rows/s on the same store): the chunk
   order is shuffled (per epoch: call ``set_epoch``), ``window`` whole chunks are read at a time
   and their rows shuffled together, and batches of ``batch_size`` rows come out as dicts of
-  tensors.  With DataLoader workers, worker ``k`` of ``K`` takes every K-th chunk of the epoch's
-  order, so each row comes out exactly once per epoch whatever the number of workers.  Use it with
-  ``DataLoader(ds, batch_size=None, num_workers=...)``.
+  tensors.  Use it with ``DataLoader(ds, batch_size=None, num_workers=...)``.
 - ``mix([(real, 1.0), (synth, 3.0)])``: one stream of batches whose rows come from each store with
   probability proportional to its weight (stores given as paths or ``PoseStoreIterable``).
+
+**Sharding** (``PoseStoreIterable``), so that each row comes out exactly once per epoch across
+all DDP ranks and DataLoader workers:
+
+1. Ranks: the epoch's rows, in its shuffled chunk order, are cut into ``world_size`` runs of
+   ``N // world_size`` or ``N // world_size + 1`` rows; rank ``r`` takes the r-th run
+   (``PoseStoreIterable.rank_pieces``).  The rank and world size are the ones given, else
+   ``torch.distributed``'s when it is initialised when the dataset is made, else 0 and 1.
+2. Workers: the rank's run is a list of pieces (whole chunks, and at its two ends parts of
+   chunks); DataLoader worker ``k`` of ``K`` takes every K-th piece from the k-th.
+
+Which rows a rank reads depends only on the seed, the epoch, its rank and the world size; their
+order also on the number of workers.  When the counts do not divide, nothing is padded or
+dropped: ranks differ by at most one row, and a worker with no piece yields nothing.  Each
+worker's last batch may be short, so a rank yields ``len(ds)`` batches or up to K - 1 more
+(fewer with ``drop_last``).  A DDP loop must therefore tolerate unequal step counts (for
+example with ``torch.distributed.algorithms.Join``), or stop every rank after the smallest
+``len`` over the ranks (``ceil(rank_rows(r) / batch_size)``; without ``drop_last`` every rank
+has at least that many batches).
+For the map-style ``PoseStoreDataset`` use ``torch.utils.data.DistributedSampler``.
+``mix`` shards too: rank ``r`` makes every ``world_size``-th of the ``num_batches`` batches
+from its own share of each store.
 
 Fields (``fields=``), for the keypoint set ``keypoint_set`` of a **sample store** (``V`` views,
 or the one view ``view``, which drops the V axis):
@@ -219,52 +239,98 @@ class PoseStoreDataset(Dataset):
         return self.__getitems__([index])[0]
 
 
+# ---------------------------------------------------------------------------- sharding
+def distributed_rank(rank: int | None = None, world_size: int | None = None) -> tuple[int, int]:
+    """(rank, world_size): the ones given (both or neither), else ``torch.distributed``'s when
+    it is initialised, else (0, 1)."""
+    if rank is None and world_size is None:
+        dist = torch.distributed
+        return (dist.get_rank(), dist.get_world_size()) if dist.is_available() and dist.is_initialized() else (0, 1)
+    if rank is None or world_size is None:
+        raise DataError(f"give both rank and world_size, or neither (got rank={rank}, world_size={world_size})")
+    if not all(isinstance(x, int) and not isinstance(x, bool) for x in (rank, world_size)) \
+            or world_size < 1 or not 0 <= rank < world_size:
+        raise DataError(f"rank must be an integer in 0..world_size - 1 and world_size an integer >= 1, "
+                        f"got rank={rank!r}, world_size={world_size!r}")
+    return rank, world_size
+
+
+def _worker() -> tuple[int, int]:
+    """(k, K): this process is DataLoader worker k of K (the main process: (0, 1))."""
+    info = get_worker_info()
+    return (info.id, info.num_workers) if info else (0, 1)
+
+
 # ---------------------------------------------------------------------------- chunk-aware iterable
 class PoseStoreIterable(IterableDataset):
-    """Shuffled batches read whole chunks at a time; see the module doc."""
+    """Shuffled batches read whole chunks at a time, sharded over DDP ranks and DataLoader
+    workers; see the module doc.  ``rank``, ``world_size``: this process's share (both or
+    neither; default: ``torch.distributed``'s when it is initialised, else the whole store)."""
 
     def __init__(self, path: str | Path, batch_size: int, shuffle: bool = True, seed: int = 0, window: int = 8,
                  drop_last: bool = False, keypoint_set: str = "h36m17", view: int | None = None, noisy: bool = False,
-                 split: str | None = None, fields: Sequence[str] = DEFAULT_FIELDS, label_field: str = "content") -> None:
+                 split: str | None = None, fields: Sequence[str] = DEFAULT_FIELDS, label_field: str = "content",
+                 rank: int | None = None, world_size: int | None = None) -> None:
         if batch_size < 1 or window < 1:
             raise DataError(f"batch_size and window must be >= 1, got {batch_size} and {window}")
         self.reader = StoreReader(path, keypoint_set, view, noisy, split, fields, label_field)
         self.batch_size, self.shuffle, self.seed, self.window, self.drop_last = batch_size, shuffle, seed, window, drop_last
+        self.rank, self.world_size = distributed_rank(rank, world_size)
         self.epoch = 0
-        n = self.reader.num_rows
+        n, c = self.reader.num_rows, self.reader.chunk
         self._keep = None if self.reader.rows is None else np.isin(np.arange(n), self.reader.rows)
         self.num_rows = n if self._keep is None else int(self._keep.sum())
+        self._chunk_rows = (np.minimum(c, n - c * np.arange(self.num_chunks)) if self._keep is None
+                            else np.bincount(self.reader.rows // c, minlength=self.num_chunks))
 
     def set_epoch(self, epoch: int) -> None:
         """Reshuffle for ``epoch`` (call it before each epoch, as with DistributedSampler)."""
         self.epoch = epoch
 
+    def rank_rows(self, rank: int | None = None) -> int:
+        """Rows per epoch of ``rank`` (default: this dataset's)."""
+        r = self.rank if rank is None else rank
+        return (r + 1) * self.num_rows // self.world_size - r * self.num_rows // self.world_size
+
     def __len__(self) -> int:
-        """Batches per epoch over all workers (an upper bound by at most one per worker)."""
-        return self.num_rows // self.batch_size if self.drop_last else math.ceil(self.num_rows / self.batch_size)
+        """Batches per epoch of this rank with one worker; K workers each end on a short batch, so
+        there may be up to K - 1 more (with ``drop_last``, up to K - 1 fewer)."""
+        n = self.rank_rows()
+        return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
 
     @property
     def num_chunks(self) -> int:
         return math.ceil(self.reader.num_rows / self.reader.chunk)
 
     def __iter__(self) -> Iterator[Batch]:
-        info = get_worker_info()
-        part = (info.id, info.num_workers) if info else (0, 1)
-        return self.batches(self.epoch, part, stream=part[0])
+        part = _worker()
+        rank = (self.rank, self.world_size)
+        return self.batches(self.epoch, part, stream=self.rank + part[0] * self.world_size, rank=rank)
 
-    def batches(self, epoch: int, part: tuple[int, int] = (0, 1), stream: int = 0) -> Iterator[Batch]:
-        """Batches of part ``k`` of ``K`` (every K-th chunk from the k-th) of ``epoch``'s chunk
-        order; ``stream`` seeds the shuffling of rows within windows."""
-        chunks = np.arange(self.num_chunks)
+    def rank_pieces(self, epoch: int, rank: tuple[int, int] = (0, 1)) -> np.ndarray:
+        """Rank ``r`` of ``R``'s share of ``epoch`` (``rank`` = (r, R)): pieces (P, 3) int64 of
+        (chunk, start, stop), the chunk's split rows ``start:stop``, in the epoch's chunk order.
+        The epoch's rows in that order are cut into R runs of ``N // R`` or one more rows."""
+        order = np.arange(self.num_chunks)
         if self.shuffle:
-            chunks = np.random.default_rng([self.seed, epoch]).permutation(chunks)
-        chunks = chunks[part[0]::part[1]]
+            order = np.random.default_rng([self.seed, epoch]).permutation(order)
+        counts = self._chunk_rows[order]
+        first = np.cumsum(counts) - counts  # position of each chunk's first row in the epoch
+        r, R = rank
+        lo, hi = r * self.num_rows // R, (r + 1) * self.num_rows // R
+        start, stop = np.clip(lo - first, 0, counts), np.clip(hi - first, 0, counts)
+        keep = stop > start
+        return np.stack([order[keep], start[keep], stop[keep]], axis=1)
+
+    def batches(self, epoch: int, part: tuple[int, int] = (0, 1), stream: int = 0,
+                rank: tuple[int, int] = (0, 1)) -> Iterator[Batch]:
+        """Batches of part ``k`` of ``K`` (every K-th piece from the k-th) of rank ``rank``'s share
+        of ``epoch`` (``rank_pieces``); ``stream`` seeds the shuffling of rows within windows."""
+        pieces = self.rank_pieces(epoch, rank)[part[0]::part[1]]
         rng = np.random.default_rng([self.seed, epoch, 1 + stream])
         carry: dict[str, np.ndarray] | None = None
-        for i in range(0, len(chunks), self.window):
-            rows = self._rows_of(np.sort(chunks[i:i + self.window]))
-            if len(rows) == 0:
-                continue
+        for i in range(0, len(pieces), self.window):
+            rows = np.sort(np.concatenate([self._rows_of(*piece) for piece in pieces[i:i + self.window]]))
             data = self.reader.read(rows)
             order = rng.permutation(len(rows)) if self.shuffle else np.arange(len(rows))
             data = {k: v[order] for k, v in data.items()}
@@ -280,18 +346,20 @@ class PoseStoreIterable(IterableDataset):
         if carry is not None and not self.drop_last:
             yield _tensors(carry)
 
-    def _rows_of(self, chunks: np.ndarray) -> np.ndarray:
-        """Store rows of the given chunks (sorted), restricted to the split."""
+    def _rows_of(self, chunk: int, start: int, stop: int) -> np.ndarray:
+        """Store rows ``start:stop`` of the split's rows of ``chunk``."""
         c = self.reader.chunk
-        rows = np.concatenate([np.arange(k * c, min(self.reader.num_rows, (k + 1) * c)) for k in chunks])
-        return rows if self._keep is None else rows[self._keep[rows]]
+        rows = np.arange(chunk * c, min(self.reader.num_rows, (chunk + 1) * c))
+        return (rows if self._keep is None else rows[self._keep[rows]])[start:stop]
 
 
 # ---------------------------------------------------------------------------- mixing
 class MixedIterable(IterableDataset):
     """Batches whose rows come from several ``PoseStoreIterable``s, each row from dataset ``d``
     with probability ``weight_d / sum(weights)``.  Datasets that run out start their next epoch.
-    An epoch is ``num_batches`` batches (default: as many rows as the stores hold together).
+    An epoch is ``num_batches`` batches (default: as many rows as the stores hold together)
+    over all DDP ranks: rank ``r`` of ``R`` makes every R-th from the r-th, from its own share of
+    each dataset (the datasets' ``rank`` and ``world_size``, which must agree).
     Each batch has a ``source`` field: the index of the dataset each row came from."""
 
     def __init__(self, datasets: Sequence[PoseStoreIterable], weights: Sequence[float], batch_size: int,
@@ -306,6 +374,10 @@ class MixedIterable(IterableDataset):
         empty = [str(d.reader.path) for d, w in zip(datasets, weights) if w > 0 and d.num_rows == 0]
         if empty:
             raise DataError(f"cannot mix empty datasets: {', '.join(empty)}")
+        ranks = {(d.rank, d.world_size) for d in datasets}
+        if len(ranks) != 1:
+            raise DataError(f"mixed datasets must have the same rank and world_size, got {sorted(ranks)}")
+        (self.rank, self.world_size), = ranks
         self.datasets, self.batch_size, self.seed = list(datasets), batch_size, seed
         self.weights = np.asarray(weights, dtype=np.float64) / sum(weights)
         total = sum(d.num_rows for d in datasets)
@@ -316,14 +388,15 @@ class MixedIterable(IterableDataset):
         self.epoch = epoch
 
     def __len__(self) -> int:
-        return self.num_batches
+        """Batches per epoch of this rank."""
+        return len(range(self.rank, self.num_batches, self.world_size))
 
     def __iter__(self) -> Iterator[Batch]:
-        info = get_worker_info()
-        worker, workers = (info.id, info.num_workers) if info else (0, 1)
-        rng = np.random.default_rng([self.seed, self.epoch, worker])
+        worker, workers = _worker()
+        stream = self.rank + worker * self.world_size
+        rng = np.random.default_rng([self.seed, self.epoch, stream])
         streams = [_RowStream(d, self.epoch, worker, workers) for d in self.datasets]
-        for _ in range(worker, self.num_batches, workers):
+        for _ in range(stream, self.num_batches, self.world_size * workers):
             counts = rng.multinomial(self.batch_size, self.weights)
             parts = [streams[d].take(int(k)) for d, k in enumerate(counts) if k]
             batch = {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
@@ -335,11 +408,14 @@ class MixedIterable(IterableDataset):
 
 class _RowStream:
     """Rows of a ``PoseStoreIterable``, epoch after epoch, taken ``k`` at a time.  In worker
-    ``w`` of ``W`` it reads every W-th chunk, or every chunk when the store has fewer than W."""
+    ``w`` of ``W`` it reads its part of its rank's share (``PoseStoreIterable.batches``); where
+    that holds no rows, the whole of the rank's share, and where that is empty, the whole store."""
 
     def __init__(self, dataset: PoseStoreIterable, epoch: int, worker: int, workers: int) -> None:
-        self.dataset, self.epoch, self.worker = dataset, epoch, worker
-        self.part = (worker, workers) if dataset.num_chunks >= workers else (0, 1)
+        self.dataset, self.epoch = dataset, epoch
+        self.stream = dataset.rank + worker * dataset.world_size
+        rank = (dataset.rank, dataset.world_size)
+        self.shares = [((worker, workers), rank), ((0, 1), rank), ((0, 1), (0, 1))]  # (part, rank), tried in turn
         self.batches = self._next_epoch()
         self.pending: list[Batch] = []
         self.available = 0
@@ -347,16 +423,17 @@ class _RowStream:
     def _next_epoch(self) -> Iterator[Batch]:
         self.epoch += 1
         self.rows_this_epoch = 0
-        return self.dataset.batches(self.epoch - 1, self.part, stream=self.worker)
+        part, rank = self.shares[0]
+        return self.dataset.batches(self.epoch - 1, part, self.stream, rank)
 
     def take(self, k: int) -> Batch:
         while self.available < k:
             batch = next(self.batches, None)
             if batch is None:
                 if self.rows_this_epoch == 0:
-                    if self.part == (0, 1):
+                    if len(self.shares) == 1:
                         raise DataError(f"{self.dataset.reader.path}: no rows to mix")
-                    self.part = (0, 1)  # this worker's chunks hold none of the split's rows: read all
+                    self.shares.pop(0)
                 self.batches = self._next_epoch()
                 continue
             rows = len(next(iter(batch.values())))
@@ -372,8 +449,9 @@ def mix(datasets_with_weights: Sequence[tuple[PoseStoreIterable | str | Path, fl
         seed: int = 0, num_batches: int | None = None, **options: Any) -> MixedIterable:
     """Mix stores by weight, e.g. ``mix([("real.zarr", 1.0), ("aug.zarr", 3.0)], batch_size=256)``.
 
-    Paths are opened as ``PoseStoreIterable(path, batch_size, seed=seed, **options)``; use the
-    result with ``DataLoader(mixed, batch_size=None, num_workers=...)``.
+    Paths are opened as ``PoseStoreIterable(path, batch_size, seed=seed, **options)`` (``options``
+    may give ``rank`` and ``world_size``); use the result with
+    ``DataLoader(mixed, batch_size=None, num_workers=...)``.
     """
     datasets = [d if isinstance(d, PoseStoreIterable) else PoseStoreIterable(d, batch_size, seed=seed, **options)
                 for d, _ in datasets_with_weights]

@@ -1,5 +1,7 @@
 """posesynth.data: the map-style and chunk-aware datasets over stores, and mixing."""
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 import torch
@@ -129,3 +131,116 @@ def test_mix_draws_rows_by_weight(samples, train):
     with pytest.raises(DataError, match="same fields"):
         mix([(PoseStoreIterable(samples, 8, fields=("world",)), 1.0),
              (PoseStoreIterable(samples, 8, fields=("pixels",)), 1.0)])
+
+
+# ---------------------------------------------------------------------------- sharding over DDP ranks
+def epoch_rows(monkeypatch, path, world_size, workers, epoch=0, field="camera", **options):
+    """{(rank, worker): ``field`` of the rows (n, ...) that DataLoader worker ``worker`` of
+    ``workers`` of rank ``rank`` of ``world_size`` reads in ``epoch``} (workers simulated).
+    The camera-frame keypoints of a sample store identify its rows (its world keypoints repeat
+    where a replayed pose repeats)."""
+    options = {"batch_size": 64, "seed": 5, "window": 2, "fields": (field,), "keypoint_set": "smpl24"} | options
+    out = {}
+    for rank in range(world_size):
+        ds = PoseStoreIterable(path, rank=rank, world_size=world_size, **options)
+        ds.set_epoch(epoch)
+        for worker in range(workers):
+            info = SimpleNamespace(id=worker, num_workers=workers)
+            monkeypatch.setattr("posesynth.data.get_worker_info", lambda info=info: info)
+            batches = list(ds)
+            out[rank, worker] = np.concatenate([b[field].numpy() for b in batches]) if batches else np.zeros(0)
+    return out
+
+
+def as_set(rows):
+    return set(map(bytes, rows))
+
+
+def store_rows(path):
+    """The camera-frame smpl24 keypoints of every row of a sample store (all distinct)."""
+    rows = read_all(path)["keypoints/smpl24/camera"]
+    assert len(as_set(rows)) == len(rows)
+    return rows
+
+
+@pytest.mark.parametrize("world_size, workers", [(1, 1), (2, 1), (2, 3), (3, 2), (7, 1)])
+def test_ranks_and_workers_read_every_row_exactly_once(monkeypatch, samples, world_size, workers):
+    got = epoch_rows(monkeypatch, samples, world_size, workers)
+    every = np.concatenate([rows for rows in got.values() if len(rows)])
+    ref = store_rows(samples)
+    assert len(every) == len(ref) and as_set(every) == as_set(ref)
+
+
+def test_rank_shares_differ_by_at_most_one_row_when_counts_do_not_divide(monkeypatch, samples):
+    got = epoch_rows(monkeypatch, samples, 7, 1)  # 1500 rows = 7 * 214 + 2
+    assert sorted(len(rows) for rows in got.values()) == [214] * 5 + [215] * 2
+    for rank in range(7):
+        ds = PoseStoreIterable(samples, batch_size=64, rank=rank, world_size=7)
+        assert ds.rank_rows() == len(got[rank, 0]) and len(ds) == 4
+
+
+def test_a_rank_reads_the_same_rows_whatever_its_number_of_workers(monkeypatch, samples):
+    one = epoch_rows(monkeypatch, samples, 2, 1)
+    three = epoch_rows(monkeypatch, samples, 2, 3)
+    for rank in range(2):
+        assert as_set(one[rank, 0]) == as_set(np.concatenate([three[rank, w] for w in range(3)]))
+
+
+def test_sharding_is_deterministic_per_seed_and_epoch(monkeypatch, samples):
+    first = epoch_rows(monkeypatch, samples, 2, 2, epoch=0)
+    again = epoch_rows(monkeypatch, samples, 2, 2, epoch=0)
+    later = epoch_rows(monkeypatch, samples, 2, 2, epoch=1)
+    assert all(np.array_equal(first[k], again[k]) for k in first)
+    assert as_set(first[0, 0]) != as_set(later[0, 0])  # another epoch, another chunk order: other shares
+
+
+def test_sharding_a_split_shares_only_the_split_rows(monkeypatch, train):
+    got = epoch_rows(monkeypatch, train, 2, 1, field="world", split="val")  # one chunk: the ranks split its rows
+    group = zarr.open_group(str(train), mode="r")
+    val = group["joints"][:][group["split"][:] == 1]
+    assert len(as_set(val)) == len(val)
+    assert abs(len(got[0, 0]) - len(got[1, 0])) <= 1
+    assert as_set(np.concatenate([got[0, 0], got[1, 0]])) == as_set(val) and len(val) == len(got[0, 0]) + len(got[1, 0])
+
+
+def test_rank_and_world_size_are_checked(samples):
+    for rank, world_size in ((2, 2), (-1, 2), (0, 0), (1, None), (0.5, 2)):
+        with pytest.raises(DataError, match="rank"):
+            PoseStoreIterable(samples, 8, rank=rank, world_size=world_size)
+
+
+def test_mix_shards_its_batches_over_ranks(samples):
+    options = {"batch_size": 16, "seed": 0, "num_batches": 9, "keypoint_set": "smpl24", "fields": ("camera",)}
+    ranks = [mix([(samples, 1.0), (samples, 3.0)], rank=r, world_size=2, **options) for r in range(2)]
+    assert [len(m) for m in ranks] == [5, 4]
+    batches = [list(m) for m in ranks]
+    assert [len(b) for b in batches] == [5, 4]
+    for source in (0, 1):
+        rows = [torch.cat([b["camera"][b["source"] == source] for b in rank]).numpy() for rank in batches]
+        assert not as_set(rows[0]) & as_set(rows[1])  # disjoint shares of the store
+
+
+def test_mix_refuses_datasets_of_different_ranks(samples):
+    with pytest.raises(DataError, match="same rank and world_size"):
+        mix([(PoseStoreIterable(samples, 8, rank=0, world_size=2), 1.0),
+             (PoseStoreIterable(samples, 8, rank=1, world_size=2), 1.0)])
+
+
+def _read_as_gloo_rank(rank, init_file, path, out):
+    """One rank of a real two-process gloo group: the rows its PoseStoreIterable reads, saved."""
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
+    try:
+        ds = PoseStoreIterable(path, batch_size=64, seed=5, fields=("camera",), keypoint_set="smpl24")
+        np.save(f"{out}/rank{rank}.npy", np.concatenate([b["camera"].numpy() for b in ds]))
+    finally:
+        dist.destroy_process_group()
+
+
+def test_ranks_of_a_real_gloo_process_group_read_disjoint_shares(tmp_path, samples):
+    torch.multiprocessing.spawn(_read_as_gloo_rank, args=(str(tmp_path / "init"), str(samples), str(tmp_path)),
+                                nprocs=2)
+    got = [np.load(tmp_path / f"rank{r}.npy") for r in range(2)]
+    assert [len(g) for g in got] == [750, 750]
+    assert not as_set(got[0]) & as_set(got[1]) and as_set(np.concatenate(got)) == as_set(store_rows(samples))
