@@ -989,7 +989,7 @@ def legend_entries(samples: SampleSet, view: str) -> list[LegendEntry]:
         if samples.pixels_noisy is not None:
             entries.append(LegendEntry("noisy 2D (detector-like)", "bone", NOISY))
         if samples.visible is not None:
-            entries.append(LegendEntry("not visible: out of frame or self-occluded", "ring"))
+            entries.append(LegendEntry("hidden: out of frame or self-occluded", "ring"))
     return entries + [LegendEntry("outside the camera's image", "outside")]
 
 
@@ -1000,29 +1000,45 @@ def _font(cell: int) -> Any:
     return ImageFont.load_default(size=max(10, cell // 28))
 
 
+def _wrap(text: str, font: Any, width: float) -> list[str]:
+    """``text`` broken at spaces into lines of at most ``width`` pixels (a longer word alone)."""
+    lines = [""]
+    for word in text.split():
+        longer = f"{lines[-1]} {word}".strip()
+        if lines[-1] and font.getlength(longer) > width:
+            lines.append(word)
+        else:
+            lines[-1] = longer
+    return lines
+
+
 def legend_strip(entries: Sequence[LegendEntry], width: int, cell: int) -> np.ndarray:
-    """A white strip (h, ``width``, 3) uint8 showing ``entries`` left to right, wrapped onto more
-    rows where they do not fit, at the sizes of a grid of ``cell``-pixel cells."""
+    """A white strip (h, ``width``, 3) uint8 showing ``entries`` left to right, moved onto more
+    rows where they do not fit (a text too long for a row wrapped), at the sizes of a grid of
+    ``cell``-pixel cells."""
     from PIL import Image, ImageDraw
 
     font = _font(cell)
     size = int(font.size)
-    symbol, gap, row = 3 * size, size, round(2 * size)
-    x, y, places = gap, 0, []
+    symbol, gap, row, line_step = 3 * size, size, 2 * size, round(1.3 * size)
+    indent = symbol + size // 2  # from an entry's symbol to its text
+    x, y, tallest, places = gap, 0, row, []
     for e in entries:
-        w = symbol + size // 2 + int(font.getlength(e.text))
+        lines = _wrap(e.text, font, width - 2 * gap - indent)
+        w = indent + int(max(font.getlength(line) for line in lines))
         if x > gap and x + w > width - gap:
-            x, y = gap, y + row
-        places.append((x, y + row / 2))
-        x += w + 2 * gap
-    strip = Image.new("RGB", (width, y + row), (255, 255, 255))
+            x, y, tallest = gap, y + tallest, row
+        places.append((x, y + row / 2, lines))
+        x, tallest = x + w + 2 * gap, max(tallest, row + (len(lines) - 1) * line_step)
+    strip = Image.new("RGB", (width, y + tallest), (255, 255, 255))
     draw = ImageDraw.Draw(strip)
-    for e, (x, y) in zip(entries, places):
-        draw.text((x + symbol + size // 2, y), e.text, fill=(40, 40, 40), font=font, anchor="lm")
+    for e, (x, y, lines) in zip(entries, places):
+        for k, line in enumerate(lines):
+            draw.text((x + indent, y + k * line_step), line, fill=(40, 40, 40), font=font, anchor="lm")
         if e.kind == "outside":
             draw.rectangle([x, y - size / 2, x + symbol, y + size / 2], fill=OUTSIDE_COLOR, outline=(150, 150, 150))
     image = np.asarray(strip)
-    for e, (x, y) in zip(entries, places):
+    for e, (x, y, _) in zip(entries, places):
         r = marker_size(cell)[0] * e.marker.radius
         if e.kind == "bone":
             image = draw_marker(image, np.array([[x + r, y], [x + symbol - r, y]]), [(0, 1)], None, e.marker, cell)

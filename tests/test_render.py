@@ -517,6 +517,11 @@ def test_the_legend_wraps_onto_more_rows_in_a_narrow_grid():
     assert len(render.legend_strip(LEGEND, 132, 64)) > len(render.legend_strip(LEGEND, 2000, 64))
 
 
+def test_a_legend_text_too_long_for_its_row_is_wrapped():
+    long = [render.LegendEntry("hidden: out of frame or self-occluded", "ring")]
+    assert len(render.legend_strip(long, 120, 64)) > len(render.legend_strip(long, 2000, 64))
+
+
 def test_render_shows_a_progress_bar_on_a_terminal_only(sample_store, tmp_path, capsys):
     render.render_store(sample_store, tmp_path / "a.png", "0:6", size=32, progress=True)
     err = capsys.readouterr().err
