@@ -5,7 +5,9 @@ Every posesynth store is one Zarr group whose ``posesynth`` attribute describes 
 with ``complete = false`` and all its attributes in one metadata write, and flipped
 to complete only after its last row is written, so a reader can always tell a
 finished store from an interrupted one.  Per-sample arrays have the sample axis
-first and are chunked (and, in Zarr v3, sharded) along it only.
+first and are chunked (and, in Zarr v3, sharded) along it only, and every array names its
+axes (``DIMENSIONS``: Zarr v3 ``dimension_names``, the ``_ARRAY_DIMENSIONS`` attribute in Zarr
+v2), so ``xarray.open_zarr`` opens each group of a store.
 
 Writers go through ``writing_store``, which holds an exclusive OS lock on the store
 (``<store>.lock`` beside it: ``posesynth.locking``) from before anything is touched
@@ -223,21 +225,62 @@ def _compression(zarr_format: int) -> dict[str, Any]:
     return {"compressor": Blosc(cname="lz4", clevel=5, shuffle=Blosc.BITSHUFFLE)}
 
 
+# The axes of every array, by the last part of its name (docs/sample_store.md); the first axis
+# is the sample axis, one row per sample (a frame, in a training store).
+DIMENSIONS: dict[str, tuple[str, ...]] = {
+    "global_orient": ("sample", "axis_angle"),
+    "body_pose": ("sample", "pose_param"),
+    "betas": ("sample", "beta"),
+    "transl": ("sample", "xyz"),
+    "joints": ("sample", "joint", "xyz"),
+    "world": ("sample", "joint", "xyz"),
+    "camera": ("sample", "view", "joint", "xyz"),
+    "pixels": ("sample", "view", "joint", "uv"),
+    "pixels_noisy": ("sample", "view", "joint", "uv"),
+    "visible": ("sample", "view", "joint"),
+    "K": ("sample", "view", "matrix_row", "matrix_col"),
+    "R": ("sample", "view", "matrix_row", "matrix_col"),
+    "t": ("sample", "view", "xyz"),
+    "distortion": ("sample", "view", "coefficient"),
+    "image_size": ("sample", "view", "width_height"),
+}
+
+
+def dimension_names(name: str, ndim: int) -> tuple[str, ...]:
+    """The axis names of array ``name`` with ``ndim`` axes: ``DIMENSIONS``'s entry for its last
+    name part, else ``sample`` then ``<part>_1``, ``<part>_2``, ... (one-axis arrays, the
+    labels, ``frame``, ``split``, are ``(sample,)``)."""
+    leaf = name.rsplit("/", 1)[-1]
+    known = DIMENSIONS.get(leaf)
+    if known is not None and len(known) == ndim:
+        return known
+    return ("sample",) + tuple(f"{leaf}_{axis}" for axis in range(1, ndim))
+
+
 def create_array(group: zarr.Group, name: str, shape: tuple[int, ...], dtype: Any, rows_per_chunk: int = 4096,
                  rows_per_shard: int | None = None, attrs: dict[str, Any] | None = None) -> zarr.Array:
     """An empty array ``name`` of ``shape`` (N, ...), chunked by ``rows_per_chunk`` rows along
-    axis 0 and, in Zarr v3, sharded by ``rows_per_shard`` (a multiple of it); fill it by
-    writing row ranges (``arr[a:b] = ...``), whole shards at a time."""
+    axis 0 and, in Zarr v3, sharded by ``rows_per_shard`` (a multiple of it), its axes named
+    (``dimension_names``); fill it by writing row ranges (``arr[a:b] = ...``), whole shards at a time."""
     chunks = (rows_per_chunk,) + tuple(shape[1:])
-    kwargs = _compression(group.metadata.zarr_format)
-    if rows_per_shard and group.metadata.zarr_format == 3:
+    zarr_format = group.metadata.zarr_format
+    kwargs = _compression(zarr_format)
+    if rows_per_shard and zarr_format == 3:
         if rows_per_shard % rows_per_chunk:
             raise ValueError(f"rows_per_shard {rows_per_shard} is not a multiple of rows_per_chunk {rows_per_chunk}")
         kwargs["shards"] = (rows_per_shard,) + tuple(shape[1:])
+    dims = dimension_names(name, len(shape))
+    attributes = dict(attrs or {})
+    if zarr_format == 3:
+        kwargs["dimension_names"] = dims
+    else:  # Zarr v2 has no dimension names: xarray reads this attribute instead
+        attributes["_ARRAY_DIMENSIONS"] = list(dims)
     # Every chunk is written, even all zeros: posesynth's arrays are dense, and checking each
-    # chunk for emptiness costs a pass over the data.
-    return group.create_array(name, shape=tuple(shape), dtype=dtype, chunks=chunks, fill_value=0,
-                              attributes=attrs or {}, config={"write_empty_chunks": True}, **kwargs)
+    # chunk for emptiness costs a pass over the data.  No v2 fill value, which xarray would read
+    # as "missing" and turn every stored 0 into NaN (v3 fill values are not masks).
+    return group.create_array(name, shape=tuple(shape), dtype=dtype, chunks=chunks,
+                              fill_value=0 if zarr_format == 3 else None, attributes=attributes,
+                              config={"write_empty_chunks": True}, **kwargs)
 
 
 def add_array(group: zarr.Group, name: str, data: np.ndarray, rows_per_chunk: int = 4096,
