@@ -47,6 +47,7 @@ from smplx.utils import Struct
 from smplx.vertex_ids import vertex_ids as SMPLX_VERTEX_IDS
 
 from posesynth.errors import PosesynthError
+from posesynth.outputs import atomic_output
 from posesynth.resources import packaged_path
 from posesynth.skeleton import NUM_JOINTS, SMPL_PARENTS
 
@@ -381,6 +382,17 @@ def load_body_model(
     is missing, unreadable, lacks SMPL's keys, has wrong shapes or another joint tree.
     """
     path = Path(DEFAULT_BODY_MODEL if path is None else path).expanduser()
+    raw, arrays = _read_model(path)
+    if num_betas < 1:
+        raise ValueError(f"num_betas must be >= 1, got {num_betas}")
+    landmarks = _landmarks(raw, arrays["v_template"].shape[0])
+    smpl = _make_smpl(path, arrays, num_betas, landmarks, dtype)
+    model = BodyModel(smpl, path, _identity(path), landmarks)
+    return model.to(device) if device is not None else model
+
+
+def _read_model(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """Everything in the model file at ``path`` and its seven SMPL arrays, checked."""
     if not path.is_file():
         raise BodyModelError(f"{path}: no such body model file")
     suffix = path.suffix.lower()
@@ -392,9 +404,50 @@ def load_body_model(
         raise BodyModelError(f"{path}: unknown body model format {suffix!r} (expected .npz or .pkl)")
     arrays = _check_arrays(path, raw)
     _parents(path, arrays["kintree_table"])
-    if num_betas < 1:
-        raise ValueError(f"num_betas must be >= 1, got {num_betas}")
-    landmarks = _landmarks(raw, arrays["v_template"].shape[0])
-    smpl = _make_smpl(path, arrays, num_betas, landmarks, dtype)
-    model = BodyModel(smpl, path, _identity(path), landmarks)
-    return model.to(device) if device is not None else model
+    return raw, arrays
+
+
+# ---------------------------------------------------------------------------- what betas mean
+SHIPPED_BETAS = ("stature", "girth", "thigh length", "shank length", "upper-arm length", "forearm length",
+                 "shoulder width", "hip width", "torso length", "neck length")
+
+
+def _digest(identity: str) -> str:
+    return identity.rsplit(":", 1)[-1]
+
+
+def shape_space(body: BodyModel) -> dict[str, Any]:
+    """What ``body``'s betas mean, as every store records it (attribute ``shape_space``):
+    ``body_model`` (its identity), ``num_betas``, ``smpl`` (whether it has SMPL's 6890-vertex
+    mesh, as SMPL's own files do), ``kind`` ("posesynth": the shipped model, whatever its file
+    name; "smpl"; "other") and ``betas``, in words."""
+    shipped = _digest(body.identity) == _digest(_identity(DEFAULT_BODY_MODEL))
+    smpl = body.num_vertices == _SMPL_NUM_VERTICES
+    if shipped:
+        meaning = ("posesynth's own semantic shape space, not SMPL's (the same betas on an SMPL model give "
+                   "another body): " + ", ".join(f"{i} {name}" for i, name in enumerate(SHIPPED_BETAS)))
+    elif smpl:
+        meaning = ("the shape space of the SMPL-format model passed with --body-model, which has SMPL's "
+                   "6890-vertex mesh: SMPL's betas when the file is an SMPL release")
+    else:
+        meaning = (f"the shape space of the SMPL-format model passed with --body-model ({body.num_vertices} "
+                   "vertices: not SMPL's mesh, so not SMPL's betas)")
+    return {"body_model": body.identity, "num_betas": body.num_betas, "smpl": smpl,
+            "kind": "posesynth" if shipped else "smpl" if smpl else "other", "betas": meaning}
+
+
+# ---------------------------------------------------------------------------- for smplx.create
+SMPLX_FILE = Path("smpl") / "SMPL_NEUTRAL.pkl"
+
+
+def write_smplx_model(folder: str | Path, path: str | Path | None = None, overwrite: bool = False) -> Path:
+    """Write the body model at ``path`` (None: posesynth's own) as ``<folder>/smpl/SMPL_NEUTRAL.pkl``,
+    SMPL's seven arrays pickled as plain numpy arrays, which is what ``smplx.create(folder,
+    model_type="smpl")`` reads (smplx's SMPL class only unpickles; it cannot read the shipped
+    ``.npz``).  Returns the file written (refused if it exists, unless ``overwrite``)."""
+    source = Path(DEFAULT_BODY_MODEL if path is None else path).expanduser()
+    _, arrays = _read_model(source)
+    out = Path(folder) / SMPLX_FILE
+    with atomic_output(out, overwrite) as tmp, open(tmp, "wb") as fh:
+        pickle.dump(arrays, fh, protocol=4)
+    return out

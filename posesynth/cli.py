@@ -18,6 +18,7 @@ from posesynth import __version__
 from posesynth.errors import PosesynthError, UsageError, os_reason, require_extra
 from posesynth.export import FORMATS as EXPORT_FORMATS
 from posesynth.resources import recipe_path
+from posesynth.run_record import command_line
 
 
 class CommandError(click.ClickException):
@@ -30,6 +31,12 @@ class CommandError(click.ClickException):
 class PosesynthGroup(click.Group):
     """The ``posesynth`` group: runs a command and turns its PosesynthError (or OSError) into a
     ``CommandError``; nested groups (``lift``) run inside it, so this covers every command."""
+
+    def main(self, args=None, *rest, **kwargs):
+        """Run the command line ``args`` (default: ``sys.argv[1:]``), which the stores and
+        checkpoints it writes record (``posesynth.run_record``)."""
+        with command_line(["posesynth", *(sys.argv[1:] if args is None else args)]):
+            return super().main(args, *rest, **kwargs)
 
     def invoke(self, ctx: click.Context):
         try:

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from posesynth.body_model import BodyModel, load_body_model
+from posesynth.body_model import BodyModel, load_body_model, shape_space
 from posesynth.config import RecipeError, resolve_recipe
 from posesynth.errors import PosesynthError
 from posesynth.labels import FileLabels, labels_for
@@ -36,6 +36,7 @@ from posesynth.resources import packaged_path
 from posesynth.retarget import Retargeted, fit_betas, retarget, retarget_errors
 from posesynth.rig_map import RigMap, RigMapError, detect_rig, load_rig_map
 from posesynth.rotations import matrix_to_axis_angle
+from posesynth.run_record import run_record
 from posesynth.skeleton import SMPL_JOINT_NAMES, SMPL_PARENTS
 from posesynth.store import add_array, create_store, mark_complete, writing_store
 
@@ -377,6 +378,8 @@ def _write_store(out: Path, columns: dict[str, list[np.ndarray]], label_values: 
     attrs = {
         "fps": opts.fps,
         "body_model": body.identity,
+        "shape_space": shape_space(body),
+        "run": run_record("cpu"),
         "skeleton": {"joint_names": list(SMPL_JOINT_NAMES), "parents": list(SMPL_PARENTS)},
         "rotation_format": "axis-angle (radians), relative to the parent in SMPL's rest pose",
         "units": {"joints": "metres", "transl": "metres", "angles": "radians"},

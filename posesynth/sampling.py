@@ -54,17 +54,19 @@ import torch
 import zarr
 from tqdm import tqdm
 
-from posesynth.body_model import BodyModel, load_body_model
+from posesynth.body_model import BodyModel, load_body_model, shape_space
 from posesynth.body_prior import body_model_prior
 from posesynth.body_range import WideBodyRange
 from posesynth.hardness import CANDIDATES_PER_SAMPLE, HardnessSelector
 from posesynth.cameras import CAMERA_CONVENTION, project, sample_cameras
 from posesynth.errors import PosesynthError, os_reason, require_extra
+from posesynth.gan.checkpoint import DEFAULT_CHECKPOINT
 from posesynth.kinematics import forward_kinematics
 from posesynth.keypoint_sets import KeypointSet, compute_keypoints, keypoint_sets
 from posesynth.noise import add_detector_noise
 from posesynth.pose_source import PoseSource, StorePoseSource, load_pose_source
 from posesynth.rotations import matrix_to_axis_angle
+from posesynth.run_record import run_record
 from posesynth.sample_recipe import (
     DEFAULT_SAMPLE_RECIPE, augmentation, camera_distribution, detector_noise, resolve_sample_recipe,
     validate_sample_recipe,
@@ -591,7 +593,7 @@ def sample_to_store(
     (``chunk_size``, ``shard_size``); the source, recipe (``block_size`` included) and seed make it.
     """
     start = time.perf_counter()
-    run = checked_run(source, n, seed, recipe, device, workers, dask_address, zarr_format, body_model)
+    run = checked_run(source, n, seed, recipe, device, workers, dask_address, zarr_format, body_model, Path(out))
     with contextlib.ExitStack() as stack:
         client = stack.enter_context(dask_client(dask_address)) if dask_address else None
         target = stack.enter_context(writing_store(out, overwrite=overwrite, resume=resume))
@@ -625,9 +627,10 @@ class SampleRun:
 
 def checked_run(source: PoseSource | str | Path, n: int, seed: int, recipe: dict[str, Any] | None,
                 device: str | torch.device, workers: int | None, dask_address: str | None, zarr_format: int,
-                body_model: str | Path | None) -> SampleRun:
+                body_model: str | Path | None, out: Path) -> SampleRun:
     """Check every argument of ``sample_to_store`` (recipe, layout, device, source, body model,
-    label, memory) and load the source, the body and the sampler; nothing is written."""
+    label, memory) and load the source, the body and the sampler for the store at ``out``;
+    nothing is written."""
     recipe = validate_sample_recipe(recipe if recipe is not None else resolve_sample_recipe(DEFAULT_SAMPLE_RECIPE))
     layout = Layout.of(recipe, n)
     device = resolve_device(device)
@@ -646,7 +649,7 @@ def checked_run(source: PoseSource | str | Path, n: int, seed: int, recipe: dict
     sampler = BlockSampler(source, recipe, seed, body, "cpu" if dask_address else device)
     return SampleRun(ref, recipe, seed, layout, device, workers, zarr_format,
                      None if body_model is None else str(body_model), sampler, shapes,
-                     store_attrs(source, recipe, seed, body))
+                     store_attrs(source, recipe, seed, body, out, device))
 
 
 def _write_shards(run: SampleRun, path: Path, group: zarr.Group, todo: list[int], on_written: Callable[[int], None],
@@ -721,13 +724,13 @@ def _disk_error(target: StoreTarget, exc: OSError) -> str:
 
 
 # ---------------------------------------------------------------------------- the store
-def store_attrs(source: PoseSource, recipe: dict[str, Any], seed: int, body: BodyModel) -> dict[str, Any]:
-    """The group attributes of a sample store (docs/sample_store.md), bar ``posesynth``."""
-    path = getattr(source, "path", None)
+def store_attrs(source: PoseSource, recipe: dict[str, Any], seed: int, body: BodyModel, out: Path,
+                device: torch.device) -> dict[str, Any]:
+    """The group attributes of the sample store at ``out`` (docs/sample_store.md), bar ``posesynth``."""
     return {
         "recipe": recipe,
         "seed": seed,
-        "source": {"identity": source.identity, "path": None if path is None else str(path),
+        "source": {"identity": source.identity, "path": source_path(getattr(source, "path", None), out),
                    "sha256": getattr(source, "sha256", None), "label_field": getattr(source, "label_field", None)},
         "labels": list(source.label_names),
         "keypoint_sets": {s.name: s.to_attrs() for s in keypoint_sets(recipe["sample"]["keypoint_sets"])},
@@ -737,9 +740,23 @@ def store_attrs(source: PoseSource, recipe: dict[str, Any], seed: int, body: Bod
                       "(capsule model of the body, posesynth.visibility); 3 = visible",
         "units": {"3d": "metres", "2d": "pixels", "angles": "radians (axis-angle)"},
         "body_model": body.identity,
+        "shape_space": shape_space(body),
         "block_size": recipe["sample"]["block_size"],
         "shards_done": [],
+        "run": run_record(device),
     }
+
+
+def source_path(path: str | Path | None, out: Path) -> str | None:
+    """Where the source at ``path`` is, for the store at ``out``: relative to the folder holding
+    the store (``../train.zarr``, POSIX separators); None without a path, for posesynth's shipped
+    checkpoint (its identity and hash name it) and where no relative path exists (another drive)."""
+    if path is None or Path(path).resolve() == DEFAULT_CHECKPOINT.resolve():
+        return None
+    try:
+        return Path(os.path.relpath(Path(path).resolve(), out.resolve().parent)).as_posix()
+    except ValueError:
+        return None
 
 
 _RUN_KEYS = ("recipe", "seed", "source", "body_model", "block_size")

@@ -4,8 +4,9 @@ A checkpoint is a ``torch.save`` dict of tensors and plain values only, read bac
 with ``torch.load(..., weights_only=True)`` (no pickled code).  It holds the EMA
 generator's weights, the resolved recipe, the label vocabulary, the mean pose the
 generator is built around, the betas prior, the joint limits of the training poses (the
-plausibility filter of tempered sampling), the body model's identity and the posesynth
-version.  ``load_checkpoint`` returns a ``GanPoseSource`` that ``sample`` draws poses from.
+plausibility filter of tempered sampling), the body model's identity, the posesynth
+version and the training run's record (``run``: versions, device, command line;
+``posesynth.run_record``).  ``load_checkpoint`` returns a ``GanPoseSource`` that ``sample`` draws poses from.
 """
 
 from __future__ import annotations
@@ -44,10 +45,11 @@ def sizes_from_recipe(recipe: dict[str, dict[str, Any]]) -> NetworkSizes:
 def save_checkpoint(path: str | Path, generator: Generator, recipe: dict, label_field: str,
                     label_names: tuple[str, ...], body_model: str, step: int,
                     training_files: tuple[str, ...] = (), betas_prior: BetasPrior | None = None,
-                    joint_limits: JointLimits | None = None) -> None:
+                    joint_limits: JointLimits | None = None, run: dict[str, Any] | None = None) -> None:
     """Write the sampling checkpoint atomically (a temporary file, then a rename).
     ``training_files`` names the mocap files it was trained on, so that evaluations can
-    refuse a validation split the generator has seen."""
+    refuse a validation split the generator has seen; ``run``: the training run's record
+    (``posesynth.run_record``)."""
     path = Path(path)
     payload = {
         "format": FORMAT,
@@ -61,6 +63,7 @@ def save_checkpoint(path: str | Path, generator: Generator, recipe: dict, label_
         "training_files": list(training_files),
         "betas_prior": None if betas_prior is None else betas_prior.to_dict(),
         "joint_limits": None if joint_limits is None else joint_limits.to_dict(),
+        "run": run,
         "generator": {k: v.detach().cpu() for k, v in generator.state_dict().items()},
     }
     with atomic_output(path) as tmp:

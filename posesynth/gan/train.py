@@ -48,6 +48,7 @@ from posesynth.plausibility import JointLimits
 from posesynth.kinematics import forward_kinematics, rotation_about_y
 from posesynth.outputs import atomic_output, check_folder
 from posesynth.rotations import matrix_to_rot6d, rot6d_to_matrix
+from posesynth.run_record import run_record
 from posesynth.torch_files import load_tensors_file
 
 DEFAULT_RECIPE: dict[str, dict[str, Any]] = {
@@ -128,6 +129,7 @@ class Trainer:
         self.recipe = recipe
         self.out = Path(out)
         self.device = torch.device(device)
+        self.run_record = run_record(self.device)
         self.data = load_training_poses(data_path, recipe["data"]["label_field"], "train", recipe["data"]["balance"])
         self.val = load_training_poses(data_path, recipe["data"]["label_field"], "val", "frame")
         b = recipe["betas"]
@@ -260,7 +262,7 @@ class Trainer:
             torch.save(state, tmp)
         save_checkpoint(self.out / "checkpoint.pt", self.models.ema, self.recipe, self.data.label_field,
                         self.data.label_names, self.body.identity, self.step, self.data.files, self.betas_prior,
-                        self.joint_limits)
+                        self.joint_limits, self.run_record)
 
     def try_resume(self) -> bool:
         path = self.out / "state.pt"
