@@ -89,10 +89,10 @@ def test_export_refuses_an_existing_file_and_replaces_it_with_overwrite(tmp_path
 def test_videopose3d_export_refuses_existing_files_before_writing_either(tmp_path, samples):
     out = tmp_path / "vp3d"
     out.mkdir()
-    second = existing(out / "data_2d_samples_gt.npz")
+    second = existing(out / "data_2d_samples_h36m17.npz")
     refused(CliRunner().invoke(main, ["export", str(samples), "--format", "videopose3d", "--out", str(out),
                                       "--name", "samples"]), second)
-    assert sorted(p.name for p in out.iterdir()) == ["data_2d_samples_gt.npz"]
+    assert sorted(p.name for p in out.iterdir()) == ["data_2d_samples_h36m17.npz"]
 
 
 def test_lift_train_refuses_an_existing_lifter_before_training(tmp_path):

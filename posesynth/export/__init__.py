@@ -2,7 +2,10 @@
 
 - ``npz``, ``h5`` (``posesynth.export.arrays``): every array of any store under its store name,
   and its attributes.
-- ``videopose3d`` (``posesynth.export.videopose3d``, sample stores): VideoPose3D's two files.
+- ``videopose3d`` (``posesynth.export.videopose3d``, sample stores): VideoPose3D's files with
+  posesynth's own cameras.
+- ``h36m`` (``posesynth.export.h36m``, sample stores): Human3.6M's prepared files for VideoPose3D,
+  the 2D re-projected through Human3.6M's four calibrated cameras.
 
 Each format is a function ``(group, out, options) -> list[Path]`` in ``FORMATS``; every file is
 written under a temporary name and renamed at the end (``posesynth.outputs``), so an export never
@@ -14,7 +17,7 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from posesynth.errors import PosesynthError
 
@@ -28,13 +31,22 @@ class ExportError(PosesynthError, ValueError):
 
 @dataclass(frozen=True)
 class ExportOptions:
-    """What a format may use beyond the store: ``keypoint_set`` and ``noisy`` choose the 2D/3D
-    arrays, ``name`` the dataset name in file names, ``overwrite`` allows replacing files."""
+    """What a format may use beyond the store: ``keypoint_set`` the 3D keypoint set (and the 2D
+    one unless ``keypoint_set_2d``), ``noisy`` the noisy 2D, ``test_fraction`` the share of samples
+    (the last rows) held out as test subjects, ``name`` the dataset name in file names,
+    ``overwrite`` allows replacing files."""
 
     name: str
     keypoint_set: str = "h36m17"
+    keypoint_set_2d: str | None = None
     noisy: bool = False
+    test_fraction: float = 0.2
     overwrite: bool = False
+
+    @property
+    def set_2d(self) -> str:
+        """The 2D keypoint set: ``keypoint_set_2d``, else ``keypoint_set``."""
+        return self.keypoint_set_2d or self.keypoint_set
 
 
 Exporter = Callable[["zarr.Group", Path, ExportOptions], list[Path]]
@@ -43,6 +55,7 @@ Exporter = Callable[["zarr.Group", Path, ExportOptions], list[Path]]
 # Format name -> "module:function" of its exporter, imported only when that format is asked for.
 FORMATS: dict[str, str] = {
     "videopose3d": "posesynth.export.videopose3d:export_videopose3d",
+    "h36m": "posesynth.export.h36m:export_h36m",
     "npz": "posesynth.export.arrays:export_npz",
     "h5": "posesynth.export.arrays:export_h5",
 }
@@ -56,15 +69,14 @@ def exporter(fmt: str) -> Exporter:
     return getattr(importlib.import_module(module), function)
 
 
-def export_store(path: str | Path, fmt: str, out: str | Path, *, keypoint_set: str = "h36m17",
-                 noisy: bool = False, name: str | None = None, overwrite: bool = False) -> list[Path]:
+def export_store(path: str | Path, fmt: str, out: str | Path, *, name: str | None = None,
+                 **options: Any) -> list[Path]:
     """Export the (complete) store at ``path`` as ``fmt`` to ``out``; returns the files written.
 
     ``out``: a file or a folder, as the format says.  ``name`` defaults to the store's name
-    without its suffix.
+    without its suffix; ``options``: the other fields of ``ExportOptions``.
     """
     from posesynth.store import open_store
 
     write = exporter(fmt)
-    options = ExportOptions(name or Path(path).stem, keypoint_set, noisy, overwrite)
-    return write(open_store(path), Path(out), options)
+    return write(open_store(path), Path(out), ExportOptions(name or Path(path).stem, **options))
