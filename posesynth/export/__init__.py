@@ -6,6 +6,10 @@
   posesynth's own cameras.
 - ``h36m`` (``posesynth.export.h36m``, sample stores): Human3.6M's prepared files for VideoPose3D,
   the 2D re-projected through Human3.6M's four calibrated cameras.
+- ``humandata`` (``posesynth.export.humandata``, sample stores): MMHuman3D's HumanData ``.npz``,
+  one row per sample view.
+- ``coco`` (``posesynth.export.coco``, sample stores): a COCO person-keypoints JSON, one image
+  per sample view.
 
 Each format is a function ``(group, out, options) -> list[Path]`` in ``FORMATS``; every file is
 written under a temporary name and renamed at the end (``posesynth.outputs``), so an export never
@@ -56,6 +60,8 @@ Exporter = Callable[["zarr.Group", Path, ExportOptions], list[Path]]
 FORMATS: dict[str, str] = {
     "videopose3d": "posesynth.export.videopose3d:export_videopose3d",
     "h36m": "posesynth.export.h36m:export_h36m",
+    "humandata": "posesynth.export.humandata:export_humandata",
+    "coco": "posesynth.export.coco:export_coco",
     "npz": "posesynth.export.arrays:export_npz",
     "h5": "posesynth.export.arrays:export_h5",
 }
