@@ -97,7 +97,8 @@ def compare_custom_prediction(work: Path, store: Path, video: str) -> None:
     """MPJPE of the ``-d custom`` prediction of ``video`` against the store's camera-frame 3D."""
     import zarr
 
-    subject, action, view = video.split(".")
+    subject, rest = video.split(".", 1)  # <subject>.<action>.view<v>; an action may hold dots
+    action, view = rest.rsplit(".", 1)
     rows = np.load(work / "data" / f"data_3d_{NAME}.npz", allow_pickle=True)["sample_index"].item()[subject][action]
     truth = zarr.open_group(str(store), mode="r")["keypoints/h36m17/camera"][:][rows, int(view[4:])]
     truth = truth - truth[:, :1]
