@@ -87,6 +87,14 @@ def test_humandata_loads_with_numpy_into_the_documented_keys_and_shapes(humandat
     assert list(humandata["image_path"][:3]) == ["00000000_view0.png", "00000000_view1.png", "00000001_view0.png"]
 
 
+def test_every_keypoint_set_has_its_place_in_human_data():
+    from posesynth.keypoint_sets import KEYPOINT_SETS
+
+    assert set(CONVENTIONS) == set(KEYPOINT_SETS)
+    for name, (_, index) in CONVENTIONS.items():
+        assert len(index) == len(KEYPOINT_SETS[name]) == len(set(index)) and max(index) < HUMAN_DATA_SIZE
+
+
 def test_humandata_columns_are_the_set_in_human_data_order(humandata):
     names = humandata["meta"]["keypoints2d"]["names"]
     index = dict(zip(("pelvis", "right_hip", "right_knee", "right_ankle", "left_hip", "left_knee", "left_ankle",

@@ -79,7 +79,8 @@ def _chunks_of(arr: zarr.Array, bar: tqdm) -> Iterable[np.ndarray]:
 def export_npz(group: zarr.Group, out: Path, options: ExportOptions) -> list[Path]:
     """Every array of ``group`` and its attributes (JSON) in one uncompressed ``.npz``."""
     arrays = _arrays(group)
-    with (atomic_output(out, options.overwrite) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED, allowZip64=True) as zf,
+    with (atomic_output(out, options.overwrite) as tmp,
+          zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED, allowZip64=True) as zf,
           progress(sum(len(row_blocks(a)) for a in arrays.values()), "npz") as bar):
         for name, arr in arrays.items():
             write_npy(zf, name, arr.dtype, arr.shape, _chunks_of(arr, bar))
@@ -99,8 +100,8 @@ def export_h5(group: zarr.Group, out: Path, options: ExportOptions) -> list[Path
             f.attrs[key] = json.dumps(value)
         for name, arr in arrays.items():
             chunks = (max(1, min(arr.chunks[0], arr.shape[0])),) + tuple(arr.shape[1:]) if arr.shape[0] else None
-            ds = f.create_dataset(name, shape=arr.shape, dtype=arr.dtype, chunks=chunks,
-                                  compression="gzip" if chunks else None, compression_opts=GZIP_LEVEL if chunks else None)
+            gzip = {"compression": "gzip", "compression_opts": GZIP_LEVEL} if chunks else {}
+            ds = f.create_dataset(name, shape=arr.shape, dtype=arr.dtype, chunks=chunks, **gzip)
             for rows in row_blocks(arr):
                 ds[rows] = arr[rows]
                 bar.update()

@@ -47,7 +47,7 @@ import numpy as np
 import torch
 import zarr
 
-from posesynth.export import ExportError, ExportOptions
+from posesynth.export import ExportOptions
 from posesynth.export.arrays import npy_member, write_npy
 from posesynth.export.views import (
     check_sample_store, image_name, keypoint_boxes, keypoint_set, pixels_array, rows, view_chunks,
@@ -85,9 +85,7 @@ def export_humandata(group: zarr.Group, out: Path, options: ExportOptions) -> li
         write_npy(zf, "keypoints2d", np.float32, (M, len(set_2d.columns), 3), _keypoints2d(group, set_2d, pixels))
         write_npy(zf, "keypoints3d", np.float32, (M, len(set_3d.columns), 4), _keypoints3d(group, set_3d))
         write_npy(zf, "bbox_xywh", np.float32, (M, 5), _boxes(group, set_2d.name, pixels))
-        write_npy(zf, "image_path", f"<U{len(image_name(N, V))}", (M,),
-                  ([image_name(s, v) for s in range(lo, lo + len(c["label"])) for v in range(V)]
-                   for lo, c in view_chunks(group, ["label"], "humandata image_path")))
+        write_npy(zf, "image_path", f"<U{len(image_name(N, V))}", (M,), _image_paths(group, V))
         _write_value(zf, "smpl", _smpl(group))
     return [out]
 
@@ -105,10 +103,8 @@ class _Set:
 
 
 def _checked_set(group: zarr.Group, name: str, option: str) -> _Set:
-    names = keypoint_set(group, name, option)
-    if name not in CONVENTIONS:
-        raise ExportError(f"{option} {name}: HumanData holds {', '.join(CONVENTIONS)} keypoints, not {name}")
-    return _Set(name, names)
+    """The store's set ``name`` (every posesynth set has its place in ``CONVENTIONS``)."""
+    return _Set(name, keypoint_set(group, name, option))
 
 
 def _header(group: zarr.Group, set_2d: _Set, set_3d: _Set, V: int) -> dict[str, Any]:
@@ -155,6 +151,11 @@ def _boxes(group: zarr.Group, set_name: str, pixels: str) -> Iterator[np.ndarray
         labelled = (rows(chunk[visible]) & VISIBLE_IN_FRAME) > 0
         boxes = keypoint_boxes(rows(chunk[pixels]), labelled, rows(chunk["camera/image_size"]))
         yield np.concatenate([boxes, labelled.any(1, keepdims=True).astype(np.float32)], axis=1)
+
+
+def _image_paths(group: zarr.Group, V: int) -> Iterator[list[str]]:
+    for lo, chunk in view_chunks(group, ["label"], "humandata image_path"):
+        yield [image_name(sample, view) for sample in range(lo, lo + len(chunk["label"])) for view in range(V)]
 
 
 SMPL_ARRAYS = ["smpl/global_orient", "smpl/body_pose", "smpl/betas", "smpl/transl", "keypoints/smpl24/world",
