@@ -12,7 +12,7 @@ from posesynth import __version__
 from posesynth.cli import main
 from posesynth.gan.checkpoint import DEFAULT_CHECKPOINT, read_checkpoint_file
 from posesynth.gan.train import train
-from posesynth.run_record import PACKAGES, command_line, run_record
+from posesynth.run_record import PACKAGES, command_line, describe_device, run_record
 from posesynth.sample_recipe import resolve_sample_recipe
 from posesynth.sampling import sample_to_store, source_path
 from test_gan import TINY
@@ -40,6 +40,16 @@ def test_the_record_names_versions_device_and_time():
     assert record["posesynth"] == __version__ and record["device"] == "cpu"
     assert set(record["packages"]) == set(PACKAGES) and record["packages"]["zarr"] == version("zarr")
     assert record["command"] is None and record["created"].endswith("+00:00")
+
+
+def test_a_cuda_device_is_named_with_its_index_and_model(monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 1)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda index: f"GPU model {index}")
+    assert describe_device("cuda") == "cuda:1 (GPU model 1)"
+    assert describe_device("cuda:0") == "cuda:0 (GPU model 0)"
+    assert describe_device(torch.device("cpu")) == "cpu"
 
 
 def test_a_sample_store_records_its_run(train_store, tmp_path):
