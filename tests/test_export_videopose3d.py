@@ -293,7 +293,7 @@ def test_a_training_store_is_refused(fmt, tmp_path, tmp_path_factory):
     ("h36m", "--keypoint-set-2d", {"keypoint_set_2d": "mpii"}),
 ])
 def test_a_missing_keypoint_set_is_named_with_its_option(samples, tmp_path, fmt, option, kwargs):
-    with pytest.raises(ExportError, match=f"{option}: the store has no keypoint set 'mpii'"):
+    with pytest.raises(ExportError, match=f"{option}: the store has no mpii keypoints"):
         export_store(samples, fmt, tmp_path / "x", **kwargs)
 
 

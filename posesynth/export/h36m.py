@@ -44,7 +44,8 @@ import zarr
 
 from posesynth.export import ExportError, ExportOptions
 from posesynth.export.videopose3d import (check_request, described, empty, keypoints_metadata, per_view,
-                                          placements, save, store_chunks, subject_rows)
+                                          placements, save, subject_rows)
+from posesynth.export.views import view_chunks
 from posesynth.outputs import check_output
 
 TRAIN_SUBJECTS = ("S1", "S5", "S6", "S7", "S8")
@@ -161,7 +162,7 @@ def export_h36m(group: zarr.Group, out: Path, options: ExportOptions) -> list[Pa
 def _write_3d(group: zarr.Group, rows: dict[str, dict[str, np.ndarray]], path: Path, overwrite: bool) -> None:
     world = "keypoints/h36m17/world"
     positions = empty(rows, (len(H36M_PARENTS), 3))
-    for lo, chunk in store_chunks(group, [world]):
+    for lo, chunk in view_chunks(group, [world], "h36m 3D"):
         points = to_h36m_world(chunk[world], lo + np.arange(len(chunk[world])))[:, H36M_FROM_17]
         for s, a, frames, src in placements(rows, lo, lo + len(points)):
             positions[s][a][frames] = points[src]
@@ -179,7 +180,7 @@ def _write_2d(group: zarr.Group, rows: dict[str, dict[str, np.ndarray]], options
     world = f"keypoints/{options.set_2d}/world"
     cameras = h36m_cameras()
     views = [empty(rows, (group[world].shape[1], 2)) for _ in range(4)]
-    for lo, chunk in store_chunks(group, [world]):
+    for lo, chunk in view_chunks(group, [world], "h36m 2D"):
         points = to_h36m_world(chunk[world], lo + np.arange(len(chunk[world])))
         for s, a, frames, src in placements(rows, lo, lo + len(points)):
             for view, cam in zip(views, cameras[s]):

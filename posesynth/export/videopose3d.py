@@ -16,10 +16,11 @@ Shared by both formats (``posesynth/export/h36m.py`` is the other):
   chunks); each group of rows is cut into equal consecutive runs, one per subject.
 - **Actions.** Within a subject, one action per label (the store's ``labels`` vocabulary),
   ``all`` for unlabelled rows; ``sample_index[subject][action]`` (T,) gives each frame's store row.
-- **Streaming.** The store is read one chunk at a time and each chunk's rows are copied into
-  arrays allocated once per (subject, action), one file at a time.  What stays in memory is one
-  file's arrays: a pickled dict can only be written whole, so every array of it exists when it
-  is saved (plus, while saving, the pickled bytes of one array at a time).
+- **Streaming.** The store is read one chunk at a time (``views.view_chunks``: a progress bar on
+  a terminal) and each chunk's rows are copied into arrays allocated once per (subject, action),
+  one file at a time.  What stays in memory is one file's arrays: a pickled dict can only be
+  written whole, so every array of it exists when it is saved (plus, while saving, the pickled
+  bytes of one array at a time).
 
 ``--format videopose3d`` keeps posesynth's own cameras (each sample has its own):
 
@@ -55,8 +56,8 @@ import numpy as np
 import zarr
 
 from posesynth.export import ExportError, ExportOptions
+from posesynth.export.views import check_sample_store, keypoint_set, pixels_array, view_chunks
 from posesynth.outputs import atomic_output, check_output
-from posesynth.store import ATTR
 
 TRAIN_SUBJECTS, TEST_SUBJECTS = ("train",), ("test",)
 UNLABELLED = "all"
@@ -69,14 +70,9 @@ Rows = dict[str, dict[str, np.ndarray]]  # subject -> action -> sorted store row
 def check_request(group: zarr.Group, out: Path, options: ExportOptions, fmt: str) -> None:
     """ExportError unless ``group`` is a sample store with the keypoint sets asked for, ``out``
     can be a folder and the name and test fraction are usable."""
-    kind = group.attrs[ATTR].get("kind")
-    if kind != "samples":
-        raise ExportError(f"--format {fmt} needs a sample store (2D keypoints and cameras); this is a "
-                          f"{kind} store: use --format npz or h5")
-    sets = group.attrs["keypoint_sets"]
-    for option, name in (("--keypoint-set", options.keypoint_set), ("--keypoint-set-2d", options.set_2d)):
-        if name not in sets:
-            raise ExportError(f"{option}: the store has no keypoint set {name!r}; it has {', '.join(sets)}")
+    check_sample_store(group, fmt)
+    keypoint_set(group, options.keypoint_set, "--keypoint-set")
+    keypoint_set(group, options.set_2d, "--keypoint-set-2d")
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", options.name):
         raise ExportError(f"--name {options.name!r}: use letters, digits, '_', '.' or '-' (it is part of file names)")
     if not 0.0 < options.test_fraction < 1.0:
@@ -112,14 +108,6 @@ def _actions(labels: np.ndarray, names: list[str], first: int) -> dict[str, np.n
 
 
 # ---------------------------------------------------------------------------- streaming
-def store_chunks(group: zarr.Group, names: list[str]) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
-    """``(first row, {name: that chunk's rows})`` for each chunk of the arrays ``names``, in order."""
-    first = group[names[0]]
-    step = first.chunks[0]
-    for lo in range(0, first.shape[0], step):
-        yield lo, {name: group[name][lo:lo + step] for name in names}
-
-
 def placements(rows: Rows, lo: int, hi: int) -> Iterator[tuple[str, str, slice, np.ndarray]]:
     """``(subject, action, frames, chunk rows)`` for each action with rows in ``[lo, hi)``:
     ``frames`` is where they go in the action, ``chunk rows`` where they are in the chunk."""
@@ -180,9 +168,7 @@ def export_videopose3d(group: zarr.Group, out: Path, options: ExportOptions) -> 
     """``data_3d_<name>.npz``, ``data_2d_<name>_<set2d>[_noisy].npz`` and
     ``data_2d_custom_<name>_<set2d>[_noisy].npz`` in the folder ``out`` (module docstring)."""
     check_request(group, out, options, "videopose3d")
-    pixels = f"keypoints/{options.set_2d}/pixels" + ("_noisy" if options.noisy else "")
-    if pixels not in group:
-        raise ExportError(f"--noisy: the store has no noisy 2D ({pixels}); sample with noise = true")
+    pixels = pixels_array(group, options.set_2d, options)
     key = options.set_2d + ("_noisy" if options.noisy else "")
     paths = [check_output(out / name, options.overwrite) for name in
              (f"data_3d_{options.name}.npz", f"data_2d_{options.name}_{key}.npz",
@@ -201,7 +187,7 @@ def _write_3d(group: zarr.Group, rows: Rows, options: ExportOptions, path: Path)
     positions = empty(rows, (J, 3))
     cameras = [{k: empty(rows, group[f"camera/{k}"].shape[2:], group[f"camera/{k}"].dtype) for k in CAMERA_KEYS}
                for _ in range(V)]
-    for lo, chunk in store_chunks(group, [world] + [f"camera/{k}" for k in CAMERA_KEYS]):
+    for lo, chunk in view_chunks(group, [world] + [f"camera/{k}" for k in CAMERA_KEYS], "videopose3d 3D"):
         for s, a, frames, src in placements(rows, lo, lo + len(chunk[world])):
             positions[s][a][frames] = chunk[world][src]
             for v, cams in enumerate(cameras):
@@ -227,7 +213,7 @@ def _write_2d(group: zarr.Group, rows: Rows, options: ExportOptions, pixels: str
     """The 2D file (per subject and action) and the same arrays as ``-d custom`` videos."""
     J, V = group[pixels].shape[2], group[pixels].shape[1]
     views = [empty(rows, (J, 2)) for _ in range(V)]
-    for lo, chunk in store_chunks(group, [pixels]):
+    for lo, chunk in view_chunks(group, [pixels], "videopose3d 2D"):
         for s, a, frames, src in placements(rows, lo, lo + len(chunk[pixels])):
             for v, view in enumerate(views):
                 view[s][a][frames] = chunk[pixels][src, v]
