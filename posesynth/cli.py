@@ -364,21 +364,23 @@ def info(store, as_json, plots_dir) -> None:
 @click.option("--format", "fmt", required=True, type=click.Choice(list(EXPORT_FORMATS)),
               help="videopose3d: data_3d_<name>.npz + data_2d_<name>_<set2d>.npz with posesynth's cameras "
               "(docs/videopose3d.md: the loader); h36m: data_3d_h36m.npz + data_2d_h36m_<name>_<set2d>.npz, "
-              "Human3.6M's layout and cameras (run.py -d h36m); npz, h5: every array and the attributes.")
+              "Human3.6M's layout and cameras (run.py -d h36m); humandata: MMHuman3D's HumanData .npz; coco: "
+              "COCO person-keypoints JSON; npz, h5: every array and the attributes.")
 @click.option("--out", required=True, type=click.Path(path_type=Path),
-              help="The file (npz, h5), or the folder (videopose3d, h36m).")
+              help="The file (humandata, coco, npz, h5), or the folder (videopose3d, h36m).")
 @click.option("--keypoint-set", default="h36m17", show_default=True,
-              help="videopose3d, h36m: the 3D keypoint set (h36m: h36m17), and the 2D one unless --keypoint-set-2d.")
-@click.option("--keypoint-set-2d", help="videopose3d, h36m: the 2D keypoint set, e.g. coco17 with 3D h36m17 "
-              "(default: --keypoint-set).")
-@click.option("--noisy", is_flag=True, help="videopose3d: the noisy 2D (data_2d_<name>_<set2d>_noisy.npz).")
+              help="The 3D keypoint set (h36m: h36m17), and the 2D one unless --keypoint-set-2d.")
+@click.option("--keypoint-set-2d", help="The 2D keypoint set, e.g. coco17 with 3D h36m17 (default: --keypoint-set).")
+@click.option("--noisy", is_flag=True,
+              help="The detector-like noisy 2D (videopose3d: data_2d_<name>_<set2d>_noisy.npz; not h36m).")
 @click.option("--test-fraction", type=float, default=0.2, show_default=True,
               help="videopose3d, h36m: the share of samples (the store's last rows) held out as the test "
               "subjects (videopose3d: test; h36m: S9, S11).")
 @click.option("--name", help="videopose3d, h36m: the dataset name in the file names (default: the store's name).")
 @click.option("--overwrite", is_flag=True, help="Replace existing files at --out.")
 def export(store, fmt, out, keypoint_set, keypoint_set_2d, noisy, test_fraction, name, overwrite) -> None:
-    """Export a complete store for other trainers (VideoPose3D's or Human3.6M's files, npz or HDF5)."""
+    """Export a complete store for other trainers (VideoPose3D's or Human3.6M's files, HumanData, COCO,
+    npz or HDF5)."""
     from posesynth.export import export_store
 
     paths = export_store(store, fmt, out, keypoint_set=keypoint_set, keypoint_set_2d=keypoint_set_2d, noisy=noisy,
