@@ -30,7 +30,14 @@ class CommandError(click.ClickException):
 
 class PosesynthGroup(click.Group):
     """The ``posesynth`` group: runs a command and turns its PosesynthError (or OSError) into a
-    ``CommandError``; nested groups (``lift``) run inside it, so this covers every command."""
+    ``CommandError``; nested groups (``lift``) run inside it, so this covers every command.
+    ``--help`` lists the commands in the order they are defined here (pipeline order), not
+    alphabetically; nested groups are of this class too."""
+
+    group_class = type  # subgroups (``lift``) are PosesynthGroups: their commands keep their order too
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(self.commands)
 
     def main(self, args=None, *rest, **kwargs):
         """Run the command line ``args`` (default: ``sys.argv[1:]``), which the stores and
@@ -65,20 +72,12 @@ class RecipeFile(click.ParamType):
 def main() -> None:
     """Synthetic training data for 3D human pose estimation.
 
-    \b
-    prepare   mocap files -> training store (SMPL parameters, joints, labels, split)
-    train     training store -> pose GAN checkpoint
-    evaluate  checkpoint vs held-out real poses: the pose-quality numbers
-    render    store or checkpoint -> PNG grid of posed bodies with 2D keypoints
-    export-mesh  store samples -> posed meshes (OBJ, PLY, GLB)
-    sample    checkpoint -> sample store (random cameras, paired 2D/3D keypoints)
-    info      what a training or sample store holds
-    export    sample store -> VideoPose3D files, npz or HDF5
-    lift      2D -> 3D lifters on sample stores: train, eval, predict
+    The commands below are listed in pipeline order; `posesynth COMMAND --help` gives a
+    command's options.
     """
 
 
-@main.command()
+@main.command(short_help="mocap files -> training store (SMPL poses, labels, split)")
 @click.argument("data", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Training store to write (.zarr).")
 @click.option("--fps", default=30.0, show_default=True, help="Frame rate to resample every clip to.")
@@ -151,7 +150,7 @@ def _device(name: str) -> str:
     return str(resolve_device(name))
 
 
-@main.command()
+@main.command(short_help="training store -> pose GAN checkpoint")
 @click.option("--recipe", type=RecipeFile(),
               help="Training recipe: a TOML file or a shipped recipe's name, e.g. gan_default. "
               "Default: the built-in defaults.")
@@ -172,7 +171,7 @@ def train(recipe, data, out, overrides, device, body_model) -> None:
     click.echo(f"checkpoint: {checkpoint}")
 
 
-@main.command()
+@main.command(short_help="checkpoint vs held-out real poses: pose-quality numbers")
 @click.option("--checkpoint", type=click.Path(exists=True, path_type=Path),
               help="GAN checkpoint (default: the shipped one, posesynth/assets/checkpoints/default.pt).")
 @click.option("--data", required=True, type=click.Path(exists=True, path_type=Path),
@@ -207,82 +206,7 @@ def evaluate(checkpoint, data, num, seed, json_out, no_conditional, plots_dir, h
         click.echo(f"wrote {plot_joint_angles(checkpoint or DEFAULT_CHECKPOINT, data, plots_dir, seed)}", err=True)
 
 
-@main.command()
-@click.argument("store", required=False, type=click.Path(exists=True, path_type=Path))
-@click.option("--out", required=True, type=click.Path(path_type=Path), help="PNG grid to write.")
-@click.option("--index", "indices", default="0:16", show_default=True,
-              help="Samples of STORE to draw: I, I,J,K or A:B[:STEP] (mixable: 0,5,10:20).")
-@click.option("--checkpoint", type=click.Path(exists=True, path_type=Path),
-              help="Draw fresh samples from this checkpoint instead of a store.")
-@click.option("--n", "num", default=16, show_default=True, help="With --checkpoint: how many samples.")
-@click.option("--label", help="With --checkpoint: condition on this label.")
-@click.option("--seed", default=0, show_default=True, help="With --checkpoint: the sampling seed.")
-@click.option("--recipe", type=RecipeFile(),
-              help="With --checkpoint: the sampling recipe, a TOML file or a shipped recipe's name "
-              "(default: sample_default).")
-@click.option("--view", type=click.Choice(["camera", "front", "side", "top"]),
-              help="Each sample's own camera, or a canonical view of the body "
-              "(default: camera when the samples have cameras, else front).")
-@click.option("--camera-view", default=0, show_default=True, help="Which of a sample's V camera views to use.")
-@click.option("--set", "keypoint_set", default="smpl24", show_default=True,
-              help="Keypoint set drawn on top (smpl24, h36m17, coco17, ...); 'none' draws none.")
-@click.option("--body-model", type=click.Path(exists=True, path_type=Path),
-              help="SMPL-format body model (.npz, or a .pkl you trust: it is unpickled). Default: the shipped one.")
-@click.option("--size", default=512, show_default=True, help="Grid cell size in pixels (longer image side).")
-@click.option("--cols", type=int, help="Grid columns (default: about square).")
-@click.option("--renderer", type=click.Choice(["auto", "gl", "matplotlib"]), default="auto", show_default=True,
-              help="auto: GL (headless EGL) when a context can be made, else the matplotlib fallback.")
-@click.option("--overwrite", is_flag=True, help="Replace an existing file at --out.")
-def render(store, out, indices, checkpoint, num, label, seed, recipe, view, camera_view, keypoint_set, body_model,
-           size, cols, renderer, overwrite) -> None:
-    """Draw a grid of posed bodies with their 2D keypoints and skeleton on top.
-
-    From STORE (a sample store: each sample through its own camera; a training store: canonical
-    views), or from --checkpoint: the first --n samples `posesynth sample` would write with the
-    same checkpoint, --seed and --recipe, computed in memory.  Clean 2D keypoints are
-    blue, noisy 2D (when the store has them) red; keypoints not visible (not in frame or
-    self-occluded) are hollow rings.
-    """
-    from posesynth.render import render_checkpoint, render_store
-
-    require_extra("render", "posesynth render", "PIL", "moderngl", "matplotlib")
-    if (store is None) == (checkpoint is None):
-        raise UsageError("give either a STORE or --checkpoint")
-    kp = None if keypoint_set.lower() == "none" else keypoint_set
-    if store is not None:
-        path = render_store(store, out, indices, view, kp, body_model, size, cols, renderer, camera_view, overwrite)
-    else:
-        path = render_checkpoint(checkpoint, out, num, label, seed, view, kp, body_model, size, cols, renderer,
-                                 recipe, overwrite)
-    click.echo(f"wrote {path}")
-
-
-@main.command("export-mesh")
-@click.argument("store", type=click.Path(exists=True, path_type=Path))
-@click.option("--index", "indices", default="0", show_default=True, help="Samples: I, I,J,K or A:B[:STEP].")
-@click.option("--format", "fmt", type=click.Choice(["obj", "ply", "glb"]),
-              help="File format (default: from --out's suffix).")
-@click.option("--out", required=True, type=click.Path(path_type=Path),
-              help="The file (one sample, or --scene), else a folder for sample_<index>.<format> files.")
-@click.option("--frame", type=click.Choice(["world", "camera"]), default="world", show_default=True,
-              help="world: metres, +y up, floor at y = 0; camera: the sample's OpenCV camera frame "
-              "(x right, y down, z forward).")
-@click.option("--camera-view", default=0, show_default=True, help="With --frame camera: which of the V views.")
-@click.option("--scene", is_flag=True, help="One file holding all the samples, laid out in a row.")
-@click.option("--spacing", default=1.0, show_default=True, help="With --scene: metres between samples (0: in place).")
-@click.option("--body-model", type=click.Path(exists=True, path_type=Path),
-              help="SMPL-format body model (.npz, or a .pkl you trust: it is unpickled). Default: the shipped one.")
-@click.option("--overwrite", is_flag=True, help="Replace existing mesh files.")
-def export_mesh(store, indices, fmt, out, frame, camera_view, scene, spacing, body_model, overwrite) -> None:
-    """Write the posed body meshes of samples of STORE (OBJ, PLY or GLB, with trimesh)."""
-    from posesynth.mesh_export import export_meshes
-
-    paths = export_meshes(store, indices, out, fmt, frame, scene, camera_view, body_model, spacing, overwrite)
-    click.echo(f"wrote {len(paths)} file{'s' if len(paths) != 1 else ''}: " + ", ".join(str(p) for p in paths[:4])
-               + (" ..." if len(paths) > 4 else ""))
-
-
-@main.command()
+@main.command(short_help="checkpoint -> sample store (paired 2D/3D, random cameras)")
 @click.option("--n", "num", required=True, type=click.IntRange(min=1), help="Number of samples, e.g. 1000000.")
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Sample store to write (.zarr).")
 @click.option("--checkpoint", type=click.Path(path_type=Path),
@@ -338,7 +262,7 @@ def _default_checkpoint() -> Path:
     return DEFAULT_CHECKPOINT
 
 
-@main.command()
+@main.command(short_help="what a training or sample store holds")
 @click.argument("store", type=click.Path(exists=True, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print the description as JSON.")
 @click.option("--plots", "plots_dir", type=click.Path(path_type=Path),
@@ -359,7 +283,7 @@ def info(store, as_json, plots_dir) -> None:
             click.echo(f"wrote {path}", err=True)
 
 
-@main.command()
+@main.command(short_help="sample store -> files other trainers load (--format)")
 @click.argument("store", type=click.Path(exists=True, path_type=Path))
 @click.option("--format", "fmt", required=True, type=click.Choice(list(EXPORT_FORMATS)),
               help="videopose3d: data_3d_<name>.npz + data_2d_<name>_<set2d>.npz with posesynth's cameras "
@@ -388,12 +312,12 @@ def export(store, fmt, out, keypoint_set, keypoint_set_2d, noisy, test_fraction,
     click.echo("wrote " + ", ".join(str(p) for p in paths))
 
 
-@main.group()
+@main.group(short_help="2D -> 3D lifters on sample stores: train, eval, predict")
 def lift() -> None:
     """2D -> 3D lifters (SimpleBaseline MLP, conditional GAN) trained on sample stores."""
 
 
-@lift.command("train")
+@lift.command("train", short_help="weighted mix of sample stores -> lifter file")
 @click.option("--data", "data_specs", required=True, multiple=True,
               help="A sample store, optionally with a mixing weight: B.zarr:3 (repeatable; default weight 1).")
 @click.option("--model", type=click.Choice(["mlp", "cgan"]), default="mlp", show_default=True)
@@ -425,7 +349,7 @@ def lift_train(data_specs, model, out, steps, keypoint_set, noisy, seed, overrid
     click.echo(f"wrote {out} ({config.model}, {config.steps} steps; last batch: {losses})")
 
 
-@lift.command("eval")
+@lift.command("eval", short_help="a lifter on a store: MPJPE, PA-MPJPE (mm)")
 @click.argument("lifter_path", metavar="LIFTER", type=click.Path(path_type=Path))
 @click.option("--data", "store", required=True, type=click.Path(exists=True, path_type=Path), help="A sample store.")
 @click.option("--hypotheses", default=5, show_default=True, help="cGAN: hypotheses per input for best/mean-of-K.")
@@ -447,7 +371,7 @@ def lift_eval(lifter_path, store, hypotheses, noisy, json_out) -> None:
         write_json(result, json_out)
 
 
-@lift.command("predict")
+@lift.command("predict", short_help="detector 2D keypoints -> 3D (and SMPL)")
 @click.argument("lifter_path", metavar="LIFTER", type=click.Path(path_type=Path))
 @click.option("--keypoints", required=True, type=click.Path(exists=True, path_type=Path),
               help="Detector 2D (.npz: keypoints (N, J, 2) pixels with K, or normalised; see posesynth.lifting.predict).")
@@ -465,6 +389,83 @@ def lift_predict(lifter_path, keypoints, out, normalised, hypotheses, seed, over
     out = check_output(out or keypoints.with_name(keypoints.stem + "_3d.npz"), overwrite)
     n = predict_file(load_lifter(lifter_path), keypoints, out, normalised, hypotheses, seed, overwrite)
     click.echo(f"wrote {out} ({n} frames)")
+
+
+
+@main.command(short_help="store or checkpoint -> PNG grid of bodies and keypoints")
+@click.argument("store", required=False, type=click.Path(exists=True, path_type=Path))
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="PNG grid to write.")
+@click.option("--index", "indices", default="0:16", show_default=True,
+              help="Samples of STORE to draw: I, I,J,K or A:B[:STEP] (mixable: 0,5,10:20).")
+@click.option("--checkpoint", type=click.Path(exists=True, path_type=Path),
+              help="Draw fresh samples from this checkpoint instead of a store.")
+@click.option("--n", "num", default=16, show_default=True, help="With --checkpoint: how many samples.")
+@click.option("--label", help="With --checkpoint: condition on this label.")
+@click.option("--seed", default=0, show_default=True, help="With --checkpoint: the sampling seed.")
+@click.option("--recipe", type=RecipeFile(),
+              help="With --checkpoint: the sampling recipe, a TOML file or a shipped recipe's name "
+              "(default: sample_default).")
+@click.option("--view", type=click.Choice(["camera", "front", "side", "top"]),
+              help="Each sample's own camera, or a canonical view of the body "
+              "(default: camera when the samples have cameras, else front).")
+@click.option("--camera-view", default=0, show_default=True, help="Which of a sample's V camera views to use.")
+@click.option("--set", "keypoint_set", default="smpl24", show_default=True,
+              help="Keypoint set drawn on top (smpl24, h36m17, coco17, ...); 'none' draws none.")
+@click.option("--body-model", type=click.Path(exists=True, path_type=Path),
+              help="SMPL-format body model (.npz, or a .pkl you trust: it is unpickled). Default: the shipped one.")
+@click.option("--size", default=512, show_default=True, help="Grid cell size in pixels (cells are square).")
+@click.option("--cols", type=int, help="Grid columns (default: about square).")
+@click.option("--renderer", type=click.Choice(["auto", "gl", "matplotlib"]), default="auto", show_default=True,
+              help="auto: GL (headless EGL) when a context can be made, else the matplotlib fallback.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing file at --out.")
+def render(store, out, indices, checkpoint, num, label, seed, recipe, view, camera_view, keypoint_set, body_model,
+           size, cols, renderer, overwrite) -> None:
+    """Draw a grid of posed bodies with their 2D keypoints and skeleton on top.
+
+    From STORE (a sample store: each sample through its own camera; a training store: canonical
+    views), or from --checkpoint: the first --n samples `posesynth sample` would write with the
+    same checkpoint, --seed and --recipe, computed in memory.  Each cell frames its body.
+    Clean 2D keypoints are blue, noisy 2D (when the store has them) red; keypoints not visible
+    (not in frame or self-occluded) are hollow rings; a legend under the grid says so.
+    """
+    from posesynth.render import render_checkpoint, render_store
+
+    require_extra("render", "posesynth render", "PIL", "moderngl", "matplotlib")
+    if (store is None) == (checkpoint is None):
+        raise UsageError("give either a STORE or --checkpoint")
+    kp = None if keypoint_set.lower() == "none" else keypoint_set
+    if store is not None:
+        path = render_store(store, out, indices, view, kp, body_model, size, cols, renderer, camera_view, overwrite,
+                            progress=sys.stderr.isatty())
+    else:
+        path = render_checkpoint(checkpoint, out, num, label, seed, view, kp, body_model, size, cols, renderer,
+                                 recipe, overwrite, progress=sys.stderr.isatty())
+    click.echo(f"wrote {path}")
+
+
+@main.command("export-mesh", short_help="store samples -> posed meshes (OBJ, PLY, GLB)")
+@click.argument("store", type=click.Path(exists=True, path_type=Path))
+@click.option("--index", "indices", default="0", show_default=True, help="Samples: I, I,J,K or A:B[:STEP].")
+@click.option("--format", "fmt", type=click.Choice(["obj", "ply", "glb"]),
+              help="File format (default: from --out's suffix).")
+@click.option("--out", required=True, type=click.Path(path_type=Path),
+              help="The file (one sample, or --scene), else a folder for sample_<index>.<format> files.")
+@click.option("--frame", type=click.Choice(["world", "camera"]), default="world", show_default=True,
+              help="world: metres, +y up, floor at y = 0; camera: the sample's OpenCV camera frame "
+              "(x right, y down, z forward).")
+@click.option("--camera-view", default=0, show_default=True, help="With --frame camera: which of the V views.")
+@click.option("--scene", is_flag=True, help="One file holding all the samples, laid out in a row.")
+@click.option("--spacing", default=1.0, show_default=True, help="With --scene: metres between samples (0: in place).")
+@click.option("--body-model", type=click.Path(exists=True, path_type=Path),
+              help="SMPL-format body model (.npz, or a .pkl you trust: it is unpickled). Default: the shipped one.")
+@click.option("--overwrite", is_flag=True, help="Replace existing mesh files.")
+def export_mesh(store, indices, fmt, out, frame, camera_view, scene, spacing, body_model, overwrite) -> None:
+    """Write the posed body meshes of samples of STORE (OBJ, PLY or GLB, with trimesh)."""
+    from posesynth.mesh_export import export_meshes
+
+    paths = export_meshes(store, indices, out, fmt, frame, scene, camera_view, body_model, spacing, overwrite)
+    click.echo(f"wrote {len(paths)} file{'s' if len(paths) != 1 else ''}: " + ", ".join(str(p) for p in paths[:4])
+               + (" ..." if len(paths) > 4 else ""))
 
 
 if __name__ == "__main__":  # pragma: no cover
