@@ -43,7 +43,7 @@ import numpy as np
 import zarr
 
 from posesynth.export import ExportError, ExportOptions
-from posesynth.export.videopose3d import (check_request, described, empty, keypoints_metadata, per_view,
+from posesynth.export.videopose3d import (Rows, check_request, described, empty, keypoints_metadata, per_view,
                                           placements, save, subject_rows)
 from posesynth.export.views import view_chunks
 from posesynth.outputs import check_output
@@ -83,7 +83,6 @@ class H36MCamera:
     centre: np.ndarray  # (2,) pixels
     radial: np.ndarray  # (3,) k1, k2, k3
     tangential: np.ndarray  # (2,) p1, p2
-    size: tuple[int, int]  # (width, height) pixels
 
 
 def quaternion_matrix(q: np.ndarray) -> np.ndarray:
@@ -108,8 +107,7 @@ def _camera(intr: dict, q: np.ndarray, centre: np.ndarray) -> H36MCamera:
     """A camera from its intrinsics table, orientation ``q`` (camera -> world) and centre (metres)."""
     R = quaternion_matrix(q).T  # VideoPose3D's world_to_camera: x_cam = qrot(q^-1, x - centre)
     return H36MCamera(intr["id"], R, -R @ centre, np.array(intr["focal_length_px"]), np.array(intr["center_px"]),
-                      np.array(intr["radial_distortion"]), np.array(intr["tangential_distortion"]),
-                      tuple(intr["size_px"]))
+                      np.array(intr["radial_distortion"]), np.array(intr["tangential_distortion"]))
 
 
 def project_h36m(points: np.ndarray, cam: H36MCamera) -> np.ndarray:
@@ -159,7 +157,8 @@ def export_h36m(group: zarr.Group, out: Path, options: ExportOptions) -> list[Pa
     return [path_3d, path_2d]
 
 
-def _write_3d(group: zarr.Group, rows: dict[str, dict[str, np.ndarray]], path: Path, overwrite: bool) -> None:
+def _write_3d(group: zarr.Group, rows: Rows, path: Path, overwrite: bool) -> None:
+    """The 3D file: the 32 joints in Human3.6M's world, store rows and the plain description."""
     world = "keypoints/h36m17/world"
     positions = empty(rows, (len(H36M_PARENTS), 3))
     for lo, chunk in view_chunks(group, [world], "h36m 3D"):
@@ -176,7 +175,8 @@ def _write_3d(group: zarr.Group, rows: dict[str, dict[str, np.ndarray]], path: P
     })
 
 
-def _write_2d(group: zarr.Group, rows: dict[str, dict[str, np.ndarray]], options: ExportOptions, path: Path) -> None:
+def _write_2d(group: zarr.Group, rows: Rows, options: ExportOptions, path: Path) -> None:
+    """The 2D file: the 2D set through each subject's four cameras, and VideoPose3D's metadata."""
     world = f"keypoints/{options.set_2d}/world"
     cameras = h36m_cameras()
     views = [empty(rows, (group[world].shape[1], 2)) for _ in range(4)]
