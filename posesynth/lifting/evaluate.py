@@ -31,8 +31,9 @@ from posesynth.store import open_store
 def lift_errors(lifter: Lifter, store: str | Path, hypotheses: int = 5, noisy: bool = False, batch_size: int = 4096,
                 seed: int = 0, progress: bool = False) -> dict[str, np.ndarray]:
     """Per-example errors (n,) in mm (and ``label`` (n,) int64, -1: none)."""
+    # every row, also inside a DDP process group (where the dataset would read one rank's share)
     rows = PoseStoreIterable(store, batch_size, shuffle=False, keypoint_set=lifter.config.keypoint_set,
-                             noisy=noisy, fields=("pixels", "camera", "K", "label"))
+                             noisy=noisy, fields=("pixels", "camera", "K", "label"), rank=0, world_size=1)
     root = root_weights(lifter.kset)
     generator = torch.Generator().manual_seed(seed)
     out: dict[str, list[np.ndarray]] = {}
