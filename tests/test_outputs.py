@@ -137,14 +137,17 @@ from pathlib import Path
 import posesynth.export as export
 import posesynth.export.arrays as arrays
 
-blocks = arrays._row_blocks
-def slow(arr):  # one row block at a time, slowly, saying when the file is half written
-    for i, rows in enumerate(blocks(arr)):
-        if i == 1:
-            Path(sys.argv[3]).touch()
-        time.sleep(0.5)
-        yield rows
-arrays._row_blocks = slow
+blocks = arrays.row_blocks
+class Slow(list):  # the row blocks, handed out slowly, saying when the file is half written
+    def __iter__(self):
+        for i, rows in enumerate(list.__iter__(self)):
+            if i == 1:
+                Path(sys.argv[3]).touch()
+            time.sleep(0.5)
+            yield rows
+def slow(arr):
+    return Slow(blocks(arr))
+arrays.row_blocks = slow
 export.export_store(sys.argv[1], "npz", sys.argv[2])
 """
 
