@@ -38,12 +38,13 @@ from pathlib import Path
 import zarr
 
 from posesynth.body_model import load_body_model
+from posesynth.devices import resolve_device
 from posesynth.gan.checkpoint import DEFAULT_CHECKPOINT
 from posesynth.pose_source import load_pose_source
 from posesynth.prepare import PrepareOptions, prepare
 from posesynth.sample_recipe import DEFAULT_SAMPLE_RECIPE, resolve_sample_recipe
 from posesynth.sampling import (
-    BlockSampler, Layout, ShardWriter, array_shapes, default_workers, generate_shard, new_buffer, resolve_device,
+    BlockSampler, Layout, ShardWriter, array_shapes, default_workers, generate_shard, new_buffer,
     single_torch_thread,
 )
 from posesynth.store import create_array, create_store

@@ -143,13 +143,6 @@ def format_prepare_summary(summary, out: Path) -> str:
     return "\n".join(lines)
 
 
-def _device(name: str) -> str:
-    """The device ``--device`` names (``auto``: CUDA when present), checked."""
-    from posesynth.sampling import resolve_device
-
-    return str(resolve_device(name))
-
-
 @main.command(short_help="training store -> pose GAN checkpoint")
 @click.option("--recipe", type=RecipeFile(),
               help="Training recipe: a TOML file or a shipped recipe's name, e.g. gan_default. "
@@ -165,9 +158,10 @@ def train(recipe, data, out, overrides, device, body_model) -> None:
     Writes OUT/recipe.toml (resolved), OUT/checkpoint.pt (for `sample`), OUT/state.pt
     (to resume: run the same command again), OUT/metrics.jsonl and OUT/curves.png.
     """
+    from posesynth.devices import resolve_device
     from posesynth.gan.train import train as run_train
 
-    checkpoint = run_train(recipe, data, out, tuple(overrides), _device(device), sys.stderr.isatty(), body_model)
+    checkpoint = run_train(recipe, data, out, tuple(overrides), resolve_device(device), sys.stderr.isatty(), body_model)
     click.echo(f"checkpoint: {checkpoint}")
 
 
@@ -333,6 +327,7 @@ def lift() -> None:
 def lift_train(data_specs, model, out, steps, keypoint_set, noisy, seed, overrides, device, overwrite) -> None:
     """Train a lifter on a weighted mix of sample stores; write it to --out."""
     from posesynth.config import parse_override
+    from posesynth.devices import resolve_device
     from posesynth.lifting.checkpoint import LifterConfig, save_lifter
     from posesynth.lifting.train import parse_data_spec, train_lifter
     from posesynth.outputs import check_output
@@ -343,7 +338,7 @@ def lift_train(data_specs, model, out, steps, keypoint_set, noisy, seed, overrid
     config = LifterConfig.with_overrides(LifterConfig(), settings)
     data = [parse_data_spec(spec) for spec in data_specs]
     check_output(out, overwrite)
-    lifter = train_lifter(config, data, _device(device), progress=sys.stderr.isatty())
+    lifter = train_lifter(config, data, resolve_device(device), progress=sys.stderr.isatty())
     save_lifter(out, lifter, overwrite)
     losses = ", ".join(f"{k} {v:.4g}" for k, v in lifter.training["final_losses"].items())
     click.echo(f"wrote {out} ({config.model}, {config.steps} steps; last batch: {losses})")

@@ -59,6 +59,7 @@ from posesynth.body_prior import body_model_prior
 from posesynth.body_range import WideBodyRange
 from posesynth.hardness import CANDIDATES_PER_SAMPLE, HardnessSelector
 from posesynth.cameras import CAMERA_CONVENTION, project, sample_cameras
+from posesynth.devices import resolve_device
 from posesynth.errors import PosesynthError, os_reason, require_extra
 from posesynth.gan.checkpoint import DEFAULT_CHECKPOINT
 from posesynth.kinematics import forward_kinematics
@@ -689,24 +690,6 @@ def _check_args(layout: Layout, workers: int, zarr_format: int) -> None:
         raise SampleError(f"workers must be >= 1, got {workers}")
     if zarr_format not in (2, 3):
         raise SampleError(f"zarr format must be 2 or 3, got {zarr_format}")
-
-
-def resolve_device(device: str | torch.device) -> torch.device:
-    """``"auto"`` -> CUDA when present, else the CPU; an unknown device, or CUDA (or a CUDA
-    index) this machine does not have, is a SampleError naming ``--device``."""
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise SampleError(f"--device {device}: not a device (use auto, cpu, cuda or cuda:N)") from None
-    if device.type not in ("cpu", "cuda"):
-        raise SampleError(f"--device {device}: posesynth runs on auto, cpu, cuda or cuda:N only")
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise SampleError("--device cuda: this machine has no CUDA device (use --device cpu or auto)")
-    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
-        raise SampleError(f"--device {device}: this machine has {torch.cuda.device_count()} CUDA device(s)")
-    return device
 
 
 def _check_body(source: PoseSource, body: BodyModel) -> None:

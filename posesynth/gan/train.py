@@ -125,7 +125,7 @@ class Trainer:
     """One training run; ``run()`` trains to the recipe's step count, resuming if it can."""
 
     def __init__(self, recipe: dict, data_path: str | Path, out: str | Path, body: BodyModel | None = None,
-                 device: str = "cpu") -> None:
+                 device: torch.device | str = "cpu") -> None:
         self.recipe = recipe
         self.out = Path(out)
         self.device = torch.device(device)
@@ -336,7 +336,7 @@ def write_recipe(recipe: dict, path: Path) -> None:
 
 
 def train(recipe_path: str | Path | None, data: str | Path, out: str | Path, overrides: tuple[str, ...] = (),
-          device: str = "cpu", progress: bool = True, body_model: str | Path | None = None) -> Path:
+          device: torch.device | str = "cpu", progress: bool = True, body_model: str | Path | None = None) -> Path:
     """Train (or resume) a run in ``out``; returns the sampling checkpoint's path."""
     recipe = check_train_recipe(resolve_recipe(DEFAULT_RECIPE, recipe_path, overrides))
     out = Path(out)

@@ -65,7 +65,7 @@ class Batches:
         return lifter_batch(*(batch[f].flatten(0, 1) for f in FIELDS), self.root)
 
 
-def train_lifter(config: LifterConfig, data: Sequence[tuple[str | Path, float]], device: str = "cpu",
+def train_lifter(config: LifterConfig, data: Sequence[tuple[str | Path, float]], device: torch.device | str = "cpu",
                  progress: bool = True) -> Lifter:
     """Train a lifter on ``data`` ([(store path, weight), ...]) for ``config.steps`` steps."""
     torch.manual_seed(config.seed)
