@@ -415,8 +415,10 @@ def test_matplotlib_fallback_matches_the_gl_silhouette(sample_store, body):
 
 
 def test_no_gl_context_falls_back_with_one_notice(monkeypatch, capsys, body):
-    monkeypatch.setattr(render, "gl_available", lambda: (False, "test: EGL is missing"))
-    monkeypatch.setattr(render, "_NOTICE_SHOWN", False)
+    from posesynth.render import backend
+
+    monkeypatch.setattr(backend, "gl_available", lambda: (False, "test: EGL is missing"))
+    monkeypatch.setattr(backend, "_NOTICE_SHOWN", False)
     r1 = render.get_renderer(body.faces, body.num_vertices, "auto")
     r2 = render.get_renderer(body.faces, body.num_vertices, "auto")
     assert r1.name == r2.name == "matplotlib"
