@@ -14,7 +14,8 @@ from posesynth.gan.checkpoint import DEFAULT_CHECKPOINT, read_checkpoint_file
 from posesynth.gan.train import train
 from posesynth.run_record import PACKAGES, command_line, describe_device, run_record
 from posesynth.sample_recipe import resolve_sample_recipe
-from posesynth.sampling import sample_to_store, source_path
+from posesynth.sampling import sample_to_store
+from posesynth.sampling.resume import source_path
 from test_gan import TINY
 from test_sampling import SMALL, assert_same_arrays, read_all, training_store
 

@@ -17,7 +17,8 @@ from posesynth.cli import main
 from posesynth.locking import LockError, exclusive_lock
 from posesynth.pose_source import PoseBatch, StorePoseSource
 from posesynth.sample_recipe import resolve_sample_recipe
-from posesynth.sampling import SampleError, remove_partial_files, sample_to_store
+from posesynth.sampling import SampleError, sample_to_store
+from posesynth.sampling.resume import remove_partial_files
 from posesynth.store import StoreError, lock_path, open_store, staging_path, writing_store
 from test_sampling import assert_same_arrays, read_all, training_store
 
@@ -58,17 +59,17 @@ def old_store(train, light, out, seed=0):
 _GATED_WRITER = """
 import sys, time
 from pathlib import Path
-import posesynth.sampling as sampling
+import posesynth.sampling.writer as writer
 from posesynth.cli import main
 
 gate = Path(sys.argv[1])
-write_shard = sampling.write_shard
+write_shard = writer.write_shard
 def gated(*args):  # holds every shard until the test opens the gate
     deadline = time.monotonic() + 120
     while not gate.exists() and time.monotonic() < deadline:
         time.sleep(0.02)
     write_shard(*args)
-sampling.write_shard = gated
+writer.write_shard = gated
 main(sys.argv[2:])
 """
 
@@ -164,9 +165,9 @@ def test_a_refused_overwrite_leaves_the_old_store_untouched(tmp_path, train, lig
 
 def test_an_unreachable_scheduler_is_reported_as_such_and_touches_nothing(tmp_path, train, light, monkeypatch):
     pytest.importorskip("distributed")
-    import posesynth.sampling as sampling
+    import posesynth.sampling.cluster as cluster
 
-    monkeypatch.setattr(sampling, "DASK_CONNECT_TIMEOUT", 1)
+    monkeypatch.setattr(cluster, "DASK_CONNECT_TIMEOUT", 1)
     out = tmp_path / "k.zarr"
     before = old_store(train, light, out)
     result = CliRunner().invoke(main, sample_args(train, out, 100, 0, "--overwrite", "--dask", "tcp://127.0.0.1:1"))
@@ -177,9 +178,9 @@ def test_an_unreachable_scheduler_is_reported_as_such_and_touches_nothing(tmp_pa
 
 def full_disk_after(monkeypatch, shards: int) -> None:
     """Make every shard write after the first ``shards`` fail with ENOSPC."""
-    import posesynth.sampling as sampling
+    import posesynth.sampling.writer as writer
 
-    calls, write_shard = [], sampling.write_shard
+    calls, write_shard = [], writer.write_shard
 
     def full(*args):
         calls.append(1)
@@ -187,7 +188,7 @@ def full_disk_after(monkeypatch, shards: int) -> None:
             raise OSError(errno.ENOSPC, "No space left on device")
         write_shard(*args)
 
-    monkeypatch.setattr(sampling, "write_shard", full)
+    monkeypatch.setattr(writer, "write_shard", full)
 
 
 def test_an_overwrite_that_fails_half_way_keeps_the_old_store(tmp_path, train, light, monkeypatch):
@@ -309,16 +310,16 @@ def test_a_store_killed_before_its_attributes_were_written_is_named_incomplete(t
 
 def stopped_while_creating_arrays(train, light, out, monkeypatch):
     """A store whose run was stopped after it had created two of its arrays."""
-    import posesynth.sampling as sampling
+    import posesynth.sampling.resume as resume
 
-    created, create_array = [], sampling.create_array
+    created, create_array = [], resume.create_array
 
     def stops(*args, **kwargs):
         if len(created) == 2:
             raise OSError(errno.ENOSPC, "No space left on device")
         created.append(create_array(*args, **kwargs))
 
-    monkeypatch.setattr(sampling, "create_array", stops)
+    monkeypatch.setattr(resume, "create_array", stops)
     with pytest.raises(StoreError):
         sample_to_store(train, out, 600, recipe=light, device="cpu")
     monkeypatch.undo()
