@@ -43,10 +43,9 @@ from posesynth.gan.checkpoint import DEFAULT_CHECKPOINT
 from posesynth.pose_source import load_pose_source
 from posesynth.prepare import PrepareOptions, prepare
 from posesynth.sample_recipe import DEFAULT_SAMPLE_RECIPE, resolve_sample_recipe
-from posesynth.sampling import (
-    BlockSampler, Layout, ShardWriter, array_shapes, default_workers, generate_shard, new_buffer,
-    single_torch_thread,
-)
+from posesynth.sampling.generate import BlockSampler
+from posesynth.sampling.layout import Layout, array_shapes
+from posesynth.sampling.writer import ShardWriter, default_workers, generate_shard, new_buffer, single_torch_thread
 from posesynth.store import create_array, create_store
 
 ROOT = Path(__file__).resolve().parents[1]
