@@ -20,8 +20,7 @@ from posesynth.cameras import project
 from posesynth.cli import main
 from posesynth.config import RecipeError
 from posesynth.kinematics import forward_kinematics, yaw_angle
-from posesynth.pose_source import StorePoseSource
-from posesynth.pose_sources import load_pose_source
+from posesynth.pose_source import StorePoseSource, load_pose_source
 from posesynth.prepare import PrepareOptions, prepare
 from posesynth.resources import recipe_path
 from posesynth.rotations import axis_angle_to_matrix
@@ -277,6 +276,8 @@ def test_store_pose_source_replays_yaw_free_rows(train):
     # Every drawn body pose is a stored row.
     diff = (batch.rotmats[:, None, 1:] - body[None]).abs().amax((-1, -2, -3))
     assert (diff.amin(1) < 1e-6).all()
+    prior = StorePoseSource(train, betas="prior").sample(2000, torch.Generator().manual_seed(0))
+    assert abs(prior.betas.std().item() - 1) < 0.1
     with pytest.raises(StoreError, match=r"train.zarr: split must be 'all' or one of \['train', 'val'\], got 'test'"):
         StorePoseSource(train, split="test")
     with pytest.raises(ValueError, match="label field"):
