@@ -168,10 +168,6 @@ class CameraDistribution:
             out[f.name] = value
         return out
 
-    @property
-    def has_distortion(self) -> bool:
-        return self.distortion is not None and any(v != (0.0, 0.0) for v in self.distortion.values())
-
 
 def _distortion(value: Any) -> dict[str, tuple[float, float]] | None:
     if value is None:
@@ -449,7 +445,7 @@ def _focal_centre(K: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def distortion_limit(K: torch.Tensor, image_size: torch.Tensor, coeffs: torch.Tensor) -> torch.Tensor:
-    """Largest squared normalised radius (B, V) where ``project`` applies the distortion.
+    """Largest squared normalised radius (B, V) where the lens (``distort_within_limit``) distorts.
 
     Brown-Conrady polynomials turn back at large radii (barrel distortion maps far points back
     toward the centre), which would put points far outside the field of view inside the image.
@@ -475,10 +471,22 @@ def distortion_limit(K: torch.Tensor, image_size: torch.Tensor, coeffs: torch.Te
     return torch.minimum(r2, fold)
 
 
-def _apply_distortion(xn: torch.Tensor, coeffs: torch.Tensor, limit: torch.Tensor) -> torch.Tensor:
-    """``distort`` where ``|xn|^2 < limit``; xn (B, V, N, 2), coeffs (B, V, 4), limit (B, V)."""
+def distort_within_limit(xn: torch.Tensor, coeffs: torch.Tensor, limit: torch.Tensor) -> torch.Tensor:
+    """The lens: ``distort`` where ``|xn|^2 < limit``, ``xn`` unchanged elsewhere.
+
+    The one lens model: ``project`` uses it, and so does rendering (``posesynth.render.camera``;
+    its GL vertex shader applies the same rule with the limit as a uniform).
+
+    Args:
+        xn: (..., N, 2) normalised image coordinates ``(X / Z, Y / Z)``.
+        coeffs: (..., 4) k1, k2, p1, p2.
+        limit: (...) squared normalised radius (``distortion_limit``).
+
+    Returns:
+        (..., N, 2) distorted normalised coordinates.
+    """
     inside = (xn * xn).sum(-1) < limit.unsqueeze(-1)
-    return torch.where(inside.unsqueeze(-1), distort(xn, coeffs.unsqueeze(2)), xn)
+    return torch.where(inside.unsqueeze(-1), distort(xn, coeffs.unsqueeze(-2)), xn)
 
 
 def project(points_world: torch.Tensor, cams: Cameras) -> tuple[torch.Tensor, torch.Tensor]:
@@ -501,7 +509,7 @@ def project(points_world: torch.Tensor, cams: Cameras) -> tuple[torch.Tensor, to
     z = torch.where(z.abs() < 1e-9, torch.full_like(z, 1e-9), z)
     xn = points_cam[..., :2] / z
     if bool((cams.distortion != 0).any()):
-        xn = _apply_distortion(xn, cams.distortion, distortion_limit(cams.K, cams.image_size, cams.distortion))
+        xn = distort_within_limit(xn, cams.distortion, distortion_limit(cams.K, cams.image_size, cams.distortion))
     f, c = _focal_centre(cams.K)
     return xn * f + c, points_cam
 

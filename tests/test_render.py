@@ -208,6 +208,78 @@ def test_render_camera_projects_like_the_camera_model(distorted_store):
     np.testing.assert_allclose(mine, s.pixels, atol=1e-2)  # the store's own 2D
 
 
+# A strongly barrel-distorted lens (its limit: 1.2 x the corner radius, r^2 < 0.92) and points
+# (x/z, y/z) in the image, outside it but inside the limit, and past the limit, where the
+# polynomial would fold them back into the image ((1.2, 0.5) would land at pixel (595, 356)).
+LENS = dict(K=np.array([[500.0, 0.0, 319.5], [0.0, 500.0, 239.5], [0.0, 0.0, 1.0]]), width=640, height=480,
+            distortion=np.array([-0.35, 0.02, 0.001, -0.002]))
+IN_IMAGE = [[0.0, 0.0], [0.1, -0.2], [0.5, 0.3]]
+OUT_OF_IMAGE = [[0.9, 0.1], [0.05, 0.62]]
+PAST_THE_LIMIT = [[1.2, 0.5], [-1.0, -0.9], [0.3, 1.4], [0.0, -0.97]]
+
+
+def lens_scene() -> tuple[render.RenderCamera, np.ndarray]:
+    """The ``LENS`` camera, turned and moved, and world points (N, 3) float32 on the rays of
+    IN_IMAGE + OUT_OF_IMAGE + PAST_THE_LIMIT, 2 to 5 m deep."""
+    from scipy.spatial.transform import Rotation
+
+    R, t = Rotation.from_rotvec([0.2, -0.4, 0.1]).as_matrix(), np.array([0.3, -1.2, 0.5])
+    rays = np.array(IN_IMAGE + OUT_OF_IMAGE + PAST_THE_LIMIT)
+    z = np.linspace(2.0, 5.0, len(rays))[:, None]
+    world = (np.concatenate([rays * z, z], axis=1) - t) @ R  # R^T (x_cam - t)
+    return render.RenderCamera(R=R, t=t, **LENS), world.astype(np.float32).astype(np.float64)
+
+
+def camera_model_pixels(cam: render.RenderCamera, points: np.ndarray) -> np.ndarray:
+    """posesynth.cameras.project of world points (N, 3) through ``cam``: pixels (N, 2)."""
+    return project(torch.as_tensor(points)[None], cams_of([cam]))[0][0, 0].numpy()
+
+
+def test_render_camera_projects_like_the_camera_model_in_out_of_the_image_and_past_the_lens_limit():
+    cam, world = lens_scene()
+    np.testing.assert_allclose(cam.project(world)[0], camera_model_pixels(cam, world), atol=1e-9, rtol=0)
+
+
+def test_points_past_the_lens_limit_are_not_folded_back_into_the_image():
+    cam, world = lens_scene()
+    past = camera_model_pixels(cam, world)[-len(PAST_THE_LIMIT):]
+    inside = (past >= -0.5).all(1) & (past <= [cam.width - 0.5, cam.height - 0.5]).all(1)
+    assert not inside.any(), past
+    np.testing.assert_allclose(past, np.array(PAST_THE_LIMIT) * 500.0 + [319.5, 239.5], atol=1e-6)  # pinhole
+
+
+def triangles_at(world: np.ndarray, cam: render.RenderCamera, size: float = 0.004) -> np.ndarray:
+    """A small triangle (B, 3, 3) facing ``cam`` around each world point (B, 3), ``size`` x its depth."""
+    cam_pts = world @ cam.R.T + cam.t
+    corners = np.array([[-1.0, 1.0, 0.0], [1.0, 1.0, 0.0], [0.0, -1.0, 0.0]]) * size  # x right, y down
+    tri = cam_pts[:, None] + corners[None] * cam_pts[:, None, 2:]
+    return ((tri - cam.t) @ cam.R).astype(np.float32)
+
+
+@pytest.mark.parametrize("backend", ["gl", "matplotlib"])
+def test_a_renderer_draws_each_point_where_the_camera_model_projects_it(backend, request):
+    """Each triangle is drawn, magnified, through the window of the camera's image plane (in the
+    image or far out of it) that the camera model puts it in; its silhouette's centroid is the
+    mean of its corners' camera-model pixels (a straight-edged triangle between them), to a
+    tenth of an image pixel."""
+    if backend == "gl":
+        request.getfixturevalue("gl")
+    cam, world = lens_scene()
+    tri = triangles_at(world, cam)
+    corners = camera_model_pixels(cam, tri.reshape(-1, 3).astype(np.float64)).reshape(-1, 3, 2)
+    cell = 48
+    scales = 0.5 * cell / np.ptp(corners, axis=1).max(1)  # each triangle about half a cell wide
+    windows = [c.mean(0) - 0.5 * cell / s for c, s in zip(corners, scales)]  # centred on it
+    cams = [cam.window(w, s, cell, cell) for w, s in zip(windows, scales)]
+    renderer = render.get_renderer(np.array([[0, 1, 2]]), 3, backend, samples=0)
+    for image, c, w, s in zip(renderer.render(tri, cams), corners, windows, scales):
+        alpha = image[..., 3] / 255.0
+        ys, xs = np.mgrid[0:cell, 0:cell]
+        centroid = np.array([(alpha * xs).sum(), (alpha * ys).sum()]) / alpha.sum()
+        drawn = w + (centroid + 0.5) / s  # back in the image's pixels (scale_pixels inverted)
+        np.testing.assert_allclose(drawn, c.mean(0), atol=0.1)
+
+
 def test_scaled_camera_matches_scaled_pixels(sample_store):
     s = render.read_store_samples(sample_store, "0")
     cam = s.cameras[0]
@@ -555,18 +627,16 @@ SMALL_BLOCKS = "[sample]\nblock_size = 8\nchunk_size = 8\nshard_size = 8\nkeypoi
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory, body):
     """An untrained tiny GAN checkpoint with two labels (its poses are the mean pose plus noise)."""
-    from posesynth.config import resolve_recipe
-    from posesynth.gan.checkpoint import save_checkpoint, sizes_from_recipe
+    from posesynth.gan.checkpoint import save_checkpoint
     from posesynth.gan.networks import Generator
-    from posesynth.gan.train import DEFAULT_RECIPE
+    from posesynth.gan.recipe import load_train_recipe
 
-    recipe = resolve_recipe(DEFAULT_RECIPE, None, ("model.latent=8", "model.width=32", "model.blocks=1",
-                                                   "model.label_embedding=4"))
+    recipe = load_train_recipe(None, ("model.latent=8", "model.width=32", "model.blocks=1", "model.label_embedding=4"))
     eye6d = torch.tensor([1.0, 0.0, 0.0, 0.0, 1.0, 0.0]).repeat(24)
-    gen = Generator(sizes_from_recipe(recipe), 2, eye6d)
+    gen = Generator(recipe.model, 2, eye6d)
     torch.nn.init.normal_(gen.out[1].weight, std=0.05)
     path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
-    save_checkpoint(path, gen, recipe, "content", ("kick", "raise"), body.identity, 0)
+    save_checkpoint(path, gen, recipe.to_dict(), "content", ("kick", "raise"), body.identity, 0)
     return path
 
 

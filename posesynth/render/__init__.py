@@ -21,9 +21,11 @@ Cameras are OpenCV's (``x_cam = R @ x_world + t``, x right, y down, z forward) a
 The GL projection matrix is built from K under that convention (``gl_projection``).
 
 Lens distortion (Brown-Conrady ``k1, k2, p1, p2``, OpenCV's model, as the store keeps it) is
-applied **per vertex** before rasterising: every vertex lands exactly where the camera model
-puts it, and only the straight triangle edges between vertices ignore the curvature (well
-under a pixel at this mesh's density).
+the camera model's own (``posesynth.cameras.distort_within_limit``: applied only inside
+``distortion_limit``, so far points are not folded back into the image), applied **per vertex**
+before rasterising (the GL vertex shader has the same rule, with the limit as a uniform): every
+vertex lands exactly where the camera model puts it, and only the straight triangle edges
+between vertices ignore the curvature (well under a pixel at this mesh's density).
 
 Modules: ``camera`` (RenderCamera, GL projection, canonical views, framing), ``mesh`` (topology,
 normals), ``gl`` and ``mpl`` (the two rasterisers), ``backend`` (choosing one), ``style`` and

@@ -1,5 +1,9 @@
 """Cameras to render through: a sample's own OpenCV camera (``RenderCamera``), its crops and
-resamplings, the GL projection matrix that reproduces it, canonical views and framing windows."""
+resamplings, the GL projection matrix that reproduces it, canonical views and framing windows.
+
+The lens is ``posesynth.cameras``' (``distort_within_limit``, inside ``distortion_limit``), so a
+rendered vertex lands where the store's 2D keypoints put that point, in the image and out of it.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
+import torch
+
+from posesynth.cameras import distort_within_limit, distortion_limit
 
 NEAR, FAR = 0.05, 1000.0  # clipping planes, metres
 
@@ -17,7 +24,10 @@ class RenderCamera:
 
     ``K`` (3, 3) intrinsics, ``R`` (3, 3) and ``t`` (3,) world -> camera
     (``x_cam = R @ x_world + t``), the image ``width`` and ``height`` in pixels, and
-    ``distortion`` (4,) Brown-Conrady ``k1, k2, p1, p2`` (zeros: none).
+    ``distortion`` (4,) Brown-Conrady ``k1, k2, p1, p2`` (zeros: none).  ``distortion_limit``:
+    the squared normalised radius within which the lens distorts (``posesynth.cameras.
+    distortion_limit``); by default that of this camera's own image, and kept by ``scaled`` and
+    ``window``, whose images are parts of this one's.
     """
 
     K: np.ndarray
@@ -26,6 +36,7 @@ class RenderCamera:
     width: int
     height: int
     distortion: np.ndarray = field(default_factory=lambda: np.zeros(4))
+    distortion_limit: float | None = None
 
     def __post_init__(self) -> None:
         for name, shape in (("K", (3, 3)), ("R", (3, 3)), ("t", (3,)), ("distortion", (4,))):
@@ -37,6 +48,14 @@ class RenderCamera:
             raise ValueError(f"image size must be positive, got {self.width}x{self.height}")
         object.__setattr__(self, "width", int(self.width))
         object.__setattr__(self, "height", int(self.height))
+        if self.distortion_limit is None:
+            object.__setattr__(self, "distortion_limit", self._own_limit())
+
+    def _own_limit(self) -> float:
+        """``posesynth.cameras.distortion_limit`` of this camera and its own image."""
+        size = torch.tensor([[[self.width, self.height]]])
+        coeffs = torch.from_numpy(self.distortion)[None, None]
+        return float(distortion_limit(torch.from_numpy(self.K)[None, None], size, coeffs)[0, 0])
 
     def scaled(self, width: int, height: int) -> RenderCamera:
         """The same camera with its image resampled to ``width`` x ``height`` pixels
@@ -51,14 +70,23 @@ class RenderCamera:
         return replace(self, K=scale_intrinsics(self.K, scale, scale, corner), width=width, height=height)
 
     def project(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """World points (N, 3) -> pixels (N, 2) with distortion, and depth z (N,) in metres."""
+        """World points (N, 3) -> pixels (N, 2) through the lens (``lens``), and depth z (N,) in metres."""
         cam = np.asarray(points, dtype=np.float64) @ self.R.T + self.t
         z = cam[:, 2]
         safe = np.where(np.abs(z) < 1e-9, 1e-9, z)
-        xy = distort(cam[:, :2] / safe[:, None], self.distortion)
+        xy = self.lens(cam[:, :2] / safe[:, None])
         u = self.K[0, 0] * xy[:, 0] + self.K[0, 1] * xy[:, 1] + self.K[0, 2]
         v = self.K[1, 1] * xy[:, 1] + self.K[1, 2]
         return np.stack([u, v], axis=-1), z
+
+    def lens(self, xn: np.ndarray) -> np.ndarray:
+        """Normalised image points (N, 2) -> distorted (N, 2): ``posesynth.cameras.distort_within_limit``."""
+        if not self.distortion.any():
+            return xn
+        out = distort_within_limit(torch.from_numpy(np.asarray(xn, dtype=np.float64))[None],
+                                   torch.from_numpy(self.distortion)[None],
+                                   torch.tensor([self.distortion_limit], dtype=torch.float64))
+        return out[0].numpy()
 
 
 def scale_intrinsics(K: np.ndarray, sx: float, sy: float, corner: Sequence[float] = (-0.5, -0.5)) -> np.ndarray:
@@ -79,26 +107,13 @@ def scale_pixels(pixels: np.ndarray, sx: float, sy: float, corner: Sequence[floa
     return np.stack([sx * (p[..., 0] - corner[0]) - 0.5, sy * (p[..., 1] - corner[1]) - 0.5], axis=-1)
 
 
-def distort(xy: np.ndarray, coeffs: np.ndarray) -> np.ndarray:
-    """OpenCV's Brown-Conrady distortion of normalised image points (N, 2); ``coeffs`` k1, k2, p1, p2."""
-    k1, k2, p1, p2 = (float(c) for c in coeffs)
-    if k1 == k2 == p1 == p2 == 0.0:
-        return xy
-    x, y = xy[:, 0], xy[:, 1]
-    r2 = x * x + y * y
-    radial = 1.0 + k1 * r2 + k2 * r2 * r2
-    xd = x * radial + 2.0 * p1 * x * y + p2 * (r2 + 2.0 * x * x)
-    yd = y * radial + p1 * (r2 + 2.0 * y * y) + 2.0 * p2 * x * y
-    return np.stack([xd, yd], axis=-1)
-
-
 def gl_projection(K: np.ndarray, width: int, height: int, near: float = NEAR, far: float = FAR) -> np.ndarray:
     """The 4x4 GL projection (acting on OpenCV camera coordinates) that reproduces K exactly.
 
     NDC x = -1 is the left edge of pixel column 0 (``u = -0.5``) and NDC y = -1 the top edge
     of row 0 (``v = -0.5``): y is *not* flipped, so GL's first framebuffer row, which
     ``glReadPixels`` returns first, is the image's top row.  Depth: z = near -> -1, far -> +1;
-    ``w_clip = z``.  (The shader applies this matrix after per-vertex lens distortion.)
+    ``w_clip = z``.  (The shader applies this matrix after the per-vertex lens, ``RenderCamera.lens``.)
     """
     fx, s, cx, fy, cy = K[0, 0], K[0, 1], K[0, 2], K[1, 1], K[1, 2]
     P = np.zeros((4, 4))

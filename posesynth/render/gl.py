@@ -19,6 +19,7 @@ _VERTEX_SHADER = """
 uniform mat3 R;
 uniform vec3 t;
 uniform vec4 dist;      // k1, k2, p1, p2
+uniform float limit;    // RenderCamera.distortion_limit: the lens distorts where |xy|^2 < limit
 uniform mat4 P;         // gl_projection(K), applied to (distorted) camera coordinates
 uniform float near;
 in vec3 in_pos;
@@ -30,9 +31,9 @@ void main() {
     v_cam = p;
     v_normal = R * in_normal;
     vec3 q = p;
-    if (p.z > near && dist != vec4(0.0)) {
-        vec2 xy = p.xy / p.z;
-        float r2 = dot(xy, xy);
+    vec2 xy = p.xy / p.z;
+    float r2 = dot(xy, xy);
+    if (p.z > near && dist != vec4(0.0) && r2 < limit) {  // posesynth.cameras.distort_within_limit
         float radial = 1.0 + dist.x * r2 + dist.y * r2 * r2;
         vec2 d = xy * radial + vec2(2.0 * dist.z * xy.x * xy.y + dist.w * (r2 + 2.0 * xy.x * xy.x),
                                     dist.z * (r2 + 2.0 * xy.y * xy.y) + 2.0 * dist.w * xy.x * xy.y);
@@ -188,6 +189,7 @@ class GLRenderer:
                     prog["R"].write(cam.R.T.astype("f4").tobytes())  # GLSL matrices are column-major
                     prog["t"].write(cam.t.astype("f4").tobytes())
                     prog["dist"].write(cam.distortion.astype("f4").tobytes())
+                    prog["limit"].value = cam.distortion_limit
                     prog["P"].write(gl_projection(cam.K, w, h).T.astype("f4").tobytes())
                     prog["color"].write(c[i].astype("f4").tobytes())
                     self.vbo.write(data[i].tobytes())

@@ -86,6 +86,14 @@ def _read_rows(arr: Any, idx: np.ndarray) -> np.ndarray:
     return np.asarray(arr.oindex[uniq])[inverse]
 
 
+def labelled(indices: np.ndarray, codes: np.ndarray, names: Sequence[str]) -> dict[str, Any]:
+    """``SampleSet``'s ``indices`` (B,), ``captions`` (``#row label``) and ``color_keys`` (B,) (a
+    label's colour, else the row's own) of rows ``indices`` (B,) with label ``codes`` (B,) into
+    ``names`` (-1: no label)."""
+    captions = [f"#{i}" + (f" {names[c]}" if 0 <= c < len(names) else "") for i, c in zip(indices, codes)]
+    return {"indices": indices, "captions": captions, "color_keys": np.where(codes >= 0, codes, indices)}
+
+
 def _label_names(attrs: dict[str, Any]) -> list[str]:
     labels = attrs.get("labels")
     if isinstance(labels, dict):  # training stores: {field: vocabulary}; sample stores may use {"names": [...]}
@@ -120,9 +128,7 @@ def read_store_samples(path: str | Path, indices: str | Sequence[int] = "0:16", 
     names = _label_names(attrs)
     label_key = "label" if kind == "samples" else "content"
     codes = _read_rows(group[label_key], idx).astype(np.int64) if label_key in group else np.full(len(idx), -1)
-    captions = [f"#{i}" + (f" {names[c]}" if 0 <= c < len(names) else "") for i, c in zip(idx, codes)]
-    keys = np.where(codes >= 0, codes, idx)  # a label's colour, else the row's own
-    out = SampleSet(captions=captions, color_keys=keys, indices=idx, **get)
+    out = SampleSet(**get, **labelled(idx, codes, names))
     if kind == "training":
         if keypoint_set == "smpl24":
             out.keypoints_world = _read_rows(group["joints"], idx).astype(np.float64)
