@@ -18,6 +18,7 @@ _RENDERERS: dict[tuple[str, int, bytes, int], Any] = {}
 
 
 def _notice(reason: str) -> None:
+    """Say once per process, on stderr, that the matplotlib fallback is used and why."""
     global _NOTICE_SHOWN
     if not _NOTICE_SHOWN:
         print(f"posesynth render: no GL context, using the matplotlib fallback renderer "
@@ -26,7 +27,8 @@ def _notice(reason: str) -> None:
 
 
 def get_renderer(faces: np.ndarray, num_vertices: int, backend: str = "auto", samples: int = 4) -> Any:
-    """A renderer for one mesh topology: ``"gl"``, ``"matplotlib"`` or ``"auto"``.
+    """A renderer for one mesh topology (``faces`` (F, 3) into ``num_vertices`` V): ``"gl"``,
+    ``"matplotlib"`` or ``"auto"``.
 
     ``auto`` (overridden by the environment variable ``POSESYNTH_RENDERER``) is GL when a
     context can be made and otherwise matplotlib, with a one-time notice on stderr saying why.

@@ -78,6 +78,7 @@ def draw_keypoints(image: np.ndarray, pixels: np.ndarray, edges: Sequence[tuple[
 
 def draw_marker(image: np.ndarray, pixels: np.ndarray, edges: Sequence[tuple[int, int]], visible: np.ndarray | None,
                 marker: Marker, cell: int) -> np.ndarray:
-    """``draw_keypoints`` in ``marker``'s style at the size of a ``cell``-pixel cell."""
+    """``draw_keypoints`` of pixels (J, 2) (``visible`` (J,)) in ``marker``'s style at the size of a
+    ``cell``-pixel cell; returns a new (H, W, 3) uint8 image."""
     radius, width = marker_size(cell)
     return draw_keypoints(image, pixels, edges, visible, marker.color, radius * marker.radius, width * marker.width)

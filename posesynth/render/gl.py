@@ -136,6 +136,8 @@ class GLRenderer:
         self._fbo_size = None
 
     def _framebuffers(self, width: int, height: int) -> tuple[Any, Any]:
+        """The (multisampled) framebuffer of ``width`` x ``height`` pixels to draw in and the one to read
+        back from (the same one without MSAA), remade only when the size changes."""
         if self._fbo_size != (width, height):
             for obj in (self._fbo, self._resolve if self._resolve is not self._fbo else None):
                 if obj is not None:
@@ -148,6 +150,7 @@ class GLRenderer:
         return self._fbo, self._resolve
 
     def _tiles(self, width: int, height: int, count: int) -> tuple[int, int]:
+        """Columns and rows of tiles of ``width`` x ``height`` in one framebuffer for ``count`` images."""
         budget = self.max_atlas_pixels // max(self.samples, 1)
         limit = int(self.ctx.info["GL_MAX_RENDERBUFFER_SIZE"])
         cols = max(1, min(count, limit // width, int(np.sqrt(budget / (width * height))) or 1))

@@ -33,6 +33,7 @@ class MatplotlibRenderer:
         return [self._one(v[i], cameras[i], c[i], np.asarray(background, dtype=np.float64)) for i in range(len(v))]
 
     def _one(self, vertices: np.ndarray, cam: RenderCamera, color: np.ndarray, background: np.ndarray) -> np.ndarray:
+        """One mesh (V, 3) through ``cam`` in ``color`` (3,) over ``background`` (3,) -> (H, W, 4) uint8 RGBA."""
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.collections import PolyCollection
         from matplotlib.figure import Figure

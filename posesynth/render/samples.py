@@ -78,7 +78,7 @@ def parse_indices(text: str, n: int, limit: int | None = None) -> np.ndarray:
 
 
 def _read_rows(arr: Any, idx: np.ndarray) -> np.ndarray:
-    """Rows ``idx`` of a Zarr array, reading each needed chunk once."""
+    """Rows ``idx`` (B,) of a Zarr array (N, ...) -> (B, ...), reading each needed chunk once."""
     lo, hi = int(idx.min()), int(idx.max()) + 1
     if hi - lo <= 4 * len(idx) + 64:
         return np.asarray(arr[lo:hi])[idx - lo]
@@ -154,7 +154,9 @@ def read_store_samples(path: str | Path, indices: str | Sequence[int] = "0:16", 
 
 def add_views(out: SampleSet, arrays: dict[str, np.ndarray], keypoint_set: str | None, view: int,
                store_sets: dict[str, Any] | None, where: str) -> None:
-    """Fill ``out``'s cameras and keypoints from sample-store arrays (rows already selected)."""
+    """Fill ``out``'s cameras and keypoints of camera ``view`` from sample-store arrays, their rows
+    already selected: ``camera/*`` (B, V, ...), ``keypoints/<set>/world`` (B, J, 3), ``pixels``
+    and ``pixels_noisy`` (B, V, J, 2), ``visible`` (B, V, J)."""
     ncams = int(arrays["camera/K"].shape[1]) if "camera/K" in arrays else 0
     if ncams:
         if not 0 <= view < ncams:
