@@ -40,7 +40,7 @@ import zarr
 from posesynth.body_model import load_body_model
 from posesynth.devices import resolve_device
 from posesynth.gan.checkpoint import DEFAULT_CHECKPOINT
-from posesynth.pose_source import load_pose_source
+from posesynth.pose_sources import load_pose_source
 from posesynth.prepare import PrepareOptions, prepare
 from posesynth.sample_recipe import DEFAULT_SAMPLE_RECIPE, resolve_sample_recipe
 from posesynth.sampling.generate import BlockSampler

@@ -30,6 +30,7 @@ from posesynth.kinematics import forward_kinematics
 from posesynth.metrics import apd, canonical_joints, coverage, frechet_distance, nearest_mpjpe
 from posesynth.outputs import write_json
 from posesynth.plausibility import JointLimits, bone_length_asymmetry, implausible
+from posesynth.pose_source import check_unseen
 from posesynth.pose_classifier import train_classifier
 from posesynth.recombination import recombine
 from posesynth.store import HELD_OUT, held_out_categories, open_store, split_rows
@@ -120,7 +121,7 @@ def evaluate(checkpoint: str | Path, data: str | Path, n: int = 100_000, seed: i
     body = load_body_model(body_model)
     train = load_training_poses(data, source.label_field, "train", "frame")
     val = load_training_poses(data, source.label_field, "val", "frame")
-    source.check_unseen(list(val.files), f"{data}'s validation split")
+    check_unseen(source, val.files, f"{data}'s validation split")
     rest = body.rest_joints(torch.zeros(1, body.num_betas)).double()[0]
     limits = JointLimits.from_poses(train.rotmats)
     train_j, val_j = canonical_joints(train.rotmats, rest), canonical_joints(val.rotmats, rest)

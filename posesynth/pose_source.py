@@ -1,8 +1,10 @@
 """Where sampled poses come from: the interface between pose generators and ``sample``.
 
-A *pose source* turns random numbers into body poses on SMPL's tree.  The GAN
-checkpoint (``posesynth.gan.checkpoint``) is one; the training store replayed
-(``posesynth.pose_source.StorePoseSource``) is another, used for real-pose baselines.
+A *pose source* turns random numbers into body poses on SMPL's tree (``PoseSource``).  The
+GAN checkpoint (``posesynth.gan.checkpoint.GanPoseSource``) is one; the training store
+replayed (``StorePoseSource``, here) is another, used for real-pose baselines; recombined
+training poses (``posesynth.recombination.RecombinationPoseSource``) are a third.
+``posesynth.pose_sources.load_pose_source`` loads the one stored at a path.
 
 Determinism contract: a source draws every random number it needs from the
 ``torch.Generator`` it is given, on the CPU, in an order that depends only on ``n``
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -21,12 +24,12 @@ from typing import Protocol
 import numpy as np
 import torch
 
-from posesynth.body_prior import body_model_prior
 from posesynth.errors import PosesynthError
 from posesynth.kinematics import remove_yaw
 from posesynth.rotations import axis_angle_to_matrix
 from posesynth.skeleton import NUM_JOINTS
-from posesynth.store import open_store, split_rows
+from posesynth.store import open_store
+from posesynth.stores.training import KIND, label_path, smpl_path, split_rows
 
 
 class PoseSourceError(PosesynthError, ValueError):
@@ -47,7 +50,20 @@ class PoseBatch:
 
 
 class PoseSource(Protocol):
-    """Anything ``sample`` can draw poses from."""
+    """Anything ``sample`` and ``evaluate`` can draw poses from.
+
+    Besides these three members a source may have optional attributes, where they mean
+    something for it; callers read them with ``getattr(source, name, None)``:
+
+    - ``label_field: str``: the training store's label field ``label_names`` are the
+      vocabulary of (``evaluate`` reads the real poses' labels from it; the sample store
+      records it);
+    - ``training_files: tuple[str, ...]``: the mocap files (the training store's ``file``
+      labels) its poses were learnt or taken from (``check_unseen``);
+    - ``body_model: str``: the identity of the body model its poses were made with
+      (``sample`` refuses to dress them in another);
+    - ``sha256: str``: the digest of its file (recorded in the sample store).
+    """
 
     @property
     def label_names(self) -> tuple[str, ...]:
@@ -62,40 +78,62 @@ class PoseSource(Protocol):
         """Draw ``n`` poses; ``label`` conditions on one label (None: any)."""
 
 
+def label_index(source: PoseSource, name: str) -> int | None:
+    """The index of label ``name`` in the source's vocabulary (None for ""); a name it does
+    not have is a PoseSourceError listing the labels it has."""
+    if not name:
+        return None
+    if name not in source.label_names:
+        known = ", ".join(source.label_names) or "none: the source is unconditional"
+        raise PoseSourceError(f"{source.identity} has no label {name!r}; its labels: {known}")
+    return source.label_names.index(name)
+
+
+def check_unseen(source: PoseSource, files: Sequence[str], what: str) -> bool:
+    """Whether the source says which files it learnt from (``training_files``); a
+    PoseSourceError if any of ``files`` (e.g. a validation split's) is among them, as numbers
+    measured on them would not be held-out ones."""
+    training_files = getattr(source, "training_files", None)
+    if training_files is None:
+        return False
+    seen = sorted(set(files) & set(training_files))
+    if seen:
+        raise PoseSourceError(f"{source.identity} was trained on {len(seen)} of {what}'s files (e.g. {seen[0]}); "
+                              f"its numbers would not be held-out ones. Prepare the store with the split "
+                              f"the source was trained with, or train on this store.")
+    return True
+
+
 # ---------------------------------------------------------------------------- replaying real poses
-BETAS_POLICIES = ("store", "prior")
-
-
 class StorePoseSource:
     """Real poses replayed from a ``prepare`` training store (a ``PoseSource``).
 
     Each draw picks rows of ``split`` ("train", "val" or "all") uniformly at random,
     with replacement.  The global orientation has its yaw removed (the body faces +z,
-    as the GAN's poses do); ``betas`` are the row's own (``"store"``) or drawn from
-    SMPL's prior (``"prior"``, ``body_prior.body_model_prior``).  ``label_names`` is the
-    vocabulary of ``label_field``; the returned labels are each row's own label.
+    as the GAN's poses do); ``betas`` are the row's own (``sample.betas = "prior"`` puts
+    the poses on SMPL's prior instead).  ``label_names`` is the vocabulary of
+    ``label_field``; the returned labels are each row's own label; ``training_files`` are
+    the files of the split's rows.
 
     This is the "real poses through random cameras" baseline, and the source the tests use.
-    ``path`` and ``options`` rebuild it elsewhere (``load_pose_source(path, **options)``).
+    ``path`` and ``options`` rebuild it elsewhere (``pose_sources.load_pose_source(path, **options)``).
     """
 
-    def __init__(self, path: str | Path, split: str = "train", betas: str = "store",
-                 label_field: str = "content") -> None:
+    def __init__(self, path: str | Path, split: str = "train", label_field: str = "content") -> None:
         self.path = Path(path)
-        self.options = {"split": split, "betas": betas, "label_field": label_field}
-        if betas not in BETAS_POLICIES:
-            raise PoseSourceError(f"betas must be one of {BETAS_POLICIES}, got {betas!r}")
-        group = open_store(self.path, kind="training")
+        self.options = {"split": split, "label_field": label_field}
+        group = open_store(self.path, kind=KIND)
         labels = group.attrs["labels"]
         if label_field not in labels:
             raise PoseSourceError(f"{self.path}: no label field {label_field!r}; it has {sorted(labels)}")
         rows = split_rows(group, split, self.path)
-        pose = np.concatenate([group["global_orient"][:], group["body_pose"][:]], axis=1)[rows]
+        pose = np.concatenate([group[smpl_path("global_orient")][:], group[smpl_path("body_pose")][:]], axis=1)[rows]
         self._pose = torch.as_tensor(pose).reshape(-1, NUM_JOINTS, 3)  # (N, 24, 3) axis-angle
-        self._betas = torch.as_tensor(group["betas"][:][rows])  # (N, K)
-        self._labels = torch.as_tensor(group[label_field][:][rows].astype(np.int64))  # (N,)
+        self._betas = torch.as_tensor(group[smpl_path("betas")][:][rows])  # (N, K)
+        self._labels = torch.as_tensor(group[label_path(label_field)][:][rows].astype(np.int64))  # (N,)
         self._label_names = tuple(labels[label_field])
         self.label_field = label_field
+        self.training_files = tuple(labels["file"][i] for i in np.unique(group[label_path("file")][:][rows]))
         self.body_model: str = group.attrs["body_model"]
         digest = hashlib.sha256(json.dumps(dict(group.attrs), sort_keys=True).encode()).hexdigest()
         self._identity = f"{self.path.name}:{digest[:16]}"
@@ -118,33 +156,12 @@ class StorePoseSource:
         pool = None if label is None else torch.nonzero(self._labels == label).squeeze(1)
         if pool is not None and len(pool) == 0:
             raise PoseSourceError(f"{self.path}: no {self.options['split']!r} rows with label "
-                             f"{self._label_names[label]!r}")
+                                  f"{self._label_names[label]!r}")
         size = len(self) if pool is None else len(pool)
         rows = torch.randint(size, (n,), generator=generator)
         if pool is not None:
             rows = pool[rows]
         rotmats = axis_angle_to_matrix(self._pose[rows])
         rotmats[:, 0] = remove_yaw(rotmats[:, 0])
-        betas = self._betas[rows]
-        if self.options["betas"] == "prior":
-            betas = body_model_prior(betas.shape[1]).sample(n, generator)
-        return PoseBatch(rotmats.to(device), betas.to(device), self._labels[rows].to(device))
+        return PoseBatch(rotmats.to(device), self._betas[rows].to(device), self._labels[rows].to(device))
 
-
-def load_pose_source(path: str | Path, **options) -> PoseSource:
-    """The pose source stored at ``path``: a GAN checkpoint (``.pt``) or a training store
-    (a ``prepare`` Zarr store, replayed by ``StorePoseSource(path, **options)``)."""
-    path = Path(path)
-    if path.suffix == ".pt":
-        if options:
-            raise PoseSourceError(f"{path}: a checkpoint takes no source options, got {sorted(options)}")
-        try:
-            from posesynth.gan.checkpoint import load_checkpoint
-        except ImportError as exc:
-            raise PoseSourceError(f"{path}: this posesynth cannot read GAN checkpoints ({exc})") from None
-        return load_checkpoint(path)
-    if (path / "zarr.json").is_file() or (path / ".zgroup").is_file():
-        return StorePoseSource(path, **options)
-    if not path.exists():
-        raise PoseSourceError(f"{path}: no such checkpoint or training store")
-    raise PoseSourceError(f"{path}: not a pose source (expected a GAN checkpoint .pt or a training store .zarr)")

@@ -7,6 +7,7 @@ from conftest import FIXTURES
 from posesynth.config import resolve_recipe
 from posesynth.gan.checkpoint import CheckpointError, load_checkpoint, read_checkpoint_file
 from posesynth.gan.train import DEFAULT_RECIPE, train
+from posesynth.pose_source import PoseSourceError, check_unseen, label_index
 from posesynth.prepare import PrepareOptions, prepare
 from posesynth.resources import recipe_path
 
@@ -20,6 +21,12 @@ def store(tmp_path_factory):
     out = tmp_path_factory.mktemp("gan") / "train.zarr"
     prepare([FIXTURES], out, PrepareOptions(workers=1, val_fraction=0.0, val_contents=("dash",)), progress=False)
     return out
+
+
+@pytest.fixture(scope="module")
+def checkpoint(store, tmp_path_factory):
+    """A 2-step run's checkpoint, shared by the tests that only read it."""
+    return run(store, tmp_path_factory.mktemp("run"), 2)
 
 
 def run(store, out, steps, *extra):
@@ -43,15 +50,26 @@ def test_training_writes_a_loadable_checkpoint_and_logs(store, tmp_path):
     eye = torch.eye(3).expand(10, 24, 3, 3)
     torch.testing.assert_close(batch.rotmats.transpose(-1, -2) @ batch.rotmats, eye, atol=1e-5, rtol=0)
     assert (batch.labels == -1).all()
-    kick = source.label_index("kickLFront1Reps")
+
+
+def test_a_checkpoint_samples_the_label_it_is_conditioned_on(checkpoint):
+    source = load_checkpoint(checkpoint)
+    kick = label_index(source, "kickLFront1Reps")
     assert (source.sample(3, torch.Generator().manual_seed(0), label=kick).labels == kick).all()
-    with pytest.raises(CheckpointError, match="no label"):
-        source.label_index("dance")
-    # it records the files it was trained on, and refuses to be measured on one of them
+
+
+def test_a_label_the_checkpoint_lacks_is_named_with_the_ones_it_has(checkpoint):
+    source = load_checkpoint(checkpoint)
+    with pytest.raises(PoseSourceError, match="has no label 'dance'; its labels: .*kickLFront1Reps"):
+        label_index(source, "dance")
+
+
+def test_a_checkpoint_records_its_training_files_and_refuses_to_be_measured_on_them(checkpoint):
+    source = load_checkpoint(checkpoint)
     assert len(source.training_files) == 2 and not any("dash" in f for f in source.training_files)
-    source.check_unseen(["bandai_namco/dataset-1/dataset-1_dash_normal_001.bvh"], "the val split")
-    with pytest.raises(CheckpointError, match="was trained on 1 of the val split's files"):
-        source.check_unseen([source.training_files[0]], "the val split")
+    assert check_unseen(source, ["bandai_namco/dataset-1/dataset-1_dash_normal_001.bvh"], "the val split")
+    with pytest.raises(PoseSourceError, match="was trained on 1 of the val split's files"):
+        check_unseen(source, [source.training_files[0]], "the val split")
 
 
 def test_training_without_the_render_extra_writes_the_checkpoint_and_says_why_not_the_curves(

@@ -20,7 +20,8 @@ from posesynth.cameras import project
 from posesynth.cli import main
 from posesynth.config import RecipeError
 from posesynth.kinematics import forward_kinematics, yaw_angle
-from posesynth.pose_source import StorePoseSource, load_pose_source
+from posesynth.pose_source import StorePoseSource
+from posesynth.pose_sources import load_pose_source
 from posesynth.prepare import PrepareOptions, prepare
 from posesynth.resources import recipe_path
 from posesynth.rotations import axis_angle_to_matrix
@@ -276,12 +277,17 @@ def test_store_pose_source_replays_yaw_free_rows(train):
     # Every drawn body pose is a stored row.
     diff = (batch.rotmats[:, None, 1:] - body[None]).abs().amax((-1, -2, -3))
     assert (diff.amin(1) < 1e-6).all()
-    prior = StorePoseSource(train, betas="prior").sample(2000, torch.Generator().manual_seed(0))
-    assert abs(prior.betas.std().item() - 1) < 0.1
     with pytest.raises(StoreError, match=r"train.zarr: split must be 'all' or one of \['train', 'val'\], got 'test'"):
         StorePoseSource(train, split="test")
     with pytest.raises(ValueError, match="label field"):
         StorePoseSource(train, label_field="mood")
+
+
+def test_prior_betas_put_the_poses_on_smpls_prior(tmp_path, train):
+    recipe = resolve_sample_recipe(overrides=SMALL + NO_AUGMENT + ['sample.keypoint_sets=["smpl24"]',
+                                                                   'sample.betas="prior"'])
+    betas = open_store(sample_to_store(train, tmp_path / "prior.zarr", 1024, recipe=recipe, device="cpu").out)["smpl/betas"][:]
+    assert abs(betas.std() - 1) < 0.1 and np.abs(betas).max() <= 3
 
 
 def test_label_conditioning(tmp_path, train, light):

@@ -86,7 +86,8 @@ MAX_REDRAWS = 20
 
 
 class GanPoseSource:
-    """Draws poses from a trained generator (``posesynth.pose_source.PoseSource``).
+    """Draws poses from a trained generator (``posesynth.pose_source.PoseSource``, with its
+    optional ``label_field``, ``training_files``, ``body_model`` and ``sha256``).
 
     ``temperature`` scales the latents (``tempered``): above 1, poses further from the training
     modes.  Tempered draws that fail the plausibility checks against the training poses' joint
@@ -126,20 +127,6 @@ class GanPoseSource:
     @property
     def identity(self) -> str:
         return f"{self.path.name}:{self.sha256[:16]}"
-
-    def label_index(self, name: str) -> int:
-        if name not in self._labels:
-            raise CheckpointError(f"{self.path}: no label {name!r} (label field {self.label_field!r}); "
-                                  f"labels: {', '.join(self._labels)}")
-        return self._labels.index(name)
-
-    def check_unseen(self, files: list[str], what: str) -> None:
-        """Raise CheckpointError if any of ``files`` (e.g. a validation split's) was in training."""
-        seen = sorted(set(files) & set(self.training_files))
-        if seen:
-            raise CheckpointError(f"{self.path} was trained on {len(seen)} of {what}'s files (e.g. {seen[0]}); "
-                                  f"its numbers would not be held-out ones. Prepare the store with the split "
-                                  f"the checkpoint was trained with, or train on this store.")
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator, label: int | None = None,

@@ -24,7 +24,7 @@ def sample_checkpoint(checkpoint: str | Path, n: int = 16, label: str | None = N
     rows are computed (4096 by default, under a second on a CPU) and cut to ``n``.
     """
     from posesynth.body_model import load_body_model
-    from posesynth.pose_source import load_pose_source
+    from posesynth.pose_sources import load_pose_source
     from posesynth.sample_recipe import DEFAULT_SAMPLE_RECIPE, resolve_sample_recipe
     from posesynth.sampling import BlockSampler, SampleError
 
