@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from posesynth.keypoint_sets import KEYPOINT_SETS
 from posesynth.render.camera import scale_pixels
 from posesynth.render.style import CLEAN_COLOR, Marker, marker_size
 
@@ -14,25 +15,15 @@ from posesynth.render.style import CLEAN_COLOR, Marker, marker_size
 def keypoint_edges(set_name: str, store_sets: dict[str, Any] | None = None) -> list[tuple[int, int]]:
     """Skeleton edges (pairs of keypoint indices) of a keypoint set, for drawing.
 
-    From ``posesynth.keypoint_sets.KEYPOINT_SETS`` when it knows the set, else from the
-    parents written in a store's ``keypoint_sets`` attribute, else (smpl24) SMPL's tree.
+    From ``posesynth.keypoint_sets.KEYPOINT_SETS`` when it knows the set, else from the edges or
+    parents written in a store's ``keypoint_sets`` attribute (``store_sets``).
     """
-    try:
-        from posesynth.keypoint_sets import KEYPOINT_SETS  # type: ignore[import-not-found]
-
-        if set_name in KEYPOINT_SETS:
-            return [(int(a), int(b)) for a, b in KEYPOINT_SETS[set_name].edges]
-    except ImportError:
-        pass
+    if set_name in KEYPOINT_SETS:
+        return [(int(a), int(b)) for a, b in KEYPOINT_SETS[set_name].edges]
     info = (store_sets or {}).get(set_name, {})
     if info.get("edges"):
         return [(int(a), int(b)) for a, b in info["edges"]]
-    parents = info.get("parents")
-    if parents is None and set_name == "smpl24":
-        from posesynth.skeleton import SMPL_PARENTS
-
-        parents = SMPL_PARENTS
-    return [(int(p), j) for j, p in enumerate(parents or ()) if p is not None and p >= 0]
+    return [(int(p), j) for j, p in enumerate(info.get("parents") or ()) if p is not None and p >= 0]
 
 
 def draw_keypoints(image: np.ndarray, pixels: np.ndarray, edges: Sequence[tuple[int, int]] = (),
