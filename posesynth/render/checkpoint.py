@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from posesynth.render.errors import RenderError
-from posesynth.render.samples import SampleSet, add_views
+from posesynth.render.samples import SampleSet, add_views, labelled
 
 
 def sample_checkpoint(checkpoint: str | Path, n: int = 16, label: str | None = None, seed: int = 0,
@@ -53,10 +53,7 @@ def sample_checkpoint(checkpoint: str | Path, n: int = 16, label: str | None = N
         raise RenderError(str(exc)) from None
     arrays = {k: np.concatenate([blk[k] for blk in blocks])[:n] for k in blocks[0]}
     codes = arrays["label"].astype(np.int64)
-    names = source.label_names
-    captions = [f"#{i}" + (f" {names[c]}" if 0 <= c < len(names) else "") for i, c in enumerate(codes)]
-    smpl = (arrays[f"smpl/{k}"].astype(np.float32) for k in ("global_orient", "body_pose", "betas", "transl"))
-    out = SampleSet(*smpl, captions=captions, color_keys=np.where(codes >= 0, codes, np.arange(n)),
-                    indices=np.arange(n))
+    smpl = {k: arrays[f"smpl/{k}"].astype(np.float32) for k in ("global_orient", "body_pose", "betas", "transl")}
+    out = SampleSet(**smpl, **labelled(np.arange(n), codes, source.label_names))
     add_views(out, arrays, keypoint_set, 0, None, str(checkpoint))
     return out
