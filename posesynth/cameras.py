@@ -391,7 +391,9 @@ def _fit_distance(points: torch.Tensor, m: torch.Tensor, target: torch.Tensor, R
 
 
 def _needed(points, m, R, offset, inv) -> torch.Tensor:
-    """``_fit_distance`` for one block: the distance (B, V) each camera needs."""
+    """``_fit_distance`` for one block: the distance (B, V) each camera needs.  points (B, N, 3),
+    m (B, N), R (B, V, 3, 3), offset ``R @ target`` (B, V, 3, 1), inv (B, V, 1, 4) the inverse
+    normalised room on each side (x+, y+, x-, y-)."""
     x, y, z = (torch.einsum("bvij,bnj->bvin", R, points) - offset).unbind(2)  # (B, V, N); depth = z + d
     m = m.unsqueeze(1)  # (B, 1, N)
     lateral = torch.maximum((m + x) * inv[..., 0], (m - x) * inv[..., 2])
@@ -430,7 +432,8 @@ def distort(xn: torch.Tensor, coeffs: torch.Tensor) -> torch.Tensor:
 
 
 def undistort(xd: torch.Tensor, coeffs: torch.Tensor, iterations: int = 20) -> torch.Tensor:
-    """Inverse of ``distort`` by fixed-point iteration (as cv2.undistortPoints); ``xd`` (..., 2)."""
+    """Inverse of ``distort`` by fixed-point iteration (as cv2.undistortPoints): ``xd`` (..., 2)
+    distorted normalised coordinates, ``coeffs`` (..., 4) -> (..., 2)."""
     xn = xd
     for _ in range(iterations):
         xn = xn + (xd - distort(xn, coeffs))
