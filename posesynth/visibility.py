@@ -41,13 +41,13 @@ Without a set, every capsule that contains the keypoint is skipped and no other.
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
 
 from posesynth.body_model import BodyModel
-from posesynth.keypoint_sets import VERTEX, KeypointSet, keypoint_sets
+from posesynth.keypoint_sets import VERTEX, KeypointSet
 from posesynth.rotations import rotation_between
 from posesynth.skeleton import JOINT_INDEX, NUM_JOINTS, SMPL_PARENTS, children
 
@@ -323,40 +323,52 @@ def self_occlusion(
     return out
 
 
+@dataclass(frozen=True)
+class DistinctKeypoints:
+    """The distinct keypoints of several keypoint sets: those with the same derivation (the SMPL
+    joints that h36m17 and coco17 reuse) once, so each is tested for occlusion once
+    (smpl24 + h36m17 + coco17: 31 distinct of 58)."""
+
+    keypoints: KeypointSet  # one keypoint per distinct derivation
+    picks: tuple[tuple[str, int], ...]  # per distinct keypoint: (set name, index) of its first use
+    columns: Mapping[str, tuple[int, ...]]  # per set: the distinct keypoint each of its keypoints is
+
+    @classmethod
+    def of(cls, sets: Sequence[KeypointSet]) -> DistinctKeypoints:
+        column: dict[tuple, int] = {}
+        picks: list[tuple[str, int]] = []
+        for s in sets:
+            for k, src in enumerate(s.sources):
+                if src not in column:
+                    column[src] = len(picks)
+                    picks.append((s.name, k))
+        union = KeypointSet(name="+".join(s.name for s in sets), parents=None, edges=(), derivation="",
+                            joint_names=tuple(f"{name}:{k}" for name, k in picks), sources=tuple(column))
+        return cls(union, tuple(picks), {s.name: tuple(column[src] for src in s.sources) for s in sets})
+
+
 def self_occlusion_sets(
     keypoints: Mapping[str, torch.Tensor],
     camera_centres: torch.Tensor,
     capsules: Capsules,
+    distinct: DistinctKeypoints,
     **kwargs: float,
 ) -> dict[str, torch.Tensor]:
-    """``self_occlusion`` for several keypoint sets at once, testing each distinct keypoint once.
+    """``self_occlusion`` for several keypoint sets at once, each distinct keypoint tested once.
 
-    ``keypoints`` maps set names (``KEYPOINT_SETS``) to (B, J, 3) world keypoints; keypoints with
-    the same derivation in several sets (the SMPL joints that h36m17 and coco17 reuse) are tested
-    once: smpl24 + h36m17 + coco17 is 31 distinct keypoints instead of 58.  Returns
-    ``{name: (B, V, J) bool}``; ``kwargs`` go to ``self_occlusion``.
+    Args:
+        keypoints: set name -> (B, J, 3) world keypoints, for every set of ``distinct``.
+        camera_centres: (B, V, 3) metres.
+        capsules: the posed body (``BodyCapsules.capsules_for``).
+        distinct: ``DistinctKeypoints.of`` the sets.
+        kwargs: go to ``self_occlusion``.
+
+    Returns:
+        set name -> (B, V, J) bool, as ``self_occlusion`` gives for the set alone.
     """
-    sets = keypoint_sets(list(keypoints))
-    union, where = _union(tuple(sets))
-    first = {}  # union index -> (set name, index in it)
-    for s in sets:
-        for k, src in enumerate(s.sources):
-            first.setdefault(where[src], (s.name, k))
-    points = torch.stack([keypoints[name][:, k] for name, k in (first[i] for i in range(len(union)))], 1)
-    occ = self_occlusion(points, camera_centres, capsules, union, **kwargs)
-    return {s.name: occ[..., [where[src] for src in s.sources]] for s in sets}
-
-
-@functools.lru_cache(maxsize=16)
-def _union(sets: tuple[KeypointSet, ...]) -> tuple[KeypointSet, dict]:
-    """A keypoint set with each distinct source of ``sets`` once, and source -> its index."""
-    where: dict = {}
-    for s in sets:
-        for src in s.sources:
-            where.setdefault(src, len(where))
-    names = tuple(f"k{i}" for i in range(len(where)))
-    return KeypointSet("union", names, None, (), "union of " + ", ".join(s.name for s in sets),
-                       tuple(where)), where
+    points = torch.stack([keypoints[name][:, k] for name, k in distinct.picks], dim=1)
+    hidden = self_occlusion(points, camera_centres, capsules, distinct.keypoints, **kwargs)
+    return {name: hidden[:, :, list(cols)] for name, cols in distinct.columns.items()}
 
 
 def _occluded(p, o, a, b, r, always, if_inside, tols, margin) -> torch.Tensor:

@@ -20,7 +20,7 @@ from posesynth.cameras import project
 from posesynth.cli import main
 from posesynth.config import RecipeError
 from posesynth.kinematics import forward_kinematics, yaw_angle
-from posesynth.pose_source import StorePoseSource
+from posesynth.pose_source import PoseSourceError, StorePoseSource
 from posesynth.pose_sources import load_pose_source
 from posesynth.prepare import PrepareOptions, prepare
 from posesynth.resources import recipe_path
@@ -302,7 +302,7 @@ def test_label_conditioning(tmp_path, train, light):
     nearest = np.abs(drawn[:, None] - dash_poses[None]).max(-1).min(1)
     assert nearest.max() < 1e-4  # axis-angle round trip
     bad = resolve_sample_recipe(overrides=SMALL + ['sample.label="swim"'])
-    with pytest.raises(SampleError, match="no label 'swim'.*dash"):
+    with pytest.raises(PoseSourceError, match="has no label 'swim'; its labels: dash"):
         sample_to_store(train, tmp_path / "x.zarr", 10, recipe=bad, device="cpu")
 
 

@@ -10,7 +10,9 @@ from posesynth.keypoint_sets import KEYPOINT_SETS, compute_keypoints
 from posesynth.kinematics import forward_kinematics
 from posesynth.rotations import axis_angle_to_matrix
 from posesynth.skeleton import JOINT_INDEX
-from posesynth.visibility import BodyCapsules, Capsules, in_frame, self_occlusion, self_occlusion_sets
+from posesynth.visibility import (
+    BodyCapsules, Capsules, DistinctKeypoints, in_frame, self_occlusion, self_occlusion_sets,
+)
 
 SMPL = KEYPOINT_SETS["smpl24"]
 COCO = KEYPOINT_SETS["coco17"]
@@ -141,11 +143,18 @@ def test_sets_at_once_match_sets_one_by_one(body, layout):
     caps = layout.capsules_for(joints, G, betas)
     centres = torch.randn(16, 3, 3, generator=g, dtype=torch.float64)
     centres = 4 * centres / centres.norm(dim=-1, keepdim=True)
-    together = self_occlusion_sets(kp, centres, caps)
+    together = self_occlusion_sets(kp, centres, caps, DistinctKeypoints.of([KEYPOINT_SETS[name] for name in kp]))
     for name in kp:
         alone = self_occlusion(kp[name], centres, caps, KEYPOINT_SETS[name])
         assert torch.equal(together[name], alone)
     assert together["coco17"].any() and not together["coco17"].all()
+
+
+def test_the_three_sets_share_all_but_31_of_their_58_keypoints():
+    distinct = DistinctKeypoints.of([KEYPOINT_SETS[name] for name in ("smpl24", "h36m17", "coco17")])
+    assert len(distinct.keypoints) == 31 and distinct.columns["smpl24"] == tuple(range(24))
+    for name, columns in distinct.columns.items():
+        assert [distinct.keypoints.sources[c] for c in columns] == list(KEYPOINT_SETS[name].sources)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])

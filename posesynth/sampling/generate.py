@@ -23,7 +23,6 @@ Shapes: B rows of a block, V views, J keypoints of a set, K betas.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -35,14 +34,14 @@ from posesynth.body_range import WideBodyRange
 from posesynth.hardness import CANDIDATES_PER_SAMPLE, HardnessSelector
 from posesynth.cameras import project, sample_cameras
 from posesynth.kinematics import forward_kinematics
-from posesynth.keypoint_sets import KeypointSet, compute_keypoints, keypoint_sets
+from posesynth.keypoint_sets import compute_keypoints, keypoint_sets
 from posesynth.noise import add_detector_noise
-from posesynth.pose_source import PoseSource
+from posesynth.pose_source import PoseSource, label_index
 from posesynth.rotations import matrix_to_axis_angle
 from posesynth.sample_recipe import augmentation, camera_distribution, detector_noise
 from posesynth.sampling.errors import SampleError
 from posesynth.skeleton import JOINT_INDEX
-from posesynth.visibility import BodyCapsules, in_frame, self_occlusion
+from posesynth.visibility import BodyCapsules, DistinctKeypoints, in_frame, self_occlusion_sets
 
 STREAMS = ("pose", "camera", "noise", "augment")
 VISIBLE_IN_FRAME = 1  # bit 0 of keypoints/<set>/visible
@@ -97,7 +96,7 @@ class BlockSampler:
                          if self.augment.hardness else None)
         self.capsules = BodyCapsules.from_body(body)
         self.clearance = sole_clearance(body)
-        self.distinct, self.columns = distinct_keypoints(self.sets)
+        self.distinct = DistinctKeypoints.of(self.sets)
 
     @torch.no_grad()
     def block(self, b: int) -> dict[str, np.ndarray]:
@@ -139,9 +138,7 @@ class BlockSampler:
     def _self_occlusion(self, world, joints, global_rotmats, betas, cams) -> dict[str, torch.Tensor]:
         """Per set, (B, V, J) bool hidden by the body; each distinct keypoint is tested once."""
         capsules = self.capsules.capsules_for(joints, global_rotmats, betas)
-        points = torch.stack([world[name][:, k] for name, k in self.distinct.picks], dim=1)
-        hidden = self_occlusion(points, cams.centres, capsules, self.distinct.keypoints)
-        return {name: hidden[:, :, cols] for name, cols in self.columns.items()}
+        return self_occlusion_sets(world, cams.centres, capsules, self.distinct)
 
     def _pad_betas(self, betas: torch.Tensor) -> torch.Tensor:
         K = self.body.num_betas
@@ -161,32 +158,6 @@ class BlockSampler:
         return out
 
 
-@dataclass(frozen=True)
-class DistinctKeypoints:
-    """The distinct keypoints (same derivation) of several sets, as one ``KeypointSet``."""
-
-    keypoints: KeypointSet
-    picks: tuple[tuple[str, int], ...]  # per distinct keypoint: (set name, index) of its first use
-
-
-def distinct_keypoints(sets: list[KeypointSet]) -> tuple[DistinctKeypoints, dict[str, list[int]]]:
-    """The sets' distinct keypoints and, per set, the column of each of its keypoints among them
-    (smpl24, h36m17 and coco17 share most joints: 31 distinct of 58)."""
-    column: dict[tuple, int] = {}
-    picks: list[tuple[str, int]] = []
-    columns: dict[str, list[int]] = {}
-    for s in sets:
-        for k, src in enumerate(s.sources):
-            if src not in column:
-                column[src] = len(picks)
-                picks.append((s.name, k))
-        columns[s.name] = [column[src] for src in s.sources]
-    sources = tuple(column)
-    union = KeypointSet(name="+".join(s.name for s in sets), parents=None, edges=(), derivation="",
-                        joint_names=tuple(f"{name}:{k}" for name, k in picks), sources=sources)
-    return DistinctKeypoints(union, tuple(picks)), columns
-
-
 def tempered(source: PoseSource, temperature: float) -> PoseSource:
     """``source`` drawing at ``temperature`` (``augment.temperature``; GAN checkpoints only)."""
     if temperature == 1.0:
@@ -195,13 +166,3 @@ def tempered(source: PoseSource, temperature: float) -> PoseSource:
         raise SampleError(f"augment.temperature = {temperature}: {source.identity} is not a GAN checkpoint; "
                           f"only a generator's latents can be tempered")
     return source.tempered(temperature)
-
-
-def label_index(source: PoseSource, name: str) -> int | None:
-    """The index of label ``name`` in the source's vocabulary (None for "")."""
-    if not name:
-        return None
-    if name not in source.label_names:
-        known = ", ".join(source.label_names) or "none: the source is unconditional"
-        raise SampleError(f"{source.identity} has no label {name!r}; its labels: {known}")
-    return source.label_names.index(name)
