@@ -111,14 +111,13 @@ def _complete(path: Path, kind: str) -> bool:
 
 def fold_gan(store: Path, out: Path, steps: int, device: str) -> Path:
     """The fold's GAN: ``posesynth/recipes/gan_default.toml`` with ``steps`` steps on the fold's training split."""
-    from posesynth.config import resolve_recipe
-    from posesynth.gan.train import DEFAULT_RECIPE, Trainer
-    from posesynth.resources import recipe_path
+    from posesynth.gan.recipe import load_train_recipe
+    from posesynth.gan.train import Trainer
 
     checkpoint = out / "checkpoint.pt"
     if checkpoint.exists():
         return checkpoint
-    recipe = resolve_recipe(DEFAULT_RECIPE, recipe_path("gan_default"), [f"train.steps={steps}"])
+    recipe = load_train_recipe(None, [f"train.steps={steps}"])
     t = time.perf_counter()
     Trainer(recipe, store, out, device=device).run(progress=False)
     print(f"  GAN for {store.parent.name}: {steps} steps in {time.perf_counter() - t:.0f} s", flush=True)

@@ -16,8 +16,8 @@ import time
 
 import torch
 
-from posesynth.config import resolve_recipe
-from posesynth.gan.train import DEFAULT_RECIPE, Trainer
+from posesynth.gan.recipe import load_train_recipe
+from posesynth.gan.train import Trainer
 from posesynth.resources import recipe_path
 
 
@@ -28,7 +28,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args()
-    recipe = resolve_recipe(DEFAULT_RECIPE, recipe_path(args.recipe))
+    recipe = load_train_recipe(recipe_path(args.recipe))
     with tempfile.TemporaryDirectory() as tmp:
         trainer = Trainer(recipe, args.data, tmp, device=args.device)
         for _ in range(20):
@@ -38,8 +38,8 @@ def main() -> None:
             trainer.train_step()
         per_step = (time.perf_counter() - start) / args.steps
     print(json.dumps({"device": args.device, "threads": torch.get_num_threads(), "ms_per_step": round(per_step * 1000, 1),
-                      "recipe_steps": recipe["train"]["steps"],
-                      "projected_minutes": round(per_step * recipe["train"]["steps"] / 60, 1),
+                      "recipe_steps": recipe.train.steps,
+                      "projected_minutes": round(per_step * recipe.train.steps / 60, 1),
                       "load_average": os.getloadavg()[0]}))
 
 

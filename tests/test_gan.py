@@ -4,12 +4,10 @@ import pytest
 import torch
 
 from conftest import FIXTURES
-from posesynth.config import resolve_recipe
 from posesynth.gan.checkpoint import CheckpointError, load_checkpoint, read_checkpoint_file
-from posesynth.gan.train import DEFAULT_RECIPE, train
+from posesynth.gan.train import train
 from posesynth.pose_source import PoseSourceError, check_unseen, label_index
 from posesynth.prepare import PrepareOptions, prepare
-from posesynth.resources import recipe_path
 
 TINY = ("model.latent=8", "model.width=32", "model.blocks=1", "model.label_embedding=4", "model.disc_width=32",
         "model.part_width=16", "train.batch_size=32", "train.log_every=2", "train.eval_every=1000",
@@ -129,11 +127,6 @@ def test_corrupt_and_foreign_checkpoints_are_refused(store, tmp_path):
         load_checkpoint(mismatched)
     with pytest.raises(CheckpointError, match="not found"):
         load_checkpoint(tmp_path / "missing.pt")
-
-
-def test_default_recipe_file_matches_the_defaults_keys():
-    recipe = resolve_recipe(DEFAULT_RECIPE, recipe_path("gan_default"))
-    assert recipe["loss"]["reconstruction"] > 0 and recipe["data"]["balance"] == "source_class"
 
 
 def test_fitted_betas_prior_is_centred_on_the_training_bodies(store):

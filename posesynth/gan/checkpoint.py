@@ -20,7 +20,8 @@ import torch
 
 from posesynth import __version__
 from posesynth.errors import PosesynthError
-from posesynth.gan.networks import Generator, NetworkSizes
+from posesynth.gan.networks import Generator
+from posesynth.gan.recipe import TrainRecipe
 from posesynth.outputs import atomic_output
 from posesynth.body_prior import BetasPrior
 from posesynth.plausibility import JointLimits, implausible
@@ -36,10 +37,6 @@ DEFAULT_CHECKPOINT = packaged_path("assets", "checkpoints", "default.pt")
 
 class CheckpointError(PosesynthError, ValueError):
     """A checkpoint that cannot be used; the message names the file and says why."""
-
-
-def sizes_from_recipe(recipe: dict[str, dict[str, Any]]) -> NetworkSizes:
-    return NetworkSizes(**{k: int(v) for k, v in recipe["model"].items()})
 
 
 def save_checkpoint(path: str | Path, generator: Generator, recipe: dict, label_field: str,
@@ -96,16 +93,16 @@ class GanPoseSource:
 
     temperature: float = 1.0
 
-    def __init__(self, generator: Generator, payload: dict[str, Any], path: Path) -> None:
+    def __init__(self, generator: Generator, payload: dict[str, Any], path: Path, recipe: TrainRecipe) -> None:
         self.generator = generator.eval()
-        self.recipe = payload["recipe"]
+        self.recipe = recipe
         self.label_field: str = payload["label_field"]
         self._labels = tuple(payload["label_names"])
         self.body_model: str = payload["body_model"]
         self.training_files: tuple[str, ...] = tuple(payload.get("training_files", ()))
-        prior = self.recipe["betas"]
+        prior = self.recipe.betas
         self.betas_prior = (BetasPrior.from_dict(payload["betas_prior"]) if payload.get("betas_prior") else
-                            BetasPrior.standard(int(prior["num_betas"]), prior["std"], prior["clip"]))
+                            BetasPrior.standard(prior.num_betas, prior.std, prior.clip))
         limits = payload.get("joint_limits")
         self.joint_limits = JointLimits.from_dict(limits) if limits else None
         self.path = path
@@ -158,10 +155,10 @@ def load_checkpoint(path: str | Path = DEFAULT_CHECKPOINT, device: torch.device 
     payload = read_checkpoint_file(path)
     try:
         state = payload["generator"]
-        generator = Generator(sizes_from_recipe(payload["recipe"]), len(payload["label_names"]),
-                              state["mean_pose6d"])
+        recipe = TrainRecipe.from_dict(payload["recipe"], f"{path}: recipe")
+        generator = Generator(recipe.model, len(payload["label_names"]), state["mean_pose6d"])
         generator.load_state_dict(state)
     except (KeyError, RuntimeError, TypeError) as exc:
         raise CheckpointError(f"{path}: the generator weights do not match its recipe "
                               f"({type(exc).__name__}: {str(exc).splitlines()[0]})") from None
-    return GanPoseSource(generator.to(device), payload, path)
+    return GanPoseSource(generator.to(device), payload, path, recipe)

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from posesynth.config import AT_LEAST_ONE, Section, ruled
 from posesynth.skeleton import JOINT_INDEX, NUM_JOINTS, SMPL_PARENTS
 
 BONE_CHILDREN = [j for j, p in enumerate(SMPL_PARENTS) if p >= 0]
@@ -57,13 +58,17 @@ class ResidualBlock(nn.Module):
 
 
 @dataclass(frozen=True)
-class NetworkSizes:
-    latent: int = 32
-    width: int = 512
-    blocks: int = 2
-    label_embedding: int = 32
-    disc_width: int = 256
-    part_width: int = 128
+class NetworkSizes(Section):
+    """The networks' sizes: the training recipe's ``[model]`` section (values in gan_default.toml)."""
+
+    NAME = "model"
+
+    latent: int = ruled(AT_LEAST_ONE)  # Z, the latent's dimension
+    width: int = ruled(AT_LEAST_ONE)  # generator and encoder hidden width
+    blocks: int = ruled(AT_LEAST_ONE)  # generator residual blocks
+    label_embedding: int = ruled(AT_LEAST_ONE)
+    disc_width: int = ruled(AT_LEAST_ONE)  # discriminator global head width
+    part_width: int = ruled(AT_LEAST_ONE)  # discriminator per-part head width
 
 
 class Generator(nn.Module):

@@ -29,7 +29,7 @@ import json
 import math
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -38,53 +38,19 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from posesynth.body_model import BodyModel, load_body_model
-from posesynth.config import RecipeError, check_types, resolve_recipe
+from posesynth.config import RecipeError
 from posesynth.errors import MissingExtraError
-from posesynth.gan.checkpoint import CheckpointError, save_checkpoint, sizes_from_recipe
+from posesynth.gan.checkpoint import CheckpointError, save_checkpoint
 from posesynth.gan.networks import Discriminator, Encoder, Generator, Lifter
 from posesynth.body_prior import fit_betas_prior
 from posesynth.gan.pose_data import PoseData, load_training_poses
+from posesynth.gan.recipe import TrainRecipe, load_train_recipe
 from posesynth.plausibility import JointLimits
 from posesynth.kinematics import forward_kinematics, rotation_about_y
 from posesynth.outputs import atomic_output, check_folder
 from posesynth.rotations import matrix_to_rot6d, rot6d_to_matrix
 from posesynth.run_record import run_record
 from posesynth.torch_files import load_tensors_file
-
-DEFAULT_RECIPE: dict[str, dict[str, Any]] = {
-    "data": {"label_field": "content", "balance": "source_class", "label_dropout": 0.25},
-    "model": {"latent": 32, "width": 256, "blocks": 2, "label_embedding": 32, "disc_width": 256, "part_width": 128},
-    "betas": {"prior": "fitted", "num_betas": 10, "std": 1.0, "clip": 2.5},
-    "train": {"steps": 20000, "batch_size": 256, "lr_g": 2e-4, "lr_d": 2e-4, "adam_beta1": 0.5,
-              "adam_beta2": 0.99, "ema": 0.999, "seed": 0, "log_every": 100, "eval_every": 2000,
-              "state_every": 1000},
-    "loss": {"adversarial": 1.0, "r1": 1.0, "r1_every": 4, "feature_matching": 1.0,
-             "reconstruction": 1.0, "kl": 0.01, "cycle": 0.0},
-    "eval": {"samples": 20000, "val_poses": 2000},
-}
-
-
-# Numbers of the recipe that must be whole and >= 1, > 0, in [0, 1), or >= 0 (types: DEFAULT_RECIPE's).
-_AT_LEAST_ONE = {"model": tuple(DEFAULT_RECIPE["model"]), "betas": ("num_betas",),
-                 "train": ("steps", "batch_size", "log_every", "eval_every", "state_every"),
-                 "loss": ("r1_every",), "eval": ("samples", "val_poses")}
-_POSITIVE = {"train": ("lr_g", "lr_d"), "betas": ("std", "clip")}
-_FRACTION = {"train": ("adam_beta1", "adam_beta2", "ema"), "data": ("label_dropout",)}
-_NON_NEGATIVE = {"loss": ("adversarial", "r1", "feature_matching", "reconstruction", "kl", "cycle")}
-
-
-def check_train_recipe(recipe: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """``recipe``, or a RecipeError naming the first ``section.key`` of the wrong type or range."""
-    for section, defaults in DEFAULT_RECIPE.items():
-        check_types(recipe[section], defaults, f"{section}.")
-    rules = ((_AT_LEAST_ONE, lambda v: v >= 1, ">= 1"), (_POSITIVE, lambda v: v > 0, "> 0"),
-             (_FRACTION, lambda v: 0 <= v < 1, "in [0, 1)"), (_NON_NEGATIVE, lambda v: v >= 0, ">= 0"))
-    for table, ok, text in rules:
-        for section, keys in table.items():
-            for key in keys:
-                if not ok(recipe[section][key]):
-                    raise RecipeError(f"{section}.{key} must be {text}, got {recipe[section][key]!r}")
-    return recipe
 
 
 @dataclass
@@ -106,43 +72,42 @@ class Models:
             getattr(self, name).load_state_dict(value)
 
 
-def build_models(recipe: dict, data: PoseData) -> Models:
-    sizes = sizes_from_recipe(recipe)
-    t = recipe["train"]
+def build_models(recipe: TrainRecipe, data: PoseData) -> Models:
+    sizes, t = recipe.model, recipe.train
     mean6d = matrix_to_rot6d(data.rotmats[:: max(1, len(data) // 20000)].mean(0).unsqueeze(0)).squeeze(0)
     mean6d = matrix_to_rot6d(rot6d_to_matrix(mean6d))  # nearest proper rotations
     gen = Generator(sizes, len(data.label_names), mean6d)
     disc = Discriminator(sizes, len(data.label_names))
     enc = Encoder(sizes, len(data.label_names))
     lifter = Lifter()
-    betas = (t["adam_beta1"], t["adam_beta2"])
-    opt_g = torch.optim.Adam([*gen.parameters(), *enc.parameters(), *lifter.parameters()], lr=t["lr_g"], betas=betas)
-    opt_d = torch.optim.Adam(disc.parameters(), lr=t["lr_d"], betas=betas)
+    betas = (t.adam_beta1, t.adam_beta2)
+    opt_g = torch.optim.Adam([*gen.parameters(), *enc.parameters(), *lifter.parameters()], lr=t.lr_g, betas=betas)
+    opt_d = torch.optim.Adam(disc.parameters(), lr=t.lr_d, betas=betas)
     return Models(gen, copy.deepcopy(gen).eval().requires_grad_(False), disc, enc, lifter, opt_g, opt_d)
 
 
 class Trainer:
     """One training run; ``run()`` trains to the recipe's step count, resuming if it can."""
 
-    def __init__(self, recipe: dict, data_path: str | Path, out: str | Path, body: BodyModel | None = None,
+    def __init__(self, recipe: TrainRecipe, data_path: str | Path, out: str | Path, body: BodyModel | None = None,
                  device: torch.device | str = "cpu") -> None:
         self.recipe = recipe
         self.out = Path(out)
         self.device = torch.device(device)
         self.run_record = run_record(self.device)
-        self.data = load_training_poses(data_path, recipe["data"]["label_field"], "train", recipe["data"]["balance"])
-        self.val = load_training_poses(data_path, recipe["data"]["label_field"], "val", "frame")
-        b = recipe["betas"]
-        self.betas_prior = fit_betas_prior(data_path, b["prior"], int(b["num_betas"]), b["std"], b["clip"])
+        self.data = load_training_poses(data_path, recipe.data.label_field, "train", recipe.data.balance)
+        self.val = load_training_poses(data_path, recipe.data.label_field, "val", "frame")
+        b = recipe.betas
+        self.betas_prior = fit_betas_prior(data_path, b.prior, b.num_betas, b.std, b.clip)
         self.joint_limits = JointLimits.from_poses(self.data.rotmats)
         self.body = body or load_body_model()
         template, dirs = self.body.joint_shape_basis()
         self.template, self.joint_dirs = template.float().to(self.device), dirs.float().to(self.device)
-        torch.manual_seed(recipe["train"]["seed"])
+        torch.manual_seed(recipe.train.seed)
         self.models = build_models(recipe, self.data)
         for name in ("generator", "ema", "discriminator", "encoder", "lifter"):
             getattr(self.models, name).to(self.device)
-        self.rng = torch.Generator().manual_seed(recipe["train"]["seed"])
+        self.rng = torch.Generator().manual_seed(recipe.train.seed)
         self.step = 0
         self.rot6d = self.data.rot6d.float().to(self.device)
         self.rotmats = self.data.rotmats.float().to(self.device)
@@ -160,7 +125,7 @@ class Trainer:
     def _real_batch(self, n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         idx = torch.multinomial(self.data.weights, n, replacement=True, generator=self.rng).to(self.device)
         labels = self.data.labels.to(self.device)[idx]
-        drop = torch.rand(n, generator=self.rng).to(self.device) < self.recipe["data"]["label_dropout"]
+        drop = torch.rand(n, generator=self.rng).to(self.device) < self.recipe.data.label_dropout
         return self.rot6d[idx], self.rotmats[idx], torch.where(drop, self.any_label, labels)
 
     @staticmethod
@@ -170,7 +135,7 @@ class Trainer:
 
     # ------------------------------------------------------------------ one step
     def train_step(self) -> dict[str, float]:
-        m, B = self.models, self.recipe["train"]["batch_size"]
+        m, B = self.models, self.recipe.train.batch_size
         real6d, real_rot, labels = self._real_batch(B)
         rest = self._rest_joints(B)
         real_joints = self._joints(real_rot, rest)
@@ -185,8 +150,8 @@ class Trainer:
         return logs
 
     def _discriminator_step(self, real6d, real_joints, fake6d, fake_joints, labels) -> dict[str, float]:
-        m, loss_w = self.models, self.recipe["loss"]
-        penalise = loss_w["r1"] > 0 and self.step % loss_w["r1_every"] == 0
+        m, loss_w = self.models, self.recipe.loss
+        penalise = loss_w.r1 > 0 and self.step % loss_w.r1_every == 0
         real6d = real6d.detach().requires_grad_(penalise)
         real_joints = real_joints.detach().requires_grad_(penalise)
         real_logit, _ = m.discriminator(real6d, real_joints, labels)
@@ -196,31 +161,31 @@ class Trainer:
         if penalise:
             grads = torch.autograd.grad(real_logit.sum(), [real6d, real_joints], create_graph=True)
             r1 = sum(g.pow(2).reshape(len(g), -1).sum(-1) for g in grads).mean()
-            loss = loss + 0.5 * loss_w["r1"] * loss_w["r1_every"] * r1
+            loss = loss + 0.5 * loss_w.r1 * loss_w.r1_every * r1
         m.opt_d.zero_grad(set_to_none=True)
         loss.backward()
         m.opt_d.step()
         return {"d_loss": loss.item(), "d_real": real_logit.mean().item(), "d_fake": fake_logit.mean().item()}
 
     def _generator_step(self, real6d, real_joints, fake6d, fake_joints, labels, rest) -> dict[str, float]:
-        m, loss_w = self.models, self.recipe["loss"]
+        m, loss_w = self.models, self.recipe.loss
         m.discriminator.requires_grad_(False)
         fake_logit, fake_feat = m.discriminator(fake6d, fake_joints, labels)
         logs: dict[str, float] = {}
-        loss = loss_w["adversarial"] * F.softplus(-fake_logit).mean()
-        if loss_w["feature_matching"] > 0:
+        loss = loss_w.adversarial * F.softplus(-fake_logit).mean()
+        if loss_w.feature_matching > 0:
             _, real_feat = m.discriminator(real6d, real_joints, labels)
             fm = (real_feat.mean(0) - fake_feat.mean(0)).pow(2).mean()
-            loss = loss + loss_w["feature_matching"] * fm
+            loss = loss + loss_w.feature_matching * fm
             logs["feature_matching"] = fm.item()
         m.discriminator.requires_grad_(True)
-        if loss_w["reconstruction"] > 0:
+        if loss_w.reconstruction > 0:
             recon, kl = self._reconstruction(real6d, real_joints, labels, rest)
-            loss = loss + loss_w["reconstruction"] * recon + loss_w["kl"] * kl
+            loss = loss + loss_w.reconstruction * recon + loss_w.kl * kl
             logs.update(reconstruction_mm=1000 * recon.sqrt().item(), kl=kl.item())
-        if loss_w["cycle"] > 0:
+        if loss_w.cycle > 0:
             lift_loss, cycle = self._cycle(real_joints, fake_joints)
-            loss = loss + lift_loss + loss_w["cycle"] * cycle
+            loss = loss + lift_loss + loss_w.cycle * cycle
             logs.update(lifter=lift_loss.item(), cycle=cycle.item())
         m.opt_g.zero_grad(set_to_none=True)
         loss.backward()
@@ -250,7 +215,7 @@ class Trainer:
 
     @torch.no_grad()
     def _update_ema(self) -> None:
-        decay = self.recipe["train"]["ema"] if self.step > 100 else 0.0
+        decay = self.recipe.train.ema if self.step > 100 else 0.0
         for e, g in zip(self.models.ema.parameters(), self.models.generator.parameters()):
             e.lerp_(g, 1.0 - decay)
 
@@ -260,7 +225,7 @@ class Trainer:
                  "models": self.models.state_dict()}
         with atomic_output(self.out / "state.pt") as tmp:
             torch.save(state, tmp)
-        save_checkpoint(self.out / "checkpoint.pt", self.models.ema, self.recipe, self.data.label_field,
+        save_checkpoint(self.out / "checkpoint.pt", self.models.ema, self.recipe.to_dict(), self.data.label_field,
                         self.data.label_names, self.body.identity, self.step, self.data.files, self.betas_prior,
                         self.joint_limits, self.run_record)
 
@@ -281,22 +246,22 @@ class Trainer:
 
     # ------------------------------------------------------------------ loop
     def run(self, progress: bool = True) -> None:
-        t = self.recipe["train"]
+        t = self.recipe.train
         self.out.mkdir(parents=True, exist_ok=True)
         resumed = self.try_resume()
-        bar = tqdm(total=t["steps"], initial=self.step, desc="training", unit="step", disable=not progress)
+        bar = tqdm(total=t.steps, initial=self.step, desc="training", unit="step", disable=not progress)
         if resumed:
             bar.write(f"resumed from {self.out / 'state.pt'} at step {self.step}")
         start = time.perf_counter()
-        while self.step < t["steps"]:
+        while self.step < t.steps:
             logs = self.train_step()
             bar.update()
-            if self.step % t["log_every"] == 0 or self.step == t["steps"]:
+            if self.step % t.log_every == 0 or self.step == t.steps:
                 bar.set_postfix({k: f"{v:.3g}" for k, v in logs.items() if k in ("d_loss", "g_adv", "reconstruction_mm")})
                 self.log({"step": self.step, "seconds": round(time.perf_counter() - start, 2), **logs})
-            if self.step % t["eval_every"] == 0 or self.step == t["steps"]:
+            if self.step % t.eval_every == 0 or self.step == t.steps:
                 self.log({"step": self.step, "eval": self.quick_eval()})
-            if self.step % t["state_every"] == 0 or self.step == t["steps"]:
+            if self.step % t.state_every == 0 or self.step == t.steps:
                 self.save_state()
         bar.close()
         from posesynth.plots import plot_training_curves
@@ -311,12 +276,12 @@ class Trainer:
         """Coverage of (a subset of) the validation poses and diversity, for the curves."""
         from posesynth.metrics import apd, canonical_joints, coverage, nearest_mpjpe
 
-        e = self.recipe["eval"]
+        e = self.recipe.eval
         g = torch.Generator().manual_seed(1234)
         rest = self.template
-        val = self.val.rotmats[torch.randperm(len(self.val), generator=g)[: e["val_poses"]]].to(self.device)
-        z = torch.randn(e["samples"], self.models.ema.sizes.latent, generator=g).to(self.device)
-        labels = torch.full((e["samples"],), self.any_label, device=self.device)
+        val = self.val.rotmats[torch.randperm(len(self.val), generator=g)[: e.val_poses]].to(self.device)
+        z = torch.randn(e.samples, self.models.ema.sizes.latent, generator=g).to(self.device)
+        labels = torch.full((e.samples,), self.any_label, device=self.device)
         fake = rot6d_to_matrix(self.models.ema(z, labels))
         real_j, fake_j = canonical_joints(val, rest), canonical_joints(fake, rest)
         cov = coverage(nearest_mpjpe(real_j, fake_j))
@@ -324,10 +289,10 @@ class Trainer:
                 "apd_mm": apd(fake_j, generator=g), "val_apd_mm": apd(real_j, generator=g)}
 
 
-def write_recipe(recipe: dict, path: Path) -> None:
+def write_recipe(recipe: TrainRecipe, path: Path) -> None:
     """The resolved recipe as TOML (two-level tables of plain values)."""
     lines = []
-    for section, table in recipe.items():
+    for section, table in recipe.to_dict().items():
         lines.append(f"[{section}]")
         lines += [f"{key} = {json.dumps(value)}" for key, value in table.items()]
         lines.append("")
@@ -337,15 +302,15 @@ def write_recipe(recipe: dict, path: Path) -> None:
 
 def train(recipe_path: str | Path | None, data: str | Path, out: str | Path, overrides: tuple[str, ...] = (),
           device: torch.device | str = "cpu", progress: bool = True, body_model: str | Path | None = None) -> Path:
-    """Train (or resume) a run in ``out``; returns the sampling checkpoint's path."""
-    recipe = check_train_recipe(resolve_recipe(DEFAULT_RECIPE, recipe_path, overrides))
+    """Train (or resume) a run in ``out`` with gan_default.toml <- ``recipe_path`` <- ``overrides``
+    (``posesynth.gan.recipe.load_train_recipe``); returns the sampling checkpoint's path."""
+    recipe = load_train_recipe(recipe_path, overrides)
     out = Path(out)
     check_folder(out)
     out.mkdir(parents=True, exist_ok=True)
     saved = out / "recipe.toml"
     if (out / "state.pt").is_file() and saved.is_file():
-        previous = resolve_recipe(DEFAULT_RECIPE, saved)
-        if {k: v for k, v in previous.items() if k != "train"} != {k: v for k, v in recipe.items() if k != "train"}:
+        if replace(load_train_recipe(saved), train=recipe.train) != recipe:
             raise RecipeError(f"{out} holds a run with a different recipe ({saved}); use another --out "
                               "or the same recipe (only [train] may change on resume)")
     write_recipe(recipe, saved)
