@@ -109,16 +109,16 @@ def prepare(data, out, fps, split_recipe, val_fraction, val_subjects, val_conten
     (or stop the run with --strict).
     """
     from posesynth.outputs import check_folder, write_json
-    from posesynth.prepare import DEFAULT_SPLIT, PrepareOptions, load_split, prepare as run_prepare
+    from posesynth.prepare import PrepareOptions, load_split, prepare as run_prepare
 
     if summary_json:
         check_folder(summary_json.parent)
-    split = load_split(split_recipe or DEFAULT_SPLIT)
+    split = load_split(split_recipe)
     opts = PrepareOptions(
         fps=fps, strict=strict, workers=workers, rig=rig, keypoint_layout=keypoint_layout, keypoint_up=keypoint_up,
-        val_fraction=split["val_fraction"] if val_fraction is None else val_fraction,
-        val_subjects=tuple(val_subjects or split["val_subjects"]), val_contents=tuple(val_contents or split["val_contents"]),
-        seed=split["seed"] if seed is None else seed)
+        val_fraction=split.val_fraction if val_fraction is None else val_fraction,
+        val_subjects=tuple(val_subjects or split.val_subjects), val_contents=tuple(val_contents or split.val_contents),
+        seed=split.seed if seed is None else seed)
     summary = run_prepare(data, out, opts, body_model=body_model, overwrite=overwrite, progress=sys.stderr.isatty())
     click.echo(format_prepare_summary(summary, out))
     if summary_json:

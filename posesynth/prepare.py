@@ -27,7 +27,7 @@ import numpy as np
 from tqdm import tqdm
 
 from posesynth.body_model import BodyModel, load_body_model, shape_space
-from posesynth.config import RecipeError, resolve_recipe
+from posesynth.config import Recipe, RecipeError, Section, load_recipe, read_recipe
 from posesynth.errors import PosesynthError
 from posesynth.labels import FileLabels, labels_for
 from posesynth.mocap import MocapFormatError, read_motion
@@ -231,16 +231,32 @@ def _subject_betas(clips: list[Clip], template: np.ndarray, dirs: np.ndarray, op
     return betas
 
 
-def load_split(path: str | Path | None = DEFAULT_SPLIT) -> dict[str, Any]:
-    """The ``[split]`` table of a split recipe (``posesynth/recipes/split_default.toml``): val_fraction,
-    val_subjects, val_contents, seed; ``None`` gives the plain 10% file split."""
-    defaults = {"split": {"val_fraction": 0.1, "val_subjects": [], "val_contents": [], "seed": 0}}
-    split = resolve_recipe(defaults, path)["split"]
-    check_val_fraction(split["val_fraction"], f"{path}: split.val_fraction", RecipeError)
-    for key in ("val_subjects", "val_contents"):
-        if not isinstance(split[key], list) or not all(isinstance(v, str) for v in split[key]):
-            raise RecipeError(f"{path}: split.{key} must be a list of names, got {split[key]!r}")
-    return split
+@dataclass(frozen=True)
+class SplitSection(Section):
+    """``[split]``: the validation split ``prepare`` writes (``split_files``)."""
+
+    NAME = "split"
+
+    val_fraction: float  # of the remaining files of every (source, content) group
+    val_subjects: list[str]  # held out whole
+    val_contents: list[str]  # held out whole
+    seed: int
+
+    def check(self) -> None:
+        check_val_fraction(self.val_fraction, "split.val_fraction", RecipeError)
+
+
+@dataclass(frozen=True)
+class SplitRecipe(Recipe):
+    """A split recipe (``posesynth prepare --split``)."""
+
+    split: SplitSection
+
+
+def load_split(path: str | Path | None = None) -> SplitSection:
+    """The ``[split]`` of ``posesynth/recipes/split_default.toml`` <- the split recipe at ``path``
+    (keys it does not list keep split_default's values)."""
+    return load_recipe(SplitRecipe, read_recipe(DEFAULT_SPLIT), str(DEFAULT_SPLIT), path).split
 
 
 def split_files(labels: list[FileLabels], opts: PrepareOptions) -> set[str]:

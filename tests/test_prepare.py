@@ -1,5 +1,7 @@
 """`posesynth prepare` on the committed real clips: the store's contents, split and errors."""
 
+import dataclasses
+import re
 import shutil
 
 import numpy as np
@@ -12,7 +14,9 @@ from posesynth.cli import main
 from posesynth.kinematics import forward_kinematics
 from posesynth.labels import labels_for
 from posesynth.config import RecipeError
-from posesynth.prepare import PrepareError, PrepareOptions, load_split, prepare, resample_indices, split_files
+from posesynth.prepare import (
+    DEFAULT_SPLIT, PrepareError, PrepareOptions, load_split, prepare, resample_indices, split_files,
+)
 from posesynth.rotations import axis_angle_to_matrix
 from posesynth.store import StoreError, open_store, split_rows
 
@@ -162,17 +166,28 @@ def test_parallel_and_serial_prepare_agree(tmp_path):
         np.testing.assert_array_equal(ga[name][:], gb[name][:])
 
 
-def test_split_recipe_default_and_bad_files(tmp_path):
+def test_prepare_without_a_split_recipe_uses_split_default():
     split = load_split()
-    assert split["val_subjects"] == ["HDM_dg"] and "squat1Reps" in split["val_contents"]
-    assert load_split(None) == {"val_fraction": 0.1, "val_subjects": [], "val_contents": [], "seed": 0}
-    bad = tmp_path / "split.toml"
-    for text, message in (("[split]\nval_fraction = 1.5\n", "val_fraction"),
-                          ('[split]\nval_subjects = "HDM_bd"\n', "list of names"),
-                          ("[split]\nval_file = 1\n", "unknown key split.val_file")):
-        bad.write_text(text)
-        with pytest.raises(RecipeError, match=message):
-            load_split(bad)
+    assert split.val_subjects == ["HDM_dg"] and "squat1Reps" in split.val_contents
+    assert split == load_split(DEFAULT_SPLIT)
+
+
+def test_a_partial_split_recipe_takes_the_rest_from_split_default(tmp_path):
+    path = tmp_path / "split.toml"
+    path.write_text('[split]\nval_subjects = ["HDM_bk"]\n')
+    assert load_split(path) == dataclasses.replace(load_split(), val_subjects=["HDM_bk"])
+
+
+@pytest.mark.parametrize("text, message", [
+    ("[split]\nval_fraction = 1.5\n", "split.toml: split.val_fraction must be a number in [0, 1), got 1.5"),
+    ('[split]\nval_subjects = "HDM_bd"\n', "split.toml: split.val_subjects must be a list of names, got 'HDM_bd'"),
+    ("[split]\nval_file = 1\n", "split.toml: unknown key split.val_file"),
+])
+def test_a_bad_split_recipe_names_the_file_and_the_key(tmp_path, text, message):
+    path = tmp_path / "split.toml"
+    path.write_text(text)
+    with pytest.raises(RecipeError, match=re.escape(message)):
+        load_split(path)
 
 
 def test_cli_split_flags_override_the_split_recipe(tmp_path):

@@ -7,9 +7,10 @@ import pytest
 from posesynth.config import Recipe, RecipeError, read_recipe
 from posesynth.gan.checkpoint import DEFAULT_CHECKPOINT, read_checkpoint_file
 from posesynth.gan.recipe import DEFAULT_TRAIN_RECIPE, TrainRecipe, load_train_recipe
+from posesynth.prepare import DEFAULT_SPLIT, SplitRecipe
 from posesynth.resources import recipe_path
 
-RECIPES = [(TrainRecipe, DEFAULT_TRAIN_RECIPE)]
+RECIPES = [(TrainRecipe, DEFAULT_TRAIN_RECIPE), (SplitRecipe, DEFAULT_SPLIT)]
 
 
 @pytest.mark.parametrize("kind, path", RECIPES, ids=lambda v: getattr(v, "__name__", None))
