@@ -15,7 +15,8 @@ import numpy as np
 import torch
 
 from posesynth.config import RecipeError
-from posesynth.store import open_store, split_rows
+from posesynth.store import open_store
+from posesynth.stores.training import KIND, smpl_path, split_rows
 
 BETAS_PRIORS = ("fitted", "standard")
 
@@ -59,9 +60,9 @@ def fit_betas_prior(path: str | Path, kind: str = "fitted", num_betas: int = 10,
         raise RecipeError(f"betas prior (betas.prior) must be one of {BETAS_PRIORS}, got {kind!r}")
     if kind == "standard":
         return BetasPrior.standard(num_betas, std, clip)
-    group = open_store(path, kind="training")
+    group = open_store(path, kind=KIND)
     keep = split_rows(group, split, path)
-    bodies = np.unique(group["betas"][:][keep], axis=0)[:, :num_betas]
+    bodies = np.unique(group[smpl_path("betas")][:][keep], axis=0)[:, :num_betas]
     bodies = np.pad(bodies, ((0, 0), (0, num_betas - bodies.shape[1])))
     return BetasPrior(torch.as_tensor(bodies.mean(0), dtype=torch.float32),
                       torch.as_tensor(np.sqrt(bodies.var(0) + std**2), dtype=torch.float32), float(clip))

@@ -71,7 +71,8 @@ import zarr
 from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
 from posesynth.errors import PosesynthError
-from posesynth.store import ATTR, StoreError, open_store, split_rows
+from posesynth.store import ATTR, StoreError, open_store
+from posesynth.stores import samples, training
 
 DEFAULT_FIELDS = ("pixels", "camera", "world", "visible", "K")
 SMPL_FIELDS = ("global_orient", "body_pose", "betas", "transl")
@@ -98,10 +99,10 @@ class StoreReader:
             raise DataError(f"fields must be a non-empty sequence of field names, got {fields!r}")
         group = open_store(self.path)
         self.kind = group.attrs[ATTR]["kind"]
-        if self.kind == "samples":
+        if self.kind == samples.KIND:
             self.arrays = self._sample_arrays(group, keypoint_set, noisy, split)
             self.view = self._check_view(group, view)
-        elif self.kind == "training":
+        elif self.kind == training.KIND:
             self.arrays = self._training_arrays(group, keypoint_set, view, noisy, label_field)
             self.view = None
         else:
@@ -119,16 +120,16 @@ class StoreReader:
         if keypoint_set not in group.attrs["keypoint_sets"]:
             raise DataError(f"{self.path}: no keypoint set {keypoint_set!r}; it has "
                             f"{', '.join(group.attrs['keypoint_sets'])}")
-        kp = f"keypoints/{keypoint_set}"
-        pixels = f"{kp}/pixels_noisy" if noisy else f"{kp}/pixels"
+        pixels = samples.keypoints_path(keypoint_set, samples.NOISY if noisy else "pixels")
         if noisy and pixels not in group:
             raise DataError(f"{self.path}: the store has no noisy 2D (its recipe has sample.noise = false)")
-        names = {"pixels": pixels, "pixels_normalised": pixels, "camera": f"{kp}/camera", "world": f"{kp}/world",
-                 "visible": f"{kp}/visible", "K": "camera/K", "label": "label",
-                 **{f: f"smpl/{f}" for f in SMPL_FIELDS}}
+        names = {"pixels": pixels, "pixels_normalised": pixels,
+                 **{f: samples.keypoints_path(keypoint_set, f) for f in ("camera", "world", "visible")},
+                 "K": samples.camera_path("K"), "label": samples.LABEL_PATH,
+                 **{f: samples.smpl_path(f) for f in SMPL_FIELDS}}
         arrays = {f: names[f] for f in self.fields}
         if "pixels_normalised" in self.fields:
-            arrays["_image_size"] = "camera/image_size"
+            arrays["_image_size"] = samples.camera_path("image_size")
         return arrays
 
     def _training_arrays(self, group: zarr.Group, keypoint_set: str, view: int | None, noisy: bool,
@@ -142,21 +143,22 @@ class StoreReader:
             raise DataError(f"{self.path} is a training store: its joints are smpl24 (got keypoint_set={keypoint_set!r})")
         if label_field not in group.attrs["labels"]:
             raise DataError(f"{self.path}: no label field {label_field!r}; it has {sorted(group.attrs['labels'])}")
-        names = {"world": "joints", "label": label_field, **{f: f for f in SMPL_FIELDS}}
+        names = {"world": training.JOINTS_PATH, "label": training.label_path(label_field),
+                 **{f: training.smpl_path(f) for f in SMPL_FIELDS}}
         return {f: names[f] for f in self.fields}
 
     def _check_view(self, group: zarr.Group, view: int | None) -> int | None:
-        V = group["camera/K"].shape[1]
+        V = samples.num_views(group)
         if view is not None and not 0 <= view < V:
             raise DataError(f"{self.path}: view {view} out of range; the store has {V} view(s)")
         return view
 
     def _split_rows(self, group: zarr.Group, split: str | None) -> np.ndarray | None:
         """Rows of the split (None: every row)."""
-        if split is None or self.kind != "training":
+        if split is None or self.kind != training.KIND:
             return None
         try:
-            return split_rows(group, split, self.path)
+            return training.split_rows(group, split, self.path)
         except StoreError as exc:
             raise DataError(str(exc)) from None
 
@@ -186,7 +188,7 @@ class StoreReader:
             if f == "pixels_normalised":
                 x = normalise_pixels(x, raw["_image_size"])
             elif f == "visible":
-                x = x == 3
+                x = x == samples.VISIBLE
             elif f == "label":
                 x = x.astype(np.int64)
             if self.view is not None and f in ("pixels", "pixels_normalised", "camera", "visible", "K"):

@@ -25,7 +25,6 @@ import torch
 
 from posesynth.body_model import load_body_model
 from posesynth.gan.checkpoint import GanPoseSource, load_checkpoint
-from posesynth.gan.pose_data import PoseData, load_training_poses
 from posesynth.kinematics import forward_kinematics
 from posesynth.metrics import apd, canonical_joints, coverage, frechet_distance, nearest_mpjpe
 from posesynth.outputs import write_json
@@ -33,7 +32,9 @@ from posesynth.plausibility import JointLimits, bone_length_asymmetry, implausib
 from posesynth.pose_source import check_unseen
 from posesynth.pose_classifier import train_classifier
 from posesynth.recombination import recombine
-from posesynth.store import HELD_OUT, held_out_categories, open_store, split_rows
+from posesynth.store import open_store
+from posesynth.stores.training import HELD_OUT, KIND, held_out_categories, label_path, split_rows
+from posesynth.stores.training_poses import PoseData, load_training_poses
 
 SUBSET = 20000  # poses of a set used for precision and novelty
 
@@ -78,11 +79,11 @@ def set_metrics(name: str, rotmats: torch.Tensor, joints: torch.Tensor, val: tor
 
 def validation_groups(data: str | Path) -> dict[str, np.ndarray]:
     """Masks (V,) over the validation poses of a training store (in ``load_training_poses``'s
-    order): per source, and per reason the pose is held out (``store.HELD_OUT``); empty groups
+    order): per source, and per reason the pose is held out (``stores.training.HELD_OUT``); empty groups
     are left out."""
-    group = open_store(data, kind="training")
+    group = open_store(data, kind=KIND)
     rows = split_rows(group, "val", data)
-    source, file = group["source"][:][rows], group["file"][:][rows]
+    source, file = group[label_path("source")][:][rows], group[label_path("file")][:][rows]
     category = np.asarray(held_out_categories(group))[file]
     groups = {f"source {name}": source == i for i, name in enumerate(group.attrs["labels"]["source"])}
     groups.update({name: category == name for name in HELD_OUT})

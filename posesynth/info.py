@@ -14,6 +14,7 @@ import numpy as np
 import zarr
 
 from posesynth.store import ATTR, StoreError, incomplete_store_error, open_store
+from posesynth.stores import samples, training
 
 STATS_ROWS = 65536  # rows read at a time for the statistics
 
@@ -52,17 +53,17 @@ def store_info(path: str | Path) -> dict[str, Any]:
                           "shards": None if getattr(a, "shards", None) is None else list(a.shards)}
                    for name, a in arrays.items()},
     }
-    if meta.get("kind") == "samples":
+    if meta.get("kind") == samples.KIND:
         info.update(_sample_info(group, arrays))
-    elif meta.get("kind") == "training":
+    elif meta.get("kind") == training.KIND:
         info.update(_training_info(group))
     return info
 
 
 # What the description of each kind of store reads: attributes, then arrays.
-_NEEDED = {"samples": (("recipe", "seed", "source", "labels", "keypoint_sets", "shards_done"),
-                       ("label", "camera/K", "keypoints/smpl24/camera")),
-           "training": (("fps", "labels", "splits"), ("split", "source"))}
+_NEEDED = {samples.KIND: (("recipe", "seed", "source", "labels", "keypoint_sets", "shards_done"),
+                          (samples.LABEL_PATH, samples.camera_path("K"), samples.keypoints_path("smpl24", "camera"))),
+           training.KIND: (("fps", "labels", "splits"), (training.SPLIT_PATH, training.label_path("source")))}
 
 
 def _check_parts(path: Path, group: zarr.Group, meta: dict[str, Any], arrays: dict[str, zarr.Array]) -> None:
@@ -80,15 +81,15 @@ def _check_parts(path: Path, group: zarr.Group, meta: dict[str, Any], arrays: di
 def _sample_info(group: zarr.Group, arrays: dict[str, zarr.Array]) -> dict[str, Any]:
     attrs = group.attrs
     recipe = attrs.get("recipe", {})
-    n = arrays["label"].shape[0]
+    n = arrays[samples.LABEL_PATH].shape[0]
     shards = recipe.get("sample", {}).get("shard_size") or n
     out: dict[str, Any] = {
         "seed": attrs.get("seed"),
         "source": attrs.get("source"),
         "labels": len(attrs.get("labels", [])),
-        "views": arrays["camera/K"].shape[1],
+        "views": arrays[samples.camera_path("K")].shape[1],
         "keypoint_sets": {name: len(s["joint_names"]) for name, s in attrs.get("keypoint_sets", {}).items()},
-        "noisy_2d": any(name.endswith("/pixels_noisy") for name in arrays),
+        "noisy_2d": any(name.endswith("/" + samples.NOISY) for name in arrays),
         "recipe": _recipe_summary(recipe),
         "shards_done": f"{len(attrs.get('shards_done', []))} of {-(-n // shards)}",
     }
@@ -128,24 +129,25 @@ class _Running:
 def _sample_statistics(arrays: dict[str, zarr.Array], ranges: list[tuple[int, int]]) -> dict[str, Any]:
     """Camera distance to the pelvis (m), focal length (px), and per set the visible fraction."""
     stats = {"camera_distance_m": _Running(), "focal_px": _Running()}
-    sets = sorted({name.split("/")[1] for name in arrays if name.startswith("keypoints/")})
+    sets = samples.keypoint_set_names(arrays)
     for s in sets:
         stats[f"visible_fraction/{s}"] = _Running()
     for start, stop in ranges:
         for lo in range(start, stop, STATS_ROWS):
             rows = slice(lo, min(stop, lo + STATS_ROWS))
-            pelvis = arrays["keypoints/smpl24/camera"][rows][:, :, 0]  # (n, V, 3)
+            pelvis = arrays[samples.keypoints_path("smpl24", "camera")][rows][:, :, 0]  # (n, V, 3)
             stats["camera_distance_m"].add(np.linalg.norm(pelvis, axis=-1))
-            stats["focal_px"].add(arrays["camera/K"][rows][:, :, 0, 0])
+            stats["focal_px"].add(arrays[samples.camera_path("K")][rows][:, :, 0, 0])  # (n, V)
             for s in sets:
-                stats[f"visible_fraction/{s}"].add((arrays[f"keypoints/{s}/visible"][rows] == 3).mean(-1))
+                visible = arrays[samples.keypoints_path(s, "visible")][rows]  # (n, V, J)
+                stats[f"visible_fraction/{s}"].add((visible == samples.VISIBLE).mean(-1))
     return {name: r.result() for name, r in stats.items()}
 
 
 def _training_info(group: zarr.Group) -> dict[str, Any]:
     attrs = group.attrs
-    split = group["split"][:]
-    source = group["source"][:]
+    split = group[training.SPLIT_PATH][:]
+    source = group[training.label_path("source")][:]
     sources = attrs["labels"]["source"]
     return {
         "fps": attrs.get("fps"),
@@ -174,9 +176,9 @@ def format_info(info: dict[str, Any]) -> str:
         f"schema {info['schema_version']}   written by posesynth {info['posesynth_version']}",
         f"  body model {info['body_model']}",
     ]
-    if info["kind"] == "samples":
+    if info["kind"] == samples.KIND:
         lines += _format_samples(info)
-    elif info["kind"] == "training":
+    elif info["kind"] == training.KIND:
         lines += _format_training(info)
     lines.append("  arrays:")
     width = max(len(n) for n in info["arrays"]) if info["arrays"] else 0

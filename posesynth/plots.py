@@ -32,6 +32,7 @@ import numpy as np
 
 from posesynth.errors import require_extra
 from posesynth.skeleton import SMPL_JOINT_NAMES
+from posesynth.stores import samples, training
 
 REAL_COLOR = "#4C72B0"
 GENERATED_COLOR = "#DD8452"
@@ -143,25 +144,24 @@ def camera_parameters(store: Any, max_samples: int = 100_000) -> dict[str, np.nd
     from scipy.spatial.transform import Rotation
 
     g = _open(store)
-    if "camera/K" not in g:
+    if samples.camera_path("K") not in g:
         raise ValueError("this store has no cameras (a training store?)")
-    n = min(int(g["camera/K"].shape[0]), int(max_samples))
-    K = np.asarray(g["camera/K"][:n], dtype=np.float64)
-    R = np.asarray(g["camera/R"][:n], dtype=np.float64)
-    t = np.asarray(g["camera/t"][:n], dtype=np.float64)
-    size = np.asarray(g["camera/image_size"][:n], dtype=np.float64)
-    dist = (np.asarray(g["camera/distortion"][:n], dtype=np.float64) if "camera/distortion" in g
-            else np.zeros(K.shape[:2] + (4,)))
+    n = min(int(g[samples.camera_path("K")].shape[0]), int(max_samples))
+    cam = {p: np.asarray(g[samples.camera_path(p)][:n], dtype=np.float64) for p in ("K", "R", "t", "image_size")}
+    K, R, t, size = cam["K"], cam["R"], cam["t"], cam["image_size"]  # (n, V, 3, 3), (n, V, 3, 3), (n, V, 3), (n, V, 2)
+    dist = (np.asarray(g[samples.camera_path("distortion")][:n], dtype=np.float64)
+            if samples.camera_path("distortion") in g else np.zeros(K.shape[:2] + (4,)))  # (n, V, 4)
     V = K.shape[1]
     centre = -np.einsum("nvji,nvj->nvi", R, t)  # -R^T t
-    if "keypoints/smpl24/world" in g:
-        target = np.asarray(g["keypoints/smpl24/world"][:n, 0], dtype=np.float64)  # pelvis
+    if samples.keypoints_path("smpl24", "world") in g:
+        target = np.asarray(g[samples.keypoints_path("smpl24", "world")][:n, 0], dtype=np.float64)  # (n, 3) pelvis
     else:
         target = np.zeros((n, 3))
     rel = centre - target[:, None]
     horiz = np.linalg.norm(rel[..., [0, 2]], axis=-1)
-    if "smpl/global_orient" in g:
-        facing = Rotation.from_rotvec(np.asarray(g["smpl/global_orient"][:n], dtype=np.float64)).apply([0.0, 0.0, 1.0])
+    if samples.smpl_path("global_orient") in g:
+        orient = np.asarray(g[samples.smpl_path("global_orient")][:n], dtype=np.float64)  # (n, 3)
+        facing = Rotation.from_rotvec(orient).apply([0.0, 0.0, 1.0])
         body_yaw = np.arctan2(facing[:, 0], facing[:, 2])
     else:
         body_yaw = np.zeros(n)
@@ -221,13 +221,13 @@ def plot_keypoint_density(store: Any, out: str | Path, keypoint_set: str = "smpl
     keypoint the share in frame (visible bit 0) and visible (== 3).  Pixels when every image has
     the same size, else fractions of the width and height."""
     g = _open(store)
-    base = f"keypoints/{keypoint_set}"
-    if f"{base}/pixels" not in g:
+    pixels, visible = samples.keypoints_path(keypoint_set, "pixels"), samples.keypoints_path(keypoint_set, "visible")
+    if pixels not in g:
         raise ValueError(f"this store has no 2D keypoints of {keypoint_set!r}")
-    n = min(int(g[f"{base}/pixels"].shape[0]), int(max_samples))
-    pix = np.asarray(g[f"{base}/pixels"][:n], dtype=np.float64)  # (n, V, J, 2)
-    size = np.asarray(g["camera/image_size"][:n], dtype=np.float64)  # (n, V, 2)
-    vis = np.asarray(g[f"{base}/visible"][:n]) if f"{base}/visible" in g else np.full(pix.shape[:-1], 3, np.uint8)
+    n = min(int(g[pixels].shape[0]), int(max_samples))
+    pix = np.asarray(g[pixels][:n], dtype=np.float64)  # (n, V, J, 2)
+    size = np.asarray(g[samples.camera_path("image_size")][:n], dtype=np.float64)  # (n, V, 2)
+    vis = np.asarray(g[visible][:n]) if visible in g else np.full(pix.shape[:-1], samples.VISIBLE, np.uint8)  # (n, V, J)
     names = g.attrs.get("keypoint_sets", {}).get(keypoint_set, {}).get("joint_names") or \
         [f"{j}" for j in range(pix.shape[2])]
     same = np.all(size == size.reshape(-1, 2)[0])
@@ -262,13 +262,14 @@ def plot_keypoint_density(store: Any, out: str | Path, keypoint_set: str = "smpl
     ax.set_aspect("equal")
     ax.set_xlabel(f"u ({unit})")
     ax.set_ylabel(f"v ({unit})")
-    in_frame = (vis & 1).astype(bool)
+    in_frame = (vis & samples.VISIBLE_IN_FRAME).astype(bool)
     ax.set_title(f"{keypoint_set}: {xy.shape[0]} keypoints, {100 * in_frame.mean():.1f}% in frame", fontsize=10)
 
     ax = axes[1]
     y = np.arange(J)
     ax.barh(y, in_frame.reshape(-1, J).mean(0), color="#cfd8dc", label="in frame")
-    ax.barh(y, (vis == 3).reshape(-1, J).mean(0), color=REAL_COLOR, height=0.5, label="visible (= 3)")
+    ax.barh(y, (vis == samples.VISIBLE).reshape(-1, J).mean(0), color=REAL_COLOR, height=0.5,
+            label=f"visible (= {samples.VISIBLE})")
     ax.set_yticks(y, [str(x) for x in names], fontsize=7)
     ax.invert_yaxis()
     ax.set_xlim(0, 1)
@@ -344,16 +345,17 @@ def write_store_plots(store: Any, out_dir: str | Path, max_samples: int = 100_00
     out_dir = Path(out_dir)
     kind = g.attrs.get("posesynth", {}).get("kind")
     paths: list[Path] = []
-    if kind == "samples":
-        if "camera/K" in g:
+    if kind == samples.KIND:
+        if samples.camera_path("K") in g:
             paths.append(plot_camera_histograms(g, out_dir / "cameras.png", max_samples))
         for name in g.attrs.get("keypoint_sets", {}) or ["smpl24"]:
-            if f"keypoints/{name}/pixels" in g:
+            if samples.keypoints_path(name, "pixels") in g:
                 paths.append(plot_keypoint_density(g, out_dir / f"keypoints_{name}.png", name, max_samples))
-    elif kind == "training":
-        n = min(int(g["body_pose"].shape[0]), int(max_samples))
-        pose = np.asarray(g["body_pose"][:n])
-        split = np.asarray(g["split"][:n]) if "split" in g else np.zeros(n, np.uint8)
+    elif kind == training.KIND:
+        body_pose = g[training.smpl_path("body_pose")]
+        n = min(int(body_pose.shape[0]), int(max_samples))
+        pose = np.asarray(body_pose[:n])  # (n, 69)
+        split = np.asarray(g[training.SPLIT_PATH][:n]) if training.SPLIT_PATH in g else np.zeros(n, np.uint8)
         if (split == 1).any() and (split == 0).any():
             paths.append(plot_joint_angle_distributions(pose[split == 0], pose[split == 1],
                                                         out_dir / "joint_angles.png", labels=("train", "val")))

@@ -39,11 +39,12 @@ from posesynth.rotations import matrix_to_axis_angle
 from posesynth.run_record import run_record
 from posesynth.skeleton import SMPL_JOINT_NAMES, SMPL_PARENTS
 from posesynth.store import add_array, create_store, mark_complete, writing_store
+from posesynth.stores.training import (
+    FRAME_PATH, JOINTS_PATH, KIND, LABEL_FIELDS, SPLIT_PATH, SPLITS, dimension_names, label_path, smpl_path,
+)
 
 MOTION_SUFFIXES = (".bvh", ".amc")
 DEFAULT_SPLIT = packaged_path("recipes", "split_default.toml")
-LABEL_NAMES = ("source", "subject", "content", "style", "file")
-SPLITS = ("train", "val")
 
 
 class PrepareError(PosesynthError, RuntimeError):
@@ -354,16 +355,17 @@ def _source_stats(summary: PrepareSummary, source: str) -> dict[str, float]:
 
 
 def _stored_values(clip: Clip, r: Retargeted, is_val: bool) -> dict[str, np.ndarray]:
-    """One clip's rows of every per-frame array, in the dtype the store keeps them in."""
+    """One clip's rows (T frames) of every per-frame array of the training store
+    (``posesynth.stores.training``), in the dtype the store keeps them in."""
     T = len(clip.frames)
     return {
-        "global_orient": matrix_to_axis_angle(r.global_orient).float().numpy(),
-        "body_pose": matrix_to_axis_angle(r.body_pose).reshape(T, -1).float().numpy(),
-        "betas": np.broadcast_to(r.betas.float().numpy(), (T, r.betas.shape[0])),
-        "transl": r.transl.float().numpy(),
-        "joints": r.joints.float().numpy(),
-        "frame": clip.frames.astype(np.int32),
-        "split": np.full(T, SPLITS.index("val") if is_val else 0, dtype=np.uint8),
+        smpl_path("global_orient"): matrix_to_axis_angle(r.global_orient).float().numpy(),  # (T, 3)
+        smpl_path("body_pose"): matrix_to_axis_angle(r.body_pose).reshape(T, -1).float().numpy(),  # (T, 69)
+        smpl_path("betas"): np.broadcast_to(r.betas.float().numpy(), (T, r.betas.shape[0])),  # (T, K)
+        smpl_path("transl"): r.transl.float().numpy(),  # (T, 3)
+        JOINTS_PATH: r.joints.float().numpy(),  # (T, 24, 3)
+        FRAME_PATH: clip.frames.astype(np.int32),  # (T,)
+        SPLIT_PATH: np.full(T, SPLITS.index("val") if is_val else 0, dtype=np.uint8),  # (T,)
     }
 
 
@@ -384,7 +386,7 @@ def _collect(columns: dict[str, list[np.ndarray]], label_values: dict[str, list[
              values: dict[str, np.ndarray]) -> None:
     for name, v in values.items():
         columns[name].append(v)
-    for name in LABEL_NAMES:
+    for name in LABEL_FIELDS:
         label_values[name] += [getattr(clip.labels, name)] * len(clip.frames)
 
 
@@ -408,12 +410,13 @@ def _write_store(out: Path, columns: dict[str, list[np.ndarray]], label_values: 
         "skipped": [{"file": f, "error": e} for f, e in summary.skipped],
         "retarget": summary.retarget,
     }
-    group = create_store(out, "training", attrs)
+    group = create_store(out, KIND, attrs)
     for name, parts in columns.items():
-        add_array(group, name, np.concatenate(parts), rows_per_chunk=4096, rows_per_shard=65536)
+        add_array(group, name, np.concatenate(parts), rows_per_chunk=4096, rows_per_shard=65536,
+                  dims=dimension_names(name))
     for name, (codes, _) in labels.items():
-        add_array(group, name, codes, rows_per_chunk=4096, rows_per_shard=65536,
-                  attrs={"vocabulary": f"attrs.labels.{name}"})
+        add_array(group, label_path(name), codes, rows_per_chunk=4096, rows_per_shard=65536,
+                  attrs={"vocabulary": f"attrs.labels.{name}"}, dims=dimension_names(label_path(name)))
     mark_complete(group, num_frames=summary.frames)
 
 

@@ -19,7 +19,7 @@ import torch
 
 from posesynth.augment import LIMB_JOINTS
 from posesynth.body_prior import BetasPrior, fit_betas_prior
-from posesynth.gan.pose_data import load_training_poses
+from posesynth.stores.training_poses import load_training_poses
 from posesynth.plausibility import JointLimits, implausible
 from posesynth.pose_source import PoseBatch
 from posesynth.rotations import axis_angle_to_matrix

@@ -6,8 +6,9 @@ with ``complete = false`` and all its attributes in one metadata write, and flip
 to complete only after its last row is written, so a reader can always tell a
 finished store from an interrupted one.  Per-sample arrays have the sample axis
 first and are chunked (and, in Zarr v3, sharded) along it only, and every array names its
-axes (``DIMENSIONS``: Zarr v3 ``dimension_names``, the ``_ARRAY_DIMENSIONS`` attribute in Zarr
-v2), so ``xarray.open_zarr`` opens each group of a store.
+axes (Zarr v3 ``dimension_names``, the ``_ARRAY_DIMENSIONS`` attribute in Zarr v2), so
+``xarray.open_zarr`` opens each group of a store.  What each kind of store holds (array paths,
+shapes, dtypes, axis names) is its layout module's: ``posesynth.stores``.
 
 Writers go through ``writing_store``, which holds an exclusive OS lock on the store
 (``<store>.lock`` beside it: ``posesynth.locking``) from before anything is touched
@@ -225,43 +226,21 @@ def _compression(zarr_format: int) -> dict[str, Any]:
     return {"compressor": Blosc(cname="lz4", clevel=5, shuffle=Blosc.BITSHUFFLE)}
 
 
-# The axes of every array, by the last part of its name (docs/sample_store.md); the first axis
-# is the sample axis, one row per sample (a frame, in a training store).
-DIMENSIONS: dict[str, tuple[str, ...]] = {
-    "global_orient": ("sample", "axis_angle"),
-    "body_pose": ("sample", "pose_param"),
-    "betas": ("sample", "beta"),
-    "transl": ("sample", "xyz"),
-    "joints": ("sample", "joint", "xyz"),
-    "world": ("sample", "joint", "xyz"),
-    "camera": ("sample", "view", "joint", "xyz"),
-    "pixels": ("sample", "view", "joint", "uv"),
-    "pixels_noisy": ("sample", "view", "joint", "uv"),
-    "visible": ("sample", "view", "joint"),
-    "K": ("sample", "view", "matrix_row", "matrix_col"),
-    "R": ("sample", "view", "matrix_row", "matrix_col"),
-    "t": ("sample", "view", "xyz"),
-    "distortion": ("sample", "view", "coefficient"),
-    "image_size": ("sample", "view", "width_height"),
-}
-
-
 def dimension_names(name: str, ndim: int) -> tuple[str, ...]:
-    """The axis names of array ``name`` with ``ndim`` axes: ``DIMENSIONS``'s entry for its last
-    name part, else ``sample`` then ``<part>_1``, ``<part>_2``, ... (one-axis arrays, the
-    labels, ``frame``, ``split``, are ``(sample,)``)."""
+    """Axis names for an array ``name`` with ``ndim`` axes whose store layout names none:
+    ``sample`` then ``<last part>_1``, ``<last part>_2``, ... (the layouts of posesynth's own
+    stores name their axes: ``posesynth.stores``)."""
     leaf = name.rsplit("/", 1)[-1]
-    known = DIMENSIONS.get(leaf)
-    if known is not None and len(known) == ndim:
-        return known
     return ("sample",) + tuple(f"{leaf}_{axis}" for axis in range(1, ndim))
 
 
 def create_array(group: zarr.Group, name: str, shape: tuple[int, ...], dtype: Any, rows_per_chunk: int = 4096,
-                 rows_per_shard: int | None = None, attrs: dict[str, Any] | None = None) -> zarr.Array:
+                 rows_per_shard: int | None = None, attrs: dict[str, Any] | None = None,
+                 dims: tuple[str, ...] | None = None) -> zarr.Array:
     """An empty array ``name`` of ``shape`` (N, ...), chunked by ``rows_per_chunk`` rows along
     axis 0 and, in Zarr v3, sharded by ``rows_per_shard`` (a multiple of it), its axes named
-    (``dimension_names``); fill it by writing row ranges (``arr[a:b] = ...``), whole shards at a time."""
+    ``dims`` (the store layout's, ``posesynth.stores``; None: ``dimension_names``); fill it by
+    writing row ranges (``arr[a:b] = ...``), whole shards at a time."""
     chunks = (rows_per_chunk,) + tuple(shape[1:])
     zarr_format = group.metadata.zarr_format
     kwargs = _compression(zarr_format)
@@ -269,7 +248,7 @@ def create_array(group: zarr.Group, name: str, shape: tuple[int, ...], dtype: An
         if rows_per_shard % rows_per_chunk:
             raise ValueError(f"rows_per_shard {rows_per_shard} is not a multiple of rows_per_chunk {rows_per_chunk}")
         kwargs["shards"] = (rows_per_shard,) + tuple(shape[1:])
-    dims = dimension_names(name, len(shape))
+    dims = dimension_names(name, len(shape)) if dims is None else tuple(dims)
     attributes = dict(attrs or {})
     if zarr_format == 3:
         kwargs["dimension_names"] = dims
@@ -284,13 +263,15 @@ def create_array(group: zarr.Group, name: str, shape: tuple[int, ...], dtype: An
 
 
 def add_array(group: zarr.Group, name: str, data: np.ndarray, rows_per_chunk: int = 4096,
-              rows_per_shard: int | None = None, attrs: dict[str, Any] | None = None) -> zarr.Array:
-    """Write ``data`` (N, ...) as array ``name``, chunked (and sharded) along axis 0."""
+              rows_per_shard: int | None = None, attrs: dict[str, Any] | None = None,
+              dims: tuple[str, ...] | None = None) -> zarr.Array:
+    """Write ``data`` (N, ...) as array ``name``, chunked (and sharded) along axis 0, its axes named
+    ``dims`` (as ``create_array``)."""
     data = np.ascontiguousarray(data)
     n = max(1, data.shape[0])
     chunk = min(rows_per_chunk, n)
     shard = min(rows_per_shard, n) // chunk * chunk if rows_per_shard else None
-    arr = create_array(group, name, data.shape, data.dtype, chunk, shard, attrs)
+    arr = create_array(group, name, data.shape, data.dtype, chunk, shard, attrs, dims)
     arr[...] = data
     return arr
 
@@ -340,37 +321,3 @@ def open_store(path: str | Path, *, kind: str | None = None, allow_incomplete: b
         raise StoreError(f"{path}: the store is incomplete (the run that wrote it was interrupted "
                          "or failed); finish it or write it again")
     return group
-
-
-def split_rows(group: zarr.Group, split: str, where: str | Path) -> np.ndarray:
-    """Row indices (sorted) of a training store's ``split`` (one of its ``splits`` attribute,
-    e.g. "train" or "val"; "all": every row).  An unknown or empty split is a StoreError
-    naming ``where`` (the store's path)."""
-    if split == "all":
-        return np.arange(group["split"].shape[0])
-    splits = group.attrs["splits"]
-    if split not in splits:
-        raise StoreError(f"{where}: split must be 'all' or one of {splits}, got {split!r}")
-    rows = np.flatnonzero(group["split"][:] == splits.index(split))
-    if len(rows) == 0:
-        raise StoreError(f"{where}: the {split!r} split is empty")
-    return rows
-
-
-HELD_OUT = ("unseen actor", "unseen class", "unseen file")
-
-
-def held_out_categories(group: zarr.Group) -> list[str]:
-    """Per file index of a training store: why a validation file is held out (``HELD_OUT``:
-    its actor is a validation subject, else its class a validation class, else the file was
-    drawn on its own), from the store's ``split_rule``; meaningful for validation files only."""
-    labels, rule = group.attrs["labels"], group.attrs["split_rule"]
-    file_idx, first = np.unique(group["file"][:], return_index=True)
-    subject = np.asarray(labels["subject"])[group["subject"][:][first]]
-    content = np.asarray(labels["content"])[group["content"][:][first]]
-    category = np.where(np.isin(subject, rule["val_subjects"]), HELD_OUT[0],
-                        np.where(np.isin(content, rule["val_contents"]), HELD_OUT[1], HELD_OUT[2]))
-    names = [""] * len(labels["file"])
-    for i, c in zip(file_idx, category):
-        names[i] = str(c)
-    return names

@@ -18,7 +18,8 @@ from posesynth.prepare import (
     DEFAULT_SPLIT, PrepareError, PrepareOptions, load_split, prepare, resample_indices, split_files,
 )
 from posesynth.rotations import axis_angle_to_matrix
-from posesynth.store import StoreError, open_store, split_rows
+from posesynth.store import StoreError, open_store
+from posesynth.stores.training import split_rows
 
 
 @pytest.fixture(scope="module")

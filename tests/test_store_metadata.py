@@ -69,9 +69,9 @@ def test_every_training_store_array_names_its_dimensions(train):
     assert all(a.metadata.dimension_names is not None for a in arrays.values())
 
 
-def test_an_unknown_array_still_gets_a_name_per_axis():
+def test_an_array_outside_the_store_layouts_still_gets_a_name_per_axis():
     assert dimension_names("extra/scores", 3) == ("sample", "scores_1", "scores_2")
-    assert dimension_names("keypoints/x/world", 2) == ("sample", "world_1")  # not the (N, J, 3) it knows
+    assert dimension_names("keypoints/x/world", 2) == ("sample", "world_1")  # the layouts name their own
 
 
 def test_xarray_opens_a_sample_store_group_by_group(samples):

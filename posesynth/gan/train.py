@@ -43,7 +43,7 @@ from posesynth.errors import MissingExtraError
 from posesynth.gan.checkpoint import CheckpointError, save_checkpoint
 from posesynth.gan.networks import Discriminator, Encoder, Generator, Lifter
 from posesynth.body_prior import fit_betas_prior
-from posesynth.gan.pose_data import PoseData, load_training_poses
+from posesynth.stores.training_poses import PoseData, load_training_poses
 from posesynth.gan.recipe import TrainRecipe, load_train_recipe
 from posesynth.plausibility import JointLimits
 from posesynth.kinematics import forward_kinematics, rotation_about_y

@@ -3,8 +3,9 @@
 One module per step:
 
 - ``generate``: one block of rows from its own seeds (``BlockSampler``, ``block_seed``);
-- ``layout``: the store's arrays (``array_shapes``) and how rows split into blocks, chunks and
-  shards (``Layout``; chunks and shards hold whole blocks);
+- ``layout``: the run's arrays (``array_shapes``, from the store's layout:
+  ``posesynth.stores.samples``) and how rows split into blocks, chunks and shards (``Layout``;
+  chunks and shards hold whole blocks);
 - ``writer``: writing in this process (``write_local``: sampling threads, writer threads, reused
   shard buffers);
 - ``cluster``: writing on a dask.distributed cluster (``write_dask``: one task per shard);
@@ -17,9 +18,9 @@ rows of a longer one, whatever the chunking, worker count or dask cluster.
 """
 
 from posesynth.sampling.errors import SampleError
-from posesynth.sampling.generate import VISIBLE_IN_FRAME, VISIBLE_NOT_OCCLUDED, BlockSampler
-from posesynth.sampling.resume import KIND
+from posesynth.sampling.generate import BlockSampler
 from posesynth.sampling.run import SampleSummary, checked_run, sample_to_store
+from posesynth.stores.samples import KIND, VISIBLE_IN_FRAME, VISIBLE_NOT_OCCLUDED
 
 __all__ = [
     "KIND", "VISIBLE_IN_FRAME", "VISIBLE_NOT_OCCLUDED", "BlockSampler", "SampleError", "SampleSummary", "checked_run",

@@ -17,7 +17,7 @@ Determinism: block ``b`` draws every random number from four CPU generators seed
 computed on its own, so a block's rows never depend on how blocks are batched, which process
 computes them, or how the store is chunked.
 
-Shapes: B rows of a block, V views, J keypoints of a set, K betas.
+Sizes: B rows of a block, V views, J keypoints of a set, K betas.
 """
 
 from __future__ import annotations
@@ -41,11 +41,12 @@ from posesynth.rotations import matrix_to_axis_angle
 from posesynth.sample_recipe import augmentation, camera_distribution, detector_noise
 from posesynth.sampling.errors import SampleError
 from posesynth.skeleton import JOINT_INDEX
+from posesynth.stores.samples import (
+    CAMERA_PARAMS, LABEL_PATH, NOISY, VISIBLE_IN_FRAME, VISIBLE_NOT_OCCLUDED, camera_path, keypoints_path, smpl_path,
+)
 from posesynth.visibility import BodyCapsules, DistinctKeypoints, in_frame, self_occlusion_sets
 
 STREAMS = ("pose", "camera", "noise", "augment")
-VISIBLE_IN_FRAME = 1  # bit 0 of keypoints/<set>/visible
-VISIBLE_NOT_OCCLUDED = 2  # bit 1
 
 
 # ---------------------------------------------------------------------------- randomness
@@ -109,11 +110,10 @@ class BlockSampler:
         joints = joints + transl[:, None]
         cams = sample_cameras(self.cameras, joints, g["camera"], self.device)
         out = {
-            "smpl/global_orient": matrix_to_axis_angle(rotmats[:, 0]),
-            "smpl/body_pose": matrix_to_axis_angle(rotmats[:, 1:]).flatten(1),
-            "smpl/betas": betas, "smpl/transl": transl, "label": labels.to(torch.int32),
-            "camera/K": cams.K, "camera/R": cams.R, "camera/t": cams.t,
-            "camera/distortion": cams.distortion, "camera/image_size": cams.image_size,
+            smpl_path("global_orient"): matrix_to_axis_angle(rotmats[:, 0]),
+            smpl_path("body_pose"): matrix_to_axis_angle(rotmats[:, 1:]).flatten(1),
+            smpl_path("betas"): betas, smpl_path("transl"): transl, LABEL_PATH: labels.to(torch.int32),
+            **{camera_path(p): getattr(cams, p) for p in CAMERA_PARAMS},
         }
         world = compute_keypoints([s.name for s in self.sets], self.body, global_rotmats, joints, betas)
         hidden = self._self_occlusion(world, joints, global_rotmats, betas, cams)
@@ -151,10 +151,10 @@ class BlockSampler:
         pixels, points_cam = project(world, cams)
         visible = in_frame(pixels, cams.image_size, points_cam[..., 2]).to(torch.uint8) * VISIBLE_IN_FRAME
         visible += (~hidden).to(torch.uint8) * VISIBLE_NOT_OCCLUDED
-        out = {f"keypoints/{s.name}/world": world, f"keypoints/{s.name}/camera": points_cam,
-               f"keypoints/{s.name}/pixels": pixels, f"keypoints/{s.name}/visible": visible}
+        out = {keypoints_path(s.name, "world"): world, keypoints_path(s.name, "camera"): points_cam,
+               keypoints_path(s.name, "pixels"): pixels, keypoints_path(s.name, "visible"): visible}
         if self.noise is not None:
-            out[f"keypoints/{s.name}/pixels_noisy"] = add_detector_noise(pixels, s, self.noise, noise_generator)
+            out[keypoints_path(s.name, NOISY)] = add_detector_noise(pixels, s, self.noise, noise_generator)
         return out
 
 

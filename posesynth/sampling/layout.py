@@ -1,4 +1,4 @@
-"""The arrays of a sample store and how its rows split into blocks, chunks and shards."""
+"""A run's arrays (``array_shapes``) and how its rows split into blocks, chunks and shards (``Layout``)."""
 
 from __future__ import annotations
 
@@ -7,34 +7,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from posesynth.keypoint_sets import keypoint_sets
-
-Shapes = dict[str, tuple[tuple[int, ...], str]]  # array name -> (shape after the sample axis, dtype)
+from posesynth.stores import samples
+from posesynth.stores.arrays import Shapes
 
 
 def array_shapes(recipe: dict[str, Any], num_betas: int) -> Shapes:
-    """Every array of the store: name -> (shape after the sample axis, dtype); see docs/sample_store.md."""
-    V = recipe["camera"]["views"]
-    shapes: Shapes = {
-        "smpl/global_orient": ((3,), "float32"),
-        "smpl/body_pose": ((69,), "float32"),
-        "smpl/betas": ((num_betas,), "float32"),
-        "smpl/transl": ((3,), "float32"),
-        "label": ((), "int32"),
-        "camera/K": ((V, 3, 3), "float32"),
-        "camera/R": ((V, 3, 3), "float32"),
-        "camera/t": ((V, 3), "float32"),
-        "camera/distortion": ((V, 4), "float32"),
-        "camera/image_size": ((V, 2), "int32"),
-    }
-    for s in keypoint_sets(recipe["sample"]["keypoint_sets"]):
-        J = len(s)
-        shapes[f"keypoints/{s.name}/world"] = ((J, 3), "float32")
-        shapes[f"keypoints/{s.name}/camera"] = ((V, J, 3), "float32")
-        shapes[f"keypoints/{s.name}/pixels"] = ((V, J, 2), "float32")
-        shapes[f"keypoints/{s.name}/visible"] = ((V, J), "uint8")
-        if recipe["sample"]["noise"]:
-            shapes[f"keypoints/{s.name}/pixels_noisy"] = ((V, J, 2), "float32")
-    return shapes
+    """Every array of the store the sampling ``recipe`` makes with a body of ``num_betas``
+    betas: path -> (shape after the sample axis, dtype) (``posesynth.stores.samples``)."""
+    sets = {s.name: len(s) for s in keypoint_sets(recipe["sample"]["keypoint_sets"])}
+    return samples.array_shapes(recipe["camera"]["views"], num_betas, sets, recipe["sample"]["noise"])
 
 
 @dataclass(frozen=True)

@@ -25,13 +25,13 @@ from posesynth.keypoint_sets import keypoint_sets
 from posesynth.pose_source import PoseSource
 from posesynth.run_record import run_record
 from posesynth.sampling.errors import SampleError
-from posesynth.sampling.layout import Layout, Shapes
+from posesynth.sampling.layout import Layout
 from posesynth.skeleton import SMPL_JOINT_NAMES, SMPL_PARENTS
 from posesynth.store import (
     ATTR, StoreError, StoreTarget, create_array, create_store, incomplete_store_error, open_group, open_store,
 )
-
-KIND = "samples"
+from posesynth.stores.arrays import Shapes
+from posesynth.stores.samples import KIND, VISIBILITY, dimension_names
 
 
 def store_attrs(source: PoseSource, recipe: dict[str, Any], seed: int, body: BodyModel, out: Path,
@@ -46,8 +46,7 @@ def store_attrs(source: PoseSource, recipe: dict[str, Any], seed: int, body: Bod
         "keypoint_sets": {s.name: s.to_attrs() for s in keypoint_sets(recipe["sample"]["keypoint_sets"])},
         "skeleton": {"joint_names": list(SMPL_JOINT_NAMES), "parents": list(SMPL_PARENTS)},
         "camera_convention": CAMERA_CONVENTION,
-        "visibility": "keypoints/<set>/visible: bit 0 = in frame, bit 1 = not self-occluded "
-                      "(capsule model of the body, posesynth.visibility); 3 = visible",
+        "visibility": VISIBILITY,
         "units": {"3d": "metres", "2d": "pixels", "angles": "radians (axis-angle)"},
         "body_model": body.identity,
         "shape_space": shape_space(body),
@@ -104,7 +103,7 @@ def _create_arrays(path: Path, group: zarr.Group, shapes: Shapes, layout: Layout
     try:
         for name in missing:
             tail, dtype = shapes[name]
-            create_array(group, name, (layout.n,) + tail, dtype, layout.chunk, layout.shard)
+            create_array(group, name, (layout.n,) + tail, dtype, layout.chunk, layout.shard, dims=dimension_names(name))
     except OSError as exc:
         raise StoreError(disk_error(StoreTarget(path, path), exc)) from exc
 

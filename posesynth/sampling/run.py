@@ -29,10 +29,12 @@ from posesynth.sample_recipe import DEFAULT_SAMPLE_RECIPE, resolve_sample_recipe
 from posesynth.sampling.cluster import ShardJob, SourceRef, dask_client, source_ref, write_dask
 from posesynth.sampling.errors import SampleError
 from posesynth.sampling.generate import BlockSampler
-from posesynth.sampling.layout import Layout, Shapes, array_shapes
+from posesynth.sampling.layout import Layout, array_shapes
 from posesynth.sampling.resume import disk_error, open_for_writing, shard_recorder, store_attrs
 from posesynth.sampling.writer import default_workers, write_local
 from posesynth.store import StoreError, mark_complete, writing_store
+from posesynth.stores.arrays import Shapes
+from posesynth.stores.samples import camera_path
 
 
 @dataclass
@@ -162,7 +164,7 @@ def _check_memory(shapes: Shapes, layout: Layout) -> None:
     row = sum(math.prod(tail) * np.dtype(dtype).itemsize for tail, dtype in shapes.values())
     block = row * layout.block
     if block > MAX_BLOCK_BYTES:
-        views = shapes["camera/K"][0][0]
+        views = shapes[camera_path("K")][0][0]
         fits = 2 ** int(math.log2(max(1, MAX_BLOCK_BYTES // row)))
         raise SampleError(f"one block of sample.block_size = {layout.block} rows with camera.views = {views} holds "
                           f"{block / 2**30:.1f} GiB of arrays (every block is computed whole, even for n = "

@@ -21,8 +21,9 @@ import zarr
 
 from posesynth.sampling.errors import SampleError
 from posesynth.sampling.generate import BlockSampler
-from posesynth.sampling.layout import Layout, Shapes
+from posesynth.sampling.layout import Layout
 from posesynth.shard_file import write_rows
+from posesynth.stores.arrays import Shapes
 
 WRITER_THREADS = 2
 
