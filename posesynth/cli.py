@@ -167,11 +167,13 @@ def train(recipe, data, out, overrides, device, body_model) -> None:
 
 @main.command(short_help="checkpoint vs held-out real poses: pose-quality numbers")
 @click.option("--checkpoint", type=click.Path(exists=True, path_type=Path),
-              help="GAN checkpoint (default: the shipped one, posesynth/assets/checkpoints/default.pt).")
+              help="Pose source: a GAN checkpoint (.pt) or a training store (.zarr, real poses replayed). "
+              "Default: the shipped one, posesynth/assets/checkpoints/default.pt.")
 @click.option("--data", required=True, type=click.Path(exists=True, path_type=Path),
               help="Training store whose validation split is the reference.")
 @click.option("--n", "num", default=100_000, show_default=True, help="Generated poses to compare.")
-@click.option("--seed", default=0, show_default=True)
+@click.option("--seed", default=0, show_default=True,
+              help="Judge the poses `posesynth sample --seed SEED` draws from the source (before [augment]).")
 @click.option("--json", "json_out", type=click.Path(path_type=Path), help="Also write the results as JSON.")
 @click.option("--no-conditional", is_flag=True, help="Skip the per-class check of conditional sampling.")
 @click.option("--plots", "plots_dir", type=click.Path(path_type=Path),
@@ -184,12 +186,14 @@ def evaluate(checkpoint, data, num, seed, json_out, no_conditional, plots_dir, h
     from posesynth.evaluate import evaluate as run_evaluate, format_table, write_result
     from posesynth.gan.checkpoint import DEFAULT_CHECKPOINT
     from posesynth.outputs import check_folder
+    from posesynth.pose_sources import load_pose_source
 
     if plots_dir:
         require_extra("render", "posesynth evaluate --plots", "matplotlib")
     for folder in ([json_out.parent] if json_out else []) + ([plots_dir] if plots_dir else []):
         check_folder(folder)
-    result = run_evaluate(checkpoint or DEFAULT_CHECKPOINT, data, num, seed, not no_conditional,
+    source = load_pose_source(checkpoint or DEFAULT_CHECKPOINT)
+    result = run_evaluate(source, data, num, seed, not no_conditional,
                           log=lambda m: click.echo(m, err=True), hardness_lifter=hardness_lifter)
     click.echo(format_table(result))
     if json_out:
@@ -197,7 +201,7 @@ def evaluate(checkpoint, data, num, seed, json_out, no_conditional, plots_dir, h
     if plots_dir:
         from posesynth.evaluate import plot_joint_angles
 
-        click.echo(f"wrote {plot_joint_angles(checkpoint or DEFAULT_CHECKPOINT, data, plots_dir, seed)}", err=True)
+        click.echo(f"wrote {plot_joint_angles(source, data, plots_dir, seed)}", err=True)
 
 
 @main.command(short_help="checkpoint -> sample store (paired 2D/3D, random cameras)")

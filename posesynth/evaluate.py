@@ -1,21 +1,26 @@
-"""``posesynth evaluate``: the pose-quality numbers of a checkpoint.
+"""``posesynth evaluate``: the pose-quality numbers of a pose source.
 
-Generated poses are compared with the training store's validation split (whole
-files, actors or classes never seen in training; a checkpoint trained on any of its
-files is refused), next to two baselines on the same split: the
-training poses themselves, and an EvoSkeleton-style recombination of them
-(``posesynth.recombination``).  Every set is posed on the same mean body, centred on
-the pelvis and turned to face +z (``posesynth.metrics.canonical_joints``).
+The poses judged are the ones ``posesynth sample --seed S`` draws from the source (``generate``:
+the same random-number blocks, before the sample recipe's ``[augment]``), compared with the
+training store's validation split (whole files, actors or classes never seen in training; a
+source that says it learnt from any of its files, ``PoseSource.training_files``, is refused),
+next to two baselines on the same split: the training poses themselves, and an
+EvoSkeleton-style recombination of them (``posesynth.recombination``).  Every set is posed on
+the same mean body, centred on the pelvis and turned to face +z
+(``posesynth.metrics.canonical_joints``).
 
 Per set: coverage (each validation pose -> nearest pose of the set), precision (each
-pose of the set -> nearest validation pose), novelty (-> nearest training pose), APD,
-FID on joint positions, the plausible fraction and the bone-length asymmetry; then,
-for a conditional checkpoint, how often a classifier trained on real poses agrees
-with the label a sample was conditioned on.
+pose of the set -> nearest validation pose), novelty (-> nearest training pose; none for the
+training poses themselves), APD, FID on joint positions, the plausible fraction and the
+bone-length asymmetry; then, for a conditional source, how often a classifier trained on real
+poses agrees with the label a sample was conditioned on.
+
+Shapes: N poses of a set, V validation poses, K betas.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -24,14 +29,15 @@ import numpy as np
 import torch
 
 from posesynth.body_model import load_body_model
-from posesynth.gan.checkpoint import GanPoseSource, load_checkpoint
 from posesynth.kinematics import forward_kinematics
 from posesynth.metrics import apd, canonical_joints, coverage, frechet_distance, nearest_mpjpe
 from posesynth.outputs import write_json
 from posesynth.plausibility import JointLimits, bone_length_asymmetry, implausible
-from posesynth.pose_source import check_unseen
+from posesynth.pose_source import PoseSource, check_unseen, label_index
 from posesynth.pose_classifier import train_classifier
 from posesynth.recombination import recombine
+from posesynth.sample_recipe import resolve_sample_recipe
+from posesynth.sampling.generate import block_generators
 from posesynth.store import open_store
 from posesynth.stores.training import HELD_OUT, KIND, held_out_categories, label_path, split_rows
 from posesynth.stores.training_poses import PoseData, load_training_poses
@@ -39,17 +45,24 @@ from posesynth.stores.training_poses import PoseData, load_training_poses
 SUBSET = 20000  # poses of a set used for precision and novelty
 
 
-def generate(source: GanPoseSource, n: int, seed: int, label: int | None = None,
-             chunk: int = 8192) -> tuple[torch.Tensor, torch.Tensor]:
-    """``n`` poses (n, 24, 3, 3) and betas (n, K) from a checkpoint, in seeded chunks."""
-    rot, betas = [], []
-    for i, start in enumerate(range(0, n, chunk)):
-        g = torch.Generator().manual_seed(seed * 1_000_003 + i)
-        batch = source.sample(min(chunk, n - start), g, label)
-        rot.append(batch.rotmats)
-        betas.append(batch.betas)
-    return torch.cat(rot), torch.cat(betas)
+def sample_block_size() -> int:
+    """Rows per random-number block of ``posesynth sample`` with its default recipe."""
+    return resolve_sample_recipe()["sample"]["block_size"]
 
+
+def generate(source: PoseSource, n: int, seed: int, label: int | None = None,
+             block_size: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first ``n`` poses ``posesynth sample --seed seed`` draws from ``source``, before its
+    augmentations: block ``b`` draws ``block_size`` poses (default: ``sample_block_size()``)
+    from its own pose generator (``sampling.generate.block_generators``), whole even when
+    fewer are needed, as ``sample`` computes it.
+
+    Returns:
+        rotmats (n, 24, 3, 3) and betas (n, K).
+    """
+    size = block_size or sample_block_size()
+    blocks = [source.sample(size, block_generators(seed, b)["pose"], label) for b in range(math.ceil(n / size))]
+    return torch.cat([p.rotmats for p in blocks])[:n], torch.cat([p.betas for p in blocks])[:n]
 
 def _subset(x: torch.Tensor, n: int, g: torch.Generator) -> torch.Tensor:
     return x if len(x) <= n else x[torch.randperm(len(x), generator=g)[:n]]
@@ -58,9 +71,18 @@ def _subset(x: torch.Tensor, n: int, g: torch.Generator) -> torch.Tensor:
 def set_metrics(name: str, rotmats: torch.Tensor, joints: torch.Tensor, val: torch.Tensor, train: torch.Tensor | None,
                 limits: JointLimits, posed: torch.Tensor, seed: int,
                 val_groups: dict[str, np.ndarray]) -> dict[str, Any]:
-    """All metrics of one pose set: ``joints`` canonical (N, 24, 3), ``posed`` world joints
-    on the set's own bodies (for bone-length symmetry); coverage also per group of validation
-    poses (``val_groups``: name -> (V,) bool)."""
+    """All metrics of one pose set (the module docstring's columns), distances in mm.
+
+    Args:
+        rotmats: (N, 24, 3, 3) the set's poses.
+        joints: (N, 24, 3) their canonical joints (``metrics.canonical_joints``).
+        val: (V, 24, 3) the validation poses' canonical joints.
+        train: (M, 24, 3) the training poses' canonical joints, for novelty; None for the
+            training poses themselves (no novelty).
+        limits: the training poses' joint limits (the plausible fraction).
+        posed: (N, 24, 3) world joints on the set's own bodies (bone-length symmetry).
+        val_groups: group name -> (V,) bool, for coverage per group of validation poses.
+    """
     g = torch.Generator().manual_seed(seed)
     sub = _subset(joints, SUBSET, g)
     row: dict[str, Any] = {"set": name, "n": len(joints)}
@@ -69,7 +91,7 @@ def set_metrics(name: str, rotmats: torch.Tensor, joints: torch.Tensor, val: tor
     row["coverage_by_group"] = {group: coverage(nearest[torch.as_tensor(mask)])
                                 for group, mask in val_groups.items()}
     row["precision_median_mm"] = coverage(nearest_mpjpe(sub, val))["median_mm"]
-    row["novelty_median_mm"] = coverage(nearest_mpjpe(sub, train))["median_mm"] if train is not None else 0.0
+    row["novelty_median_mm"] = None if train is None else coverage(nearest_mpjpe(sub, train))["median_mm"]
     row["apd_mm"] = apd(joints, generator=g)
     row["fid_mm2"] = frechet_distance(val, joints)
     row["plausible"] = 1.0 - float(implausible(rotmats, limits)["any"].double().mean())
@@ -90,20 +112,23 @@ def validation_groups(data: str | Path) -> dict[str, np.ndarray]:
     return {name: mask for name, mask in groups.items() if mask.any()}
 
 
-def conditional_agreement(source: GanPoseSource, data: PoseData, val: PoseData, rest: torch.Tensor,
-                          n_per_class: int, min_frames: int, seed: int) -> list[dict[str, Any]]:
-    """Per class with at least ``min_frames`` training frames: how often a classifier trained
-    on real training poses labels samples conditioned on the class as the class, next to
-    its accuracy on the real validation poses of that class (the reference)."""
+def conditional_agreement(source: PoseSource, data: PoseData, val: PoseData, rest: torch.Tensor,
+                          n_per_class: int, min_frames: int, seed: int,
+                          block_size: int | None = None) -> list[dict[str, Any]]:
+    """Per class of ``data`` (the training poses) with at least ``min_frames`` frames that the
+    source can be conditioned on: how often a classifier trained on the real training poses
+    labels samples conditioned on the class (``generate`` with seed ``seed + 7 + class``) as
+    the class, next to its accuracy on the real validation poses of that class (the
+    reference).  ``rest``: (24, 3) the rest joints the poses are put on."""
     classes = len(data.label_names)
     clf = train_classifier(canonical_joints(data.rotmats, rest), data.labels, classes, seed=seed)
     val_pred = clf.predict(canonical_joints(val.rotmats, rest))
     rows = []
     counts = torch.bincount(data.labels, minlength=classes)
     for c, name in enumerate(data.label_names):
-        if counts[c] < min_frames:
+        if counts[c] < min_frames or name not in source.label_names:
             continue
-        rot, _ = generate(source, n_per_class, seed + 7 + c, label=c)
+        rot, _ = generate(source, n_per_class, seed + 7 + c, label_index(source, name), block_size)
         pred = clf.predict(canonical_joints(rot, rest))
         in_val = val.labels == c
         rows.append({"class": name, "train_frames": int(counts[c]),
@@ -111,44 +136,37 @@ def conditional_agreement(source: GanPoseSource, data: PoseData, val: PoseData, 
                      "real_val_labelled_as_class": float((val_pred[in_val] == c).double().mean()) if in_val.any() else None})
     return rows
 
-
-def evaluate(checkpoint: str | Path, data: str | Path, n: int = 100_000, seed: int = 0,
+def evaluate(source: PoseSource, data: str | Path, n: int = 100_000, seed: int = 0,
              conditional: bool = True, min_class_frames: int = 1000, n_per_class: int = 2000,
              body_model: str | Path | None = None, log: Callable[[str], None] = print,
-             hardness_lifter: str | Path | None = None) -> dict[str, Any]:
-    """The full evaluation as a dict (see the module docstring); with ``hardness_lifter``, also
-    ``hardness_report`` of the generated, training, validation and recombined poses."""
-    source = load_checkpoint(checkpoint)
+             hardness_lifter: str | Path | None = None, block_size: int | None = None) -> dict[str, Any]:
+    """The full evaluation of ``source`` on the training store ``data`` as a dict (see the
+    module docstring): its first ``n`` poses of ``posesynth sample --seed seed`` (``generate``,
+    blocks of ``block_size`` rows); with ``hardness_lifter``, also ``hardness_report`` of the
+    generated, training, validation and recombined poses."""
+    label_field = getattr(source, "label_field", None)  # an optional part of a PoseSource
+    train, val = (load_training_poses(data, label_field or "content", split, "frame") for split in ("train", "val"))
+    if not check_unseen(source, val.files, f"{data}'s validation split"):
+        log(f"{source.identity} does not say which files it learnt from: {data}'s validation split "
+            "may not be held out from it")
     body = load_body_model(body_model)
-    train = load_training_poses(data, source.label_field, "train", "frame")
-    val = load_training_poses(data, source.label_field, "val", "frame")
-    check_unseen(source, val.files, f"{data}'s validation split")
     rest = body.rest_joints(torch.zeros(1, body.num_betas)).double()[0]
     limits = JointLimits.from_poses(train.rotmats)
     train_j, val_j = canonical_joints(train.rotmats, rest), canonical_joints(val.rotmats, rest)
     rng = torch.Generator().manual_seed(seed)
     groups = validation_groups(data)
-
-    def on_bodies(rotmats: torch.Tensor, betas: torch.Tensor) -> torch.Tensor:
-        return forward_kinematics(rotmats.float(), body.rest_joints(betas.float()))[1]
-
     log(f"generating {n} poses from {source.identity}")
-    gen_rot, gen_betas = generate(source, n, seed)
-    gen_j = canonical_joints(gen_rot, rest)
-    m = len(train)
+    gen_rot, gen_betas = generate(source, n, seed, block_size=block_size)
     evo = recombine(train.rotmats, n, limits, rng)
-    zero_betas = torch.zeros(m, body.num_betas)
-    rows = [
-        set_metrics(f"posesynth (N={n})", gen_rot, gen_j, val_j, train_j, limits, on_bodies(gen_rot, gen_betas), seed,
-                    groups),
-        set_metrics(f"posesynth (N={m}, as many as training poses)", gen_rot[:m], gen_j[:m], val_j, train_j, limits,
-                    on_bodies(gen_rot[:m], gen_betas[:m]), seed, groups),
-        set_metrics(f"training poses (N={m})", train.rotmats, train_j, val_j, None, limits,
-                    on_bodies(train.rotmats, zero_betas), seed, groups),
-        set_metrics(f"recombination (N={n})", evo, canonical_joints(evo, rest), val_j, train_j, limits,
-                    on_bodies(evo, torch.zeros(n, body.num_betas)), seed, groups),
-    ]
-    result: dict[str, Any] = {"checkpoint": str(checkpoint), "source": source.identity, "data": str(data),
+    m, no_betas = len(train), torch.zeros(max(n, len(train)), body.num_betas)
+    sets = [(f"posesynth (N={n})", gen_rot, gen_betas, train_j),
+            (f"posesynth (N={m}, as many as training poses)", gen_rot[:m], gen_betas[:m], train_j),
+            (f"training poses (N={m})", train.rotmats, no_betas[:m], None),
+            (f"recombination (N={n})", evo, no_betas[:n], train_j)]
+    rows = [set_metrics(name, rot, canonical_joints(rot, rest), val_j, novelty_to, limits,
+                        forward_kinematics(rot.float(), body.rest_joints(betas.float()))[1], seed, groups)
+            for name, rot, betas, novelty_to in sets]
+    result: dict[str, Any] = {"source": source.identity, "data": str(data),
                               "val_poses": len(val), "val_apd_mm": apd(val_j, generator=rng), "sets": rows,
                               "val_group_sizes": {g: int(mask.sum()) for g, mask in groups.items()}}
     if hardness_lifter is not None:
@@ -156,12 +174,11 @@ def evaluate(checkpoint: str | Path, data: str | Path, n: int = 100_000, seed: i
         result["hardness"] = hardness_report(hardness_lifter, {"posesynth": gen_rot, "training poses": train.rotmats,
                                                                "validation poses": val.rotmats,
                                                                "recombination": evo}, body, seed)
-    if conditional and source.label_names:
+    if conditional and label_field and source.label_names:
         log("training the pose classifier for the conditional check")
-        result["conditional"] = {"label_field": source.label_field, "classes": conditional_agreement(
-            source, train, val, rest, n_per_class, min_class_frames, seed)}
+        result["conditional"] = {"label_field": label_field, "classes": conditional_agreement(
+            source, train, val, rest, n_per_class, min_class_frames, seed, block_size)}
     return result
-
 
 def hardness_report(lifter: str | Path, sets: dict[str, torch.Tensor], body, seed: int,
                     n: int = SUBSET) -> dict[str, dict[str, float]]:
@@ -193,7 +210,8 @@ def format_table(result: dict[str, Any]) -> str:
     head = "| set | " + " | ".join(c[1] for c in COLUMNS) + " |"
     lines = [head, "|" + "---|" * (len(COLUMNS) + 1)]
     for row in result["sets"]:
-        lines.append(f"| {row['set']} | " + " | ".join(format(row[k], f) for k, _, f in COLUMNS) + " |")
+        lines.append(f"| {row['set']} | " + " | ".join("-" if row[k] is None else format(row[k], f)
+                                                        for k, _, f in COLUMNS) + " |")
     lines.append(f"\nvalidation poses: {result['val_poses']}, their APD: {result['val_apd_mm']:.1f} mm")
     lines.append(format_groups(result))
     if "hardness" in result:
@@ -224,18 +242,17 @@ def format_groups(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def plot_joint_angles(checkpoint: str | Path, data: str | Path, out_dir: str | Path, seed: int = 0,
+def plot_joint_angles(source: PoseSource, data: str | Path, out_dir: str | Path, seed: int = 0,
                       n: int = 20_000) -> Path:
-    """``out_dir/joint_angles.png``: each joint's rotation angle, generated vs real validation poses."""
+    """``out_dir/joint_angles.png``: each joint's rotation angle, the source's poses (``generate``)
+    vs the real validation poses."""
     from posesynth.plots import plot_joint_angle_distributions
 
-    source = load_checkpoint(checkpoint)
-    val = load_training_poses(data, source.label_field, "val", "frame")
+    val = load_training_poses(data, split="val", balance="frame")
     generated, _ = generate(source, n, seed)
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     return plot_joint_angle_distributions(val.rotmats, generated, Path(out_dir) / "joint_angles.png",
                                           labels=("real (validation)", "generated"))
-
 
 def write_result(result: dict[str, Any], path: str | Path) -> None:
     """The results as JSON at ``path`` (a report: replaced if it exists), written atomically."""

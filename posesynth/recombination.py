@@ -21,7 +21,7 @@ from posesynth.augment import LIMB_JOINTS
 from posesynth.body_prior import BetasPrior, fit_betas_prior
 from posesynth.stores.training_poses import load_training_poses
 from posesynth.plausibility import JointLimits, implausible
-from posesynth.pose_source import PoseBatch
+from posesynth.pose_source import PoseBatch, PoseSourceError
 from posesynth.rotations import axis_angle_to_matrix
 
 
@@ -58,8 +58,9 @@ def recombine(rotmats: torch.Tensor, n: int, limits: JointLimits, generator: tor
 
 class RecombinationPoseSource:
     """Recombined training poses of a ``prepare`` store (a ``posesynth.pose_source.PoseSource``):
-    parents from its ``split``, joint limits from the same poses, bodies from ``betas_prior``
-    (default: fitted to the split's bodies, as the GAN's default); no labels."""
+    parents from its ``split`` (their files: ``training_files``), joint limits from the same
+    poses, bodies from ``betas_prior`` (default: fitted to the split's bodies, as the GAN's
+    default); no labels."""
 
     def __init__(self, path: str | Path, split: str = "train", betas_prior: BetasPrior | None = None,
                  crossover: float = 0.5, mutation_deg: float = 5.0) -> None:
@@ -67,6 +68,7 @@ class RecombinationPoseSource:
         data = load_training_poses(path, split=split, balance="frame")
         self.rotmats = data.rotmats.float()
         self.limits = JointLimits.from_poses(data.rotmats)
+        self.training_files = data.files
         self.betas_prior = betas_prior or fit_betas_prior(path, split=split)
         self.crossover, self.mutation_deg = crossover, mutation_deg
         self.body_model: str | None = None
@@ -82,8 +84,9 @@ class RecombinationPoseSource:
 
     def sample(self, n: int, generator: torch.Generator, label: int | None = None,
                device: torch.device | str = "cpu") -> PoseBatch:
+        """``n`` recombined poses (n, 24, 3, 3) and bodies (n, K); no labels (-1)."""
         if label is not None:
-            raise ValueError("recombined poses have no labels")
+            raise PoseSourceError(f"{self.identity}: recombined poses have no labels")
         rotmats = recombine(self.rotmats, n, self.limits, generator, self.crossover, self.mutation_deg)
         betas = self.betas_prior.sample(n, generator)
         return PoseBatch(rotmats.to(device), betas.to(device), torch.full((n,), -1, dtype=torch.int64, device=device))

@@ -162,11 +162,18 @@ def test_checkpoint_samples_bodies_from_its_fitted_prior(store, tmp_path):
     assert (betas.mean(0) - expected.mean).abs().max() < 0.2
 
 
-def test_evaluate_reports_every_set_and_coverage_per_validation_group(store, tmp_path):
-    from posesynth.evaluate import evaluate, format_table
+@pytest.fixture(scope="module")
+def evaluation(store, checkpoint):
+    from posesynth.evaluate import evaluate
 
-    result = evaluate(run(store, tmp_path / "run", 4), store, n=300, n_per_class=50, min_class_frames=1,
-                      log=lambda message: None)
+    return evaluate(load_checkpoint(checkpoint), store, n=300, n_per_class=50, min_class_frames=1,
+                    log=lambda message: None)
+
+
+def test_evaluate_reports_every_set_and_coverage_per_validation_group(evaluation):
+    from posesynth.evaluate import format_table
+
+    result = evaluation
     names = [row["set"] for row in result["sets"]]
     assert names[0] == "posesynth (N=300)" and names[2].startswith("training poses")
     # the fixture's validation split is one held-out class ("dash") of Bandai Namco clips
@@ -175,11 +182,20 @@ def test_evaluate_reports_every_set_and_coverage_per_validation_group(store, tmp
         for group in result["val_group_sizes"]:  # a group holding every validation pose is the whole
             assert row["coverage_by_group"][group]["median_mm"] == pytest.approx(row["coverage_median_mm"])
         assert 0.0 <= row["plausible"] <= 1.0 and row["bone_asymmetry_mm"] < 1e-3
-    assert result["sets"][2]["novelty_median_mm"] == 0.0
     classes = {c["class"] for c in result["conditional"]["classes"]}
     assert classes == {"kickLFront1Reps", "raise-up-left-hand"}  # "dash" has no training frames
     table = format_table(result)
     assert "| set | source bandai_namco | unseen class |" in table and "conditional sampling (content)" in table
+
+
+def test_evaluate_measures_novelty_of_every_set_but_the_training_poses(evaluation):
+    from posesynth.evaluate import format_table
+
+    sets = evaluation["sets"]
+    assert sets[2]["set"].startswith("training poses") and sets[2]["novelty_median_mm"] is None
+    assert all(row["novelty_median_mm"] > 0 for i, row in enumerate(sets) if i != 2)
+    training_row = format_table(evaluation).splitlines()[4]  # after the header, the rule and two rows
+    assert training_row.startswith("| training poses") and training_row.split(" | ")[5] == "-"
 
 
 def test_tempered_samples_pass_the_plausibility_checks(store, tmp_path):
