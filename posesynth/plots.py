@@ -227,7 +227,7 @@ def plot_keypoint_density(store: Any, out: str | Path, keypoint_set: str = "smpl
     n = min(int(g[pixels].shape[0]), int(max_samples))
     pix = np.asarray(g[pixels][:n], dtype=np.float64)  # (n, V, J, 2)
     size = np.asarray(g[samples.camera_path("image_size")][:n], dtype=np.float64)  # (n, V, 2)
-    vis = np.asarray(g[visible][:n]) if visible in g else np.full(pix.shape[:-1], samples.VISIBLE, np.uint8)  # (n, V, J)
+    vis = np.asarray(g[visible][:n]) if visible in g else np.full(pix.shape[:-1], samples.VISIBLE, np.uint8)
     names = g.attrs.get("keypoint_sets", {}).get(keypoint_set, {}).get("joint_names") or \
         [f"{j}" for j in range(pix.shape[2])]
     same = np.all(size == size.reshape(-1, 2)[0])

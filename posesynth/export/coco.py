@@ -35,7 +35,7 @@ from posesynth.export.views import (
     check_sample_store, image_name, keypoint_boxes, keypoint_set, pixels_array, rows, view_chunks,
 )
 from posesynth.outputs import atomic_output
-from posesynth.sampling import VISIBLE_IN_FRAME, VISIBLE_NOT_OCCLUDED
+from posesynth.stores.samples import VISIBLE_IN_FRAME, VISIBLE_NOT_OCCLUDED, camera_path, keypoints_path
 
 SET = "coco17"
 COCO_NAMES = ("nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder", "right_shoulder",
@@ -93,8 +93,8 @@ def _write_items(fh: IO[str], chunks: Iterator[list[dict[str, Any]]]) -> None:
 
 
 def _images(group: zarr.Group) -> Iterator[list[dict[str, Any]]]:
-    for lo, chunk in view_chunks(group, ["camera/image_size"], "coco images"):
-        size = chunk["camera/image_size"]
+    for lo, chunk in view_chunks(group, [camera_path("image_size")], "coco images"):
+        size = chunk[camera_path("image_size")]  # (n, V, 2)
         V = size.shape[1]
         yield [{"id": (lo + i) * V + v + 1, "file_name": image_name(lo + i, v), "width": int(size[i, v, 0]),
                 "height": int(size[i, v, 1]), "sample": lo + i, "view": v}
@@ -102,12 +102,12 @@ def _images(group: zarr.Group) -> Iterator[list[dict[str, Any]]]:
 
 
 def _annotations(group: zarr.Group, pixels: str) -> Iterator[list[dict[str, Any]]]:
-    visible = f"keypoints/{SET}/visible"
-    for lo, chunk in view_chunks(group, [pixels, visible, "camera/image_size"], "coco annotations"):
+    visible, size = keypoints_path(SET, "visible"), camera_path("image_size")
+    for lo, chunk in view_chunks(group, [pixels, visible, size], "coco annotations"):
         V = chunk[visible].shape[1]
         v = rows(coco_visibility(chunk[visible]))  # (M, 17)
         xy = np.where(v[..., None] > 0, np.round(rows(chunk[pixels]).astype(np.float64), 2), 0.0)
-        boxes = np.round(keypoint_boxes(xy, v > 0, rows(chunk["camera/image_size"])).astype(np.float64), 2)
+        boxes = np.round(keypoint_boxes(xy, v > 0, rows(chunk[size])).astype(np.float64), 2)
         keypoints = np.concatenate([xy, v[..., None]], axis=2).reshape(len(v), -1).tolist()
         yield [{"id": lo * V + r + 1, "image_id": lo * V + r + 1, "category_id": PERSON,
                 "keypoints": [int(x) if k % 3 == 2 else x for k, x in enumerate(keypoints[r])],

@@ -47,6 +47,7 @@ from posesynth.export.videopose3d import (Rows, check_request, described, empty,
                                           placements, save, subject_rows)
 from posesynth.export.views import view_chunks
 from posesynth.outputs import check_output
+from posesynth.stores.samples import LABEL_PATH, keypoints_path
 
 TRAIN_SUBJECTS = ("S1", "S5", "S6", "S7", "S8")
 TEST_SUBJECTS = ("S9", "S11")
@@ -150,7 +151,7 @@ def export_h36m(group: zarr.Group, out: Path, options: ExportOptions) -> list[Pa
                           "2D belongs to its own cameras (use --format videopose3d)")
     path_3d = check_output(out / "data_3d_h36m.npz", options.overwrite)
     path_2d = check_output(out / f"data_2d_h36m_{options.name}_{options.set_2d}.npz", options.overwrite)
-    rows = subject_rows(group["label"][:], group.attrs.get("labels", []), options.test_fraction,
+    rows = subject_rows(group[LABEL_PATH][:], group.attrs.get("labels", []), options.test_fraction,
                         TRAIN_SUBJECTS, TEST_SUBJECTS)
     _write_3d(group, rows, path_3d, options.overwrite)
     _write_2d(group, rows, options, path_2d)
@@ -159,7 +160,7 @@ def export_h36m(group: zarr.Group, out: Path, options: ExportOptions) -> list[Pa
 
 def _write_3d(group: zarr.Group, rows: Rows, path: Path, overwrite: bool) -> None:
     """The 3D file: the 32 joints in Human3.6M's world, store rows and the plain description."""
-    world = "keypoints/h36m17/world"
+    world = keypoints_path("h36m17", "world")
     positions = empty(rows, (len(H36M_PARENTS), 3))
     for lo, chunk in view_chunks(group, [world], "h36m 3D"):
         points = to_h36m_world(chunk[world], lo + np.arange(len(chunk[world])))[:, H36M_FROM_17]
@@ -177,7 +178,7 @@ def _write_3d(group: zarr.Group, rows: Rows, path: Path, overwrite: bool) -> Non
 
 def _write_2d(group: zarr.Group, rows: Rows, options: ExportOptions, path: Path) -> None:
     """The 2D file: the 2D set through each subject's four cameras, and VideoPose3D's metadata."""
-    world = f"keypoints/{options.set_2d}/world"
+    world = keypoints_path(options.set_2d, "world")
     cameras = h36m_cameras()
     views = [empty(rows, (group[world].shape[1], 2)) for _ in range(4)]
     for lo, chunk in view_chunks(group, [world], "h36m 2D"):

@@ -54,7 +54,7 @@ from posesynth.export.views import (
 )
 from posesynth.outputs import atomic_output
 from posesynth.rotations import axis_angle_to_matrix, matrix_to_axis_angle
-from posesynth.sampling import VISIBLE_IN_FRAME
+from posesynth.stores.samples import LABEL_PATH, VISIBLE_IN_FRAME, camera_path, keypoints_path, smpl_path
 
 HUMAN_DATA_SIZE = 190  # keypoints in MMHuman3D's human_data convention
 # posesynth's keypoint sets in MMHuman3D: the convention to train with, and the human_data
@@ -76,7 +76,7 @@ def export_humandata(group: zarr.Group, out: Path, options: ExportOptions) -> li
     set_2d = _checked_set(group, options.set_2d, "--keypoint-set-2d" if options.keypoint_set_2d else "--keypoint-set")
     set_3d = _checked_set(group, options.keypoint_set, "--keypoint-set")
     pixels = pixels_array(group, set_2d.name, options)
-    N, V = group["camera/K"].shape[:2]
+    N, V = group[camera_path("K")].shape[:2]
     M = N * V
     with (atomic_output(out, options.overwrite) as tmp,
           zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED, allowZip64=True) as zf):
@@ -132,34 +132,34 @@ def _write_value(zf: zipfile.ZipFile, name: str, value: Any) -> None:
 
 
 def _keypoints2d(group: zarr.Group, s: _Set, pixels: str) -> Iterator[np.ndarray]:
-    visible = f"keypoints/{s.name}/visible"
+    visible = keypoints_path(s.name, "visible")
     for _, chunk in view_chunks(group, [pixels, visible], "humandata keypoints2d"):
         labelled = (rows(chunk[visible]) & VISIBLE_IN_FRAME).astype(np.float32)
         yield np.concatenate([rows(chunk[pixels]), labelled[..., None]], axis=2)[:, s.columns]
 
 
 def _keypoints3d(group: zarr.Group, s: _Set) -> Iterator[np.ndarray]:
-    camera = f"keypoints/{s.name}/camera"
+    camera = keypoints_path(s.name, "camera")
     for _, chunk in view_chunks(group, [camera], "humandata keypoints3d"):
         points = rows(chunk[camera])[:, s.columns]
         yield np.concatenate([points, np.ones(points.shape[:2] + (1,), np.float32)], axis=2)
 
 
 def _boxes(group: zarr.Group, set_name: str, pixels: str) -> Iterator[np.ndarray]:
-    visible = f"keypoints/{set_name}/visible"
-    for _, chunk in view_chunks(group, [pixels, visible, "camera/image_size"], "humandata bbox_xywh"):
-        labelled = (rows(chunk[visible]) & VISIBLE_IN_FRAME) > 0
-        boxes = keypoint_boxes(rows(chunk[pixels]), labelled, rows(chunk["camera/image_size"]))
+    visible, size = keypoints_path(set_name, "visible"), camera_path("image_size")
+    for _, chunk in view_chunks(group, [pixels, visible, size], "humandata bbox_xywh"):
+        labelled = (rows(chunk[visible]) & VISIBLE_IN_FRAME) > 0  # (M, J)
+        boxes = keypoint_boxes(rows(chunk[pixels]), labelled, rows(chunk[size]))
         yield np.concatenate([boxes, labelled.any(1, keepdims=True).astype(np.float32)], axis=1)
 
 
 def _image_paths(group: zarr.Group, V: int) -> Iterator[list[str]]:
-    for lo, chunk in view_chunks(group, ["label"], "humandata image_path"):
-        yield [image_name(sample, view) for sample in range(lo, lo + len(chunk["label"])) for view in range(V)]
+    for lo, chunk in view_chunks(group, [LABEL_PATH], "humandata image_path"):
+        yield [image_name(sample, view) for sample in range(lo, lo + len(chunk[LABEL_PATH])) for view in range(V)]
 
 
-SMPL_ARRAYS = ["smpl/global_orient", "smpl/body_pose", "smpl/betas", "smpl/transl", "keypoints/smpl24/world",
-               "camera/R", "camera/t"]
+SMPL_ARRAYS = [*(smpl_path(p) for p in ("global_orient", "body_pose", "betas", "transl")),
+               keypoints_path("smpl24", "world"), camera_path("R"), camera_path("t")]
 
 
 def _smpl(group: zarr.Group) -> dict[str, np.ndarray]:
@@ -174,17 +174,17 @@ def camera_frame_smpl(chunk: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     the root joint lands where the camera sees it, ``R @ pelvis + t - J0`` with ``J0 = pelvis -
     transl`` the rest root joint (``keypoints/smpl24/world`` gives the pelvis); ``body_pose``
     (as (23, 3)) and ``betas`` repeated for each view."""
-    R = torch.as_tensor(chunk["camera/R"], dtype=torch.float64)  # (n, V, 3, 3)
-    orient = axis_angle_to_matrix(torch.as_tensor(chunk["smpl/global_orient"], dtype=torch.float64))  # (n, 3, 3)
-    pelvis = chunk["keypoints/smpl24/world"][:, 0].astype(np.float64)  # (n, 3)
-    root = pelvis - chunk["smpl/transl"]
-    pelvis_cam = np.einsum("nvij,nj->nvi", chunk["camera/R"].astype(np.float64), pelvis) + chunk["camera/t"]
+    R = torch.as_tensor(chunk[camera_path("R")], dtype=torch.float64)  # (n, V, 3, 3)
+    orient = axis_angle_to_matrix(torch.as_tensor(chunk[smpl_path("global_orient")], dtype=torch.float64))  # (n, 3, 3)
+    pelvis = chunk[keypoints_path("smpl24", "world")][:, 0].astype(np.float64)  # (n, 3)
+    root = pelvis - chunk[smpl_path("transl")]  # (n, 3)
+    pelvis_cam = np.einsum("nvij,nj->nvi", chunk[camera_path("R")].astype(np.float64), pelvis) + chunk[camera_path("t")]
     V = R.shape[1]
 
     def repeated(values: np.ndarray) -> np.ndarray:
         return rows(np.repeat(values[:, None], V, axis=1))
 
     return {"global_orient": rows(matrix_to_axis_angle(R @ orient[:, None]).numpy()).astype(np.float32),
-            "body_pose": repeated(chunk["smpl/body_pose"].reshape(-1, 23, 3)),
-            "betas": repeated(chunk["smpl/betas"]),
+            "body_pose": repeated(chunk[smpl_path("body_pose")].reshape(-1, 23, 3)),
+            "betas": repeated(chunk[smpl_path("betas")]),
             "transl": rows(pelvis_cam - root[:, None]).astype(np.float32)}

@@ -58,10 +58,11 @@ import zarr
 from posesynth.export import ExportError, ExportOptions
 from posesynth.export.views import check_sample_store, keypoint_set, pixels_array, view_chunks
 from posesynth.outputs import atomic_output, check_output
+from posesynth.stores.samples import CAMERA_PARAMS, LABEL_PATH, camera_path, keypoints_path, num_views
 
 TRAIN_SUBJECTS, TEST_SUBJECTS = ("train",), ("test",)
 UNLABELLED = "all"
-CAMERA_KEYS = ("K", "R", "t", "distortion", "image_size")
+CAMERA_KEYS = CAMERA_PARAMS  # the file keeps every camera array of the store, per view
 
 Rows = dict[str, dict[str, np.ndarray]]  # subject -> action -> sorted store rows (T,)
 
@@ -173,7 +174,7 @@ def export_videopose3d(group: zarr.Group, out: Path, options: ExportOptions) -> 
     paths = [check_output(out / name, options.overwrite) for name in
              (f"data_3d_{options.name}.npz", f"data_2d_{options.name}_{key}.npz",
               f"data_2d_custom_{options.name}_{key}.npz")]
-    rows = subject_rows(group["label"][:], group.attrs.get("labels", []), options.test_fraction,
+    rows = subject_rows(group[LABEL_PATH][:], group.attrs.get("labels", []), options.test_fraction,
                         TRAIN_SUBJECTS, TEST_SUBJECTS)
     _write_3d(group, rows, options, paths[0])
     _write_2d(group, rows, options, pixels, paths[1], paths[2])
@@ -182,17 +183,18 @@ def export_videopose3d(group: zarr.Group, out: Path, options: ExportOptions) -> 
 
 def _write_3d(group: zarr.Group, rows: Rows, options: ExportOptions, path: Path) -> None:
     """The 3D file: world keypoints, each view's cameras, store rows and the plain description."""
-    world = f"keypoints/{options.keypoint_set}/world"
-    J, V = group[world].shape[1], group["camera/K"].shape[1]
+    world = keypoints_path(options.keypoint_set, "world")
+    J, V = group[world].shape[1], num_views(group)
+    camera = {k: camera_path(k) for k in CAMERA_KEYS}
     positions = empty(rows, (J, 3))
-    cameras = [{k: empty(rows, group[f"camera/{k}"].shape[2:], group[f"camera/{k}"].dtype) for k in CAMERA_KEYS}
+    cameras = [{k: empty(rows, group[camera[k]].shape[2:], group[camera[k]].dtype) for k in CAMERA_KEYS}
                for _ in range(V)]
-    for lo, chunk in view_chunks(group, [world] + [f"camera/{k}" for k in CAMERA_KEYS], "videopose3d 3D"):
+    for lo, chunk in view_chunks(group, [world, *camera.values()], "videopose3d 3D"):
         for s, a, frames, src in placements(rows, lo, lo + len(chunk[world])):
             positions[s][a][frames] = chunk[world][src]
             for v, cams in enumerate(cameras):
                 for k in CAMERA_KEYS:
-                    cams[k][s][a][frames] = chunk[f"camera/{k}"][src, v]
+                    cams[k][s][a][frames] = chunk[camera[k]][src, v]
     info = group.attrs["keypoint_sets"][options.keypoint_set]
     names = info["joint_names"]
     left, right = symmetry(names)
@@ -217,7 +219,7 @@ def _write_2d(group: zarr.Group, rows: Rows, options: ExportOptions, pixels: str
         for s, a, frames, src in placements(rows, lo, lo + len(chunk[pixels])):
             for v, view in enumerate(views):
                 view[s][a][frames] = chunk[pixels][src, v]
-    w, h = (int(x) for x in group["camera/image_size"][0, 0])  # one image size per store (its cameras')
+    w, h = (int(x) for x in group[camera_path("image_size")][0, 0])  # one image size per store (its cameras')
     names = group.attrs["keypoint_sets"][options.set_2d]["joint_names"]
     meta = keypoints_metadata(options.set_2d, names, keypoint_set_3d=options.keypoint_set, noisy=options.noisy)
     positions = per_view(views)

@@ -22,6 +22,7 @@ import zarr
 from posesynth.export import ExportError, ExportOptions
 from posesynth.export.arrays import progress, row_blocks
 from posesynth.store import ATTR
+from posesynth.stores import samples
 
 BOX_SCALE = 1.2
 
@@ -29,7 +30,7 @@ BOX_SCALE = 1.2
 def check_sample_store(group: zarr.Group, fmt: str) -> None:
     """ExportError unless ``group`` is a sample store (2D keypoints and cameras)."""
     kind = group.attrs[ATTR].get("kind")
-    if kind != "samples":
+    if kind != samples.KIND:
         raise ExportError(f"--format {fmt} needs a sample store (2D keypoints and cameras); this is a "
                           f"{kind} store: use --format npz or h5")
 
@@ -47,7 +48,7 @@ def keypoint_set(group: zarr.Group, name: str, option: str) -> list[str]:
 def pixels_array(group: zarr.Group, name: str, options: ExportOptions) -> str:
     """The store's 2D keypoints of set ``name``: clean, or noisy with ``options.noisy``
     (ExportError when the store has none)."""
-    pixels = f"keypoints/{name}/pixels" + ("_noisy" if options.noisy else "")
+    pixels = samples.keypoints_path(name, samples.NOISY if options.noisy else "pixels")
     if pixels not in group:
         raise ExportError(f"--noisy: the store has no noisy 2D ({pixels}); sample with sample.noise = true")
     return pixels
