@@ -55,6 +55,25 @@ def global_to_local(global_rotmats: torch.Tensor, parents: Sequence[int] = SMPL_
     return local
 
 
+def bone_gram(joints: torch.Tensor, edges: Sequence[tuple[int, int]]) -> torch.Tensor:
+    """The kinematic-chain-space features of RepNet (Wandt & Rosenhahn 2019): the upper
+    triangle, diagonal included, of the Gram matrix of the bone vectors.
+
+    Args:
+        joints: (B, J, 3) joint positions.
+        edges: E bones as (parent, child) joint indices; a bone vector is child - parent.
+
+    Returns:
+        (B, E (E + 1) / 2): bone lengths squared on the diagonal, the products of pairs of
+        bones (their angles) off it.
+    """
+    parent, child = zip(*edges)
+    bones = joints[:, list(child)] - joints[:, list(parent)]  # (B, E, 3)
+    gram = bones @ bones.transpose(1, 2)
+    i, j = torch.triu_indices(len(edges), len(edges))
+    return gram[:, i, j]
+
+
 def yaw_angle(global_rotmat: torch.Tensor) -> torch.Tensor:
     """Heading (...,) in radians of a body with global rotation (..., 3, 3): the angle
     about world +y from +z to where the body faces (its rotated +z, projected on the floor)."""

@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.spatial.transform import Rotation
 
-from posesynth.kinematics import forward_kinematics, global_to_local
+from posesynth.kinematics import bone_gram, forward_kinematics, global_to_local
 from posesynth.skeleton import NUM_JOINTS, SMPL_PARENTS, children, mirror_index
 
 
@@ -82,3 +82,23 @@ def test_remove_yaw_faces_plus_z_and_keeps_tilt():
     torch.testing.assert_close(canon.transpose(-1, -2) @ up, R.transpose(-1, -2) @ up)
     turn = rotation_about_y(torch.tensor(0.7, dtype=R.dtype))
     torch.testing.assert_close(remove_yaw(turn @ R), canon)
+
+
+# ---------------------------------------------------------------------------- bone Gram matrix
+EDGES = tuple((p, j) for j, p in enumerate(SMPL_PARENTS) if p >= 0)
+
+
+def test_bone_gram_holds_squared_bone_lengths_and_bone_products():
+    joints = torch.randn(5, NUM_JOINTS, 3, dtype=torch.float64)
+    gram = bone_gram(joints, EDGES)
+    assert gram.shape == (5, 23 * 24 // 2)
+    bones = torch.stack([joints[:, c] - joints[:, p] for p, c in EDGES], dim=1)
+    torch.testing.assert_close(gram[:, 0], (bones[:, 0] ** 2).sum(-1))  # (0, 0): the first bone, squared
+    torch.testing.assert_close(gram[:, 1], (bones[:, 0] * bones[:, 1]).sum(-1))  # (0, 1)
+
+
+def test_bone_gram_ignores_where_the_body_is_and_how_it_is_turned():
+    joints = torch.randn(5, NUM_JOINTS, 3, dtype=torch.float64)
+    turn = torch.as_tensor(Rotation.random(random_state=0).as_matrix())
+    moved = joints @ turn.T + torch.tensor([1.0, -2.0, 3.0], dtype=torch.float64)
+    torch.testing.assert_close(bone_gram(moved, EDGES), bone_gram(joints, EDGES))

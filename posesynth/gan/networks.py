@@ -24,11 +24,11 @@ import torch
 from torch import nn
 
 from posesynth.config import AT_LEAST_ONE, Section, ruled
-from posesynth.skeleton import JOINT_INDEX, NUM_JOINTS, SMPL_PARENTS
+from posesynth.keypoint_sets import KEYPOINT_SETS
+from posesynth.kinematics import bone_gram
+from posesynth.skeleton import JOINT_INDEX, NUM_JOINTS
 
-BONE_CHILDREN = [j for j, p in enumerate(SMPL_PARENTS) if p >= 0]
-BONE_PARENTS = [SMPL_PARENTS[j] for j in BONE_CHILDREN]
-_TRIU = torch.triu_indices(len(BONE_CHILDREN), len(BONE_CHILDREN))
+BONES = KEYPOINT_SETS["smpl24"].edges  # (parent, child) of SMPL's 23 bones
 
 BODY_PARTS: dict[str, tuple[str, ...]] = {
     "torso": ("pelvis", "spine1", "spine2", "spine3", "neck", "head", "left_collar", "right_collar"),
@@ -90,17 +90,10 @@ class Generator(nn.Module):
         return self.mean_pose6d + self.out(self.blocks(h)).reshape(-1, NUM_JOINTS, 6)
 
 
-def kcs_features(joints: torch.Tensor) -> torch.Tensor:
-    """Upper triangle of the Gram matrix of bone vectors: (B, 24, 3) -> (B, 276)."""
-    bones = joints[:, BONE_CHILDREN] - joints[:, BONE_PARENTS]  # (B, 23, 3)
-    gram = bones @ bones.transpose(1, 2)
-    return gram[:, _TRIU[0], _TRIU[1]]
-
-
 class Discriminator(nn.Module):
     def __init__(self, sizes: NetworkSizes, num_labels: int) -> None:
         super().__init__()
-        n_kcs = _TRIU.shape[1]
+        n_kcs = len(BONES) * (len(BONES) + 1) // 2
         self.trunk = mlp([NUM_JOINTS * 6 + NUM_JOINTS * 3 + n_kcs, sizes.disc_width, sizes.disc_width,
                           sizes.disc_width], last_activation=True)
         self.head = nn.Linear(sizes.disc_width, 1)
@@ -115,7 +108,7 @@ class Discriminator(nn.Module):
         """``rot6d`` (B, 24, 6), root-centred ``joints`` (B, 24, 3), ``labels`` (B,) ->
         logits (B,) and features (B, disc_width)."""
         B = rot6d.shape[0]
-        x = torch.cat([rot6d.reshape(B, -1), joints.reshape(B, -1), kcs_features(joints)], dim=-1)
+        x = torch.cat([rot6d.reshape(B, -1), joints.reshape(B, -1), bone_gram(joints, BONES)], dim=-1)
         features = self.trunk(x)
         logit = self.head(features).squeeze(-1) + (self.embed(labels) * features).sum(-1)
         for name, idx in self.part_index.items():

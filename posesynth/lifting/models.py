@@ -19,7 +19,7 @@ from torch import nn
 
 from posesynth.body_model import BodyModel
 from posesynth.keypoint_sets import KeypointSet, compute_keypoints
-from posesynth.kinematics import forward_kinematics
+from posesynth.kinematics import bone_gram, forward_kinematics
 from posesynth.lifting.features import root_relative, root_weights
 from posesynth.rotations import matrix_to_rot6d, rot6d_to_matrix
 from posesynth.skeleton import NUM_JOINTS
@@ -112,15 +112,6 @@ class CGANLifter(nn.Module):
         """``k`` hypotheses per input: (B, k, J, 3); hypothesis 0 is the z = 0 prediction."""
         points = self.draw(features, k, generator)[2]
         return points.reshape(len(features), k, *points.shape[1:])
-
-
-def bone_gram(points: torch.Tensor, edges: tuple[tuple[int, int], ...]) -> torch.Tensor:
-    """Upper triangle of the Gram matrix of bone vectors: (B, J, 3) -> (B, E (E + 1) / 2)."""
-    a, b = zip(*edges)
-    bones = points[:, list(b)] - points[:, list(a)]
-    gram = bones @ bones.transpose(1, 2)
-    i, j = torch.triu_indices(len(edges), len(edges))
-    return gram[:, i, j]
 
 
 class PairDiscriminator(nn.Module):
