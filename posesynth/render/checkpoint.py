@@ -10,6 +10,7 @@ import numpy as np
 
 from posesynth.render.errors import RenderError
 from posesynth.render.samples import SampleSet, add_views, labelled
+from posesynth.stores.samples import LABEL_PATH, SMPL_PARAMS, smpl_path
 
 
 def sample_checkpoint(checkpoint: str | Path, n: int = 16, label: str | None = None, seed: int = 0,
@@ -52,8 +53,8 @@ def sample_checkpoint(checkpoint: str | Path, n: int = 16, label: str | None = N
     except (SampleError, ValueError) as exc:  # RecipeError and CheckpointError are ValueErrors
         raise RenderError(str(exc)) from None
     arrays = {k: np.concatenate([blk[k] for blk in blocks])[:n] for k in blocks[0]}
-    codes = arrays["label"].astype(np.int64)
-    smpl = {k: arrays[f"smpl/{k}"].astype(np.float32) for k in ("global_orient", "body_pose", "betas", "transl")}
+    codes = arrays[LABEL_PATH].astype(np.int64)
+    smpl = {k: arrays[smpl_path(k)].astype(np.float32) for k in SMPL_PARAMS}
     out = SampleSet(**smpl, **labelled(np.arange(n), codes, source.label_names))
     add_views(out, arrays, keypoint_set, 0, None, str(checkpoint))
     return out

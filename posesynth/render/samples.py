@@ -13,6 +13,8 @@ from posesynth.render.camera import RenderCamera
 from posesynth.render.draw import keypoint_edges
 from posesynth.render.errors import RenderError
 from posesynth.render.grid import MAX_GRID_PIXELS
+from posesynth.stores import samples as sample_store, training as training_store
+from posesynth.stores.arrays import read_rows
 
 
 @dataclass
@@ -77,15 +79,6 @@ def parse_indices(text: str, n: int, limit: int | None = None) -> np.ndarray:
     return np.fromiter((i for r in parts for i in r), dtype=np.int64, count=count)
 
 
-def _read_rows(arr: Any, idx: np.ndarray) -> np.ndarray:
-    """Rows ``idx`` (B,) of a Zarr array (N, ...) -> (B, ...), reading each needed chunk once."""
-    lo, hi = int(idx.min()), int(idx.max()) + 1
-    if hi - lo <= 4 * len(idx) + 64:
-        return np.asarray(arr[lo:hi])[idx - lo]
-    uniq, inverse = np.unique(idx, return_inverse=True)
-    return np.asarray(arr.oindex[uniq])[inverse]
-
-
 def labelled(indices: np.ndarray, codes: np.ndarray, names: Sequence[str]) -> dict[str, Any]:
     """``SampleSet``'s ``indices`` (B,), ``captions`` (``#row label``) and ``color_keys`` (B,) (a
     label's colour, else the row's own) of rows ``indices`` (B,) with label ``codes`` (B,) into
@@ -116,22 +109,21 @@ def read_store_samples(path: str | Path, indices: str | Sequence[int] = "0:16", 
     group = open_store(path)
     attrs = dict(group.attrs)
     kind = attrs["posesynth"].get("kind")
-    if kind not in ("samples", "training"):
+    if kind not in (sample_store.KIND, training_store.KIND):
         raise RenderError(f"{path}: cannot render a {kind!r} store (only sample and training stores)")
-    prefix = "smpl/" if kind == "samples" else ""
-    n = int(group[prefix + "global_orient"].shape[0])
+    layout = sample_store if kind == sample_store.KIND else training_store
+    n = int(group[layout.smpl_path("global_orient")].shape[0])
     idx = parse_indices(indices, n, limit) if isinstance(indices, str) else np.asarray(indices, dtype=np.int64)
     if idx.size == 0 or idx.min() < 0 or idx.max() >= n:
         raise RenderError(f"indices must lie in 0..{n - 1}")
-    get = {name: _read_rows(group[prefix + name], idx).astype(np.float32)
-           for name in ("global_orient", "body_pose", "betas", "transl")}
+    get = {name: read_rows(group[layout.smpl_path(name)], idx).astype(np.float32) for name in layout.SMPL_PARAMS}
     names = _label_names(attrs)
-    label_key = "label" if kind == "samples" else "content"
-    codes = _read_rows(group[label_key], idx).astype(np.int64) if label_key in group else np.full(len(idx), -1)
+    label_key = sample_store.LABEL_PATH if kind == sample_store.KIND else training_store.label_path("content")
+    codes = read_rows(group[label_key], idx).astype(np.int64) if label_key in group else np.full(len(idx), -1)
     out = SampleSet(**get, **labelled(idx, codes, names))
-    if kind == "training":
+    if kind == training_store.KIND:
         if keypoint_set == "smpl24":
-            out.keypoints_world = _read_rows(group["joints"], idx).astype(np.float64)
+            out.keypoints_world = read_rows(group[training_store.JOINTS_PATH], idx).astype(np.float64)
         elif keypoint_set:
             if body is None:
                 raise RenderError(f"{path}: a training store holds smpl24 joints only; {keypoint_set!r} "
@@ -140,14 +132,14 @@ def read_store_samples(path: str | Path, indices: str | Sequence[int] = "0:16", 
         if keypoint_set:
             out.keypoint_set, out.edges = keypoint_set, keypoint_edges(keypoint_set)
         return out
-    wanted = ["camera/K", "camera/R", "camera/t", "camera/distortion", "camera/image_size"]
+    wanted = [sample_store.camera_path(p) for p in sample_store.CAMERA_PARAMS]
     if keypoint_set:
-        base = f"keypoints/{keypoint_set}"
-        if f"{base}/world" not in group:
+        if sample_store.keypoints_path(keypoint_set, "world") not in group:
             have = sorted(attrs.get("keypoint_sets", {})) or ["smpl24"]
             raise RenderError(f"{path}: no keypoint set {keypoint_set!r} in this store (it has {', '.join(have)})")
-        wanted += [f"{base}/{a}" for a in ("world", "pixels", "visible", "pixels_noisy")]
-    arrays = {name: _read_rows(group[name], idx) for name in wanted if name in group}
+        wanted += [sample_store.keypoints_path(keypoint_set, a)
+                   for a in ("world", "pixels", "visible", sample_store.NOISY)]
+    arrays = {name: read_rows(group[name], idx) for name in wanted if name in group}
     add_views(out, arrays, keypoint_set, view, attrs.get("keypoint_sets"), str(path))
     return out
 
@@ -157,25 +149,25 @@ def add_views(out: SampleSet, arrays: dict[str, np.ndarray], keypoint_set: str |
     """Fill ``out``'s cameras and keypoints of camera ``view`` from sample-store arrays, their rows
     already selected: ``camera/*`` (B, V, ...), ``keypoints/<set>/world`` (B, J, 3), ``pixels``
     and ``pixels_noisy`` (B, V, J, 2), ``visible`` (B, V, J)."""
-    ncams = int(arrays["camera/K"].shape[1]) if "camera/K" in arrays else 0
+    ncams = int(arrays[sample_store.camera_path("K")].shape[1]) if sample_store.camera_path("K") in arrays else 0
     if ncams:
         if not 0 <= view < ncams:
             raise RenderError(f"{where}: camera view {view} does not exist (there are {ncams} per sample)")
-        cam = {name: arrays[f"camera/{name}"][:, view] for name in ("K", "R", "t", "distortion", "image_size")}
+        cam = {name: arrays[sample_store.camera_path(name)][:, view] for name in sample_store.CAMERA_PARAMS}
         out.cameras = [RenderCamera(K=cam["K"][b], R=cam["R"][b], t=cam["t"][b], distortion=cam["distortion"][b],
                                     width=int(cam["image_size"][b, 0]), height=int(cam["image_size"][b, 1]))
                        for b in range(len(out))]
     if keypoint_set:
-        base = f"keypoints/{keypoint_set}"
+        path = {a: sample_store.keypoints_path(keypoint_set, a) for a in sample_store.KEYPOINT_ARRAYS}
         out.keypoint_set = keypoint_set
         out.edges = keypoint_edges(keypoint_set, store_sets)
-        out.keypoints_world = np.asarray(arrays[f"{base}/world"], dtype=np.float64)
+        out.keypoints_world = np.asarray(arrays[path["world"]], dtype=np.float64)
         if ncams:
-            out.pixels = np.asarray(arrays[f"{base}/pixels"][:, view], dtype=np.float64)
-            if f"{base}/visible" in arrays:
-                out.visible = np.asarray(arrays[f"{base}/visible"][:, view])
-            if f"{base}/pixels_noisy" in arrays:
-                out.pixels_noisy = np.asarray(arrays[f"{base}/pixels_noisy"][:, view], dtype=np.float64)
+            out.pixels = np.asarray(arrays[path["pixels"]][:, view], dtype=np.float64)
+            if path["visible"] in arrays:
+                out.visible = np.asarray(arrays[path["visible"]][:, view])
+            if path[sample_store.NOISY] in arrays:
+                out.pixels_noisy = np.asarray(arrays[path[sample_store.NOISY]][:, view], dtype=np.float64)
 
 
 def derive_keypoints(body: Any, samples: SampleSet, keypoint_set: str) -> np.ndarray:
