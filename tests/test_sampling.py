@@ -15,6 +15,7 @@ import torch
 import zarr
 from click.testing import CliRunner
 
+import posesynth
 from conftest import FIXTURES
 from posesynth.cameras import project
 from posesynth.cli import main
@@ -96,7 +97,7 @@ def test_store_schema_and_attributes(tmp_path_factory, train):
         assert a.dtype == want, name
         assert group[name].chunks[0] == 256 and group[name].shards[0] == 512
     attrs = group.attrs
-    assert attrs["posesynth"] == {"schema_version": 1, "version": attrs["posesynth"]["version"], "kind": "samples",
+    assert attrs["posesynth"] == {"schema_version": 1, "version": posesynth.__version__, "kind": "samples",
                                   "complete": True, "num_samples": n}
     assert attrs["seed"] == 3 and attrs["block_size"] == 128 and attrs["shards_done"] == [0, 1, 2]
     assert attrs["recipe"] == resolve_sample_recipe(overrides=SMALL + ["camera.views=2"])
