@@ -63,7 +63,8 @@ from posesynth.recombination import RecombinationPoseSource
 from posesynth.sample_recipe import DEFAULT_SAMPLE_RECIPE, resolve_sample_recipe
 from posesynth.sampling import sample_to_store
 from posesynth.store import StoreError, open_store
-from posesynth.stores.training import HELD_OUT, KIND, SPLIT_PATH, held_out_categories, label_path
+from posesynth.stores import samples, training
+from posesynth.stores.training import HELD_OUT, held_out_categories
 from posesynth.stores.training_poses import load_training_poses
 
 PRESETS = ("h36m", "in_the_wild")
@@ -85,19 +86,19 @@ COLUMNS = ("bandai_namco>hdm05", "hdm05>bandai_namco", *HELD_OUT, "off-upright",
 def fold_store(data: Path, out: Path, train_source: str, test_source: str) -> Path:
     """A copy of the training store ``data`` whose ``train`` split is ``train_source``'s training
     files and whose ``val`` split is ``test_source``'s validation files (the rest: ``unused``)."""
-    if _complete(out, KIND):
+    if _complete(out, training.KIND):
         return out
     shutil.rmtree(out, ignore_errors=True)
     shutil.copytree(data, out)
     group = zarr.open_group(out, mode="r+")
     sources = list(group.attrs["labels"]["source"])
-    split, source = group[SPLIT_PATH][:], group[label_path("source")][:]
+    split, source = group[training.SPLIT_PATH][:], group[training.label_path("source")][:]
     splits = list(group.attrs["splits"])
     train, val = splits.index("train"), splits.index("val")
     new = np.full_like(split, 2)
     new[(source == sources.index(train_source)) & (split == train)] = train
     new[(source == sources.index(test_source)) & (split == val)] = val
-    group[SPLIT_PATH][:] = new
+    group[training.SPLIT_PATH][:] = new
     group.attrs.update({"splits": [*splits[:2], "unused"],
                         "fold": {"train_source": train_source, "test_source": test_source}})
     return out
@@ -133,7 +134,7 @@ def sample_recipe(preset: str, base: Path | None, overrides: list[str]) -> dict:
 
 
 def make_store(source, path: Path, n: int, seed: int, recipe: dict) -> Path:
-    if _complete(path, "samples"):
+    if _complete(path, samples.KIND):
         return path
     summary = sample_to_store(source, path, n, seed, recipe, device="cpu", overwrite=True)
     print(f"  {path.parent.name}/{path.name}: {n:,} samples in {summary.seconds:.1f} s", flush=True)
@@ -222,7 +223,7 @@ def run_lifters(folds: list[Fold], args, size: dict, variant: str) -> None:
     jobs = []
     with ProcessPoolExecutor(args.workers, mp_context=get_context("spawn"), initializer=_one_thread) as pool:
         for fold in folds:
-            categories = held_out_categories(open_store(fold.store, kind=KIND)) if fold.name == "split" else None
+            categories = held_out_categories(open_store(fold.store, kind=training.KIND)) if fold.name == "split" else None
             tests = {g: [str(s) for s in stores] for g, stores in fold.tests.items()}
             for set_key in args.sets.split(","):
                 data = [(str(fold.train[src][p]), w / len(PRESETS)) for src, w in SETS[set_key].items() for p in PRESETS]

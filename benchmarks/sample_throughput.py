@@ -47,6 +47,7 @@ from posesynth.sampling.generate import BlockSampler
 from posesynth.sampling.layout import Layout, array_shapes
 from posesynth.sampling.writer import ShardWriter, default_workers, generate_shard, new_buffer, single_torch_thread
 from posesynth.store import create_array, create_store
+from posesynth.stores.samples import KIND, LABEL_PATH, dimension_names
 
 ROOT = Path(__file__).resolve().parents[1]
 POOL = ROOT.parent / "shared" / "data" / "mocap"
@@ -75,8 +76,9 @@ def write_only(sampler: BlockSampler, layout: Layout, shapes, out: Path) -> floa
     first = new_buffer(shapes, layout)
     generate_shard(sampler, layout, 0, first)
     start = time.perf_counter()
-    group = create_store(out, "samples", {}, overwrite=True)
-    arrays = {name: create_array(group, name, (layout.n,) + tail, dtype, layout.chunk, layout.shard)
+    group = create_store(out, KIND, {}, overwrite=True)
+    arrays = {name: create_array(group, name, (layout.n,) + tail, dtype, layout.chunk, layout.shard,
+                                 dims=dimension_names(name))
               for name, (tail, dtype) in shapes.items()}
     writer = ShardWriter(arrays, layout, shapes, on_written=lambda shard: None)
     try:
@@ -88,7 +90,7 @@ def write_only(sampler: BlockSampler, layout: Layout, shapes, out: Path) -> floa
     finally:
         writer.close()
     seconds = time.perf_counter() - start
-    assert zarr.open_group(str(out), mode="r")["label"].shape == (layout.n,)
+    assert zarr.open_group(str(out), mode="r")[LABEL_PATH].shape == (layout.n,)
     quiet_disk(out)
     return seconds
 

@@ -97,10 +97,12 @@ def compare_custom_prediction(work: Path, store: Path, video: str) -> None:
     """MPJPE of the ``-d custom`` prediction of ``video`` against the store's camera-frame 3D."""
     import zarr
 
+    from posesynth.stores.samples import keypoints_path
+
     subject, rest = video.split(".", 1)  # <subject>.<action>.view<v>; an action may hold dots
     action, view = rest.rsplit(".", 1)
     rows = np.load(work / "data" / f"data_3d_{NAME}.npz", allow_pickle=True)["sample_index"].item()[subject][action]
-    truth = zarr.open_group(str(store), mode="r")["keypoints/h36m17/camera"][:][rows, int(view[4:])]
+    truth = zarr.open_group(str(store), mode="r")[keypoints_path("h36m17", "camera")][:][rows, int(view[4:])]  # (T, 17, 3)
     truth = truth - truth[:, :1]
     pred = np.load(work / "pred.npy")
     mpjpe = np.linalg.norm(pred - truth, axis=-1).mean() * 1000

@@ -25,6 +25,7 @@ from posesynth.lifting.geometry import procrustes_align, reproject
 from posesynth.lifting.models import CGANLifter
 from posesynth.metrics import mpjpe
 from posesynth.store import open_store
+from posesynth.stores import samples
 
 
 @torch.no_grad()
@@ -69,7 +70,7 @@ def evaluate_lifter(lifter: Lifter, store: str | Path, hypotheses: int = 5, nois
                     progress: bool = False) -> dict[str, dict]:
     """``{"overall": summary, "by_label": {label name: summary}}`` on ``store``."""
     errors = lift_errors(lifter, store, hypotheses, noisy, progress=progress)
-    names = open_store(store, kind="samples").attrs.get("labels", [])
+    names = open_store(store, kind=samples.KIND).attrs.get("labels", [])
     by_label = {names[i]: summarise(errors, errors["label"] == i) for i in np.unique(errors["label"]) if i >= 0}
     return {"overall": summarise(errors), "by_label": by_label}
 
