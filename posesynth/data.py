@@ -176,12 +176,15 @@ class StoreReader:
         return self._group[self.arrays[field]]
 
     def read(self, rows: slice | np.ndarray) -> dict[str, np.ndarray]:
-        """The fields of ``rows`` (a slice, or sorted unique row indices), numpy."""
+        """The fields of ``rows`` (a slice, or sorted unique row indices), numpy: each (n, ...)
+        with the shape after the row axis the module doc's table gives."""
         raw = {f: (self._array(f)[rows] if isinstance(rows, slice) else self._array(f).oindex[rows])
                for f in self.arrays}
         return self._finish(raw)
 
     def _finish(self, raw: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The stored arrays (n, ...) as the fields: pixels normalised, ``visible`` (n, V, J) bool
+        from its bits, labels int64, and the V axis dropped for one ``view``."""
         out = {}
         for f in self.fields:
             x = raw[f]
@@ -207,6 +210,7 @@ def normalise_pixels(pixels: np.ndarray, image_size: np.ndarray) -> np.ndarray:
 
 
 def _tensors(arrays: dict[str, np.ndarray]) -> Batch:
+    """The arrays as tensors of the same shapes (sharing memory where they are contiguous)."""
     return {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in arrays.items()}
 
 
@@ -231,7 +235,8 @@ class PoseStoreDataset(Dataset):
         return idx if self.reader.rows is None else self.reader.rows[idx]
 
     def __getitems__(self, indices: Sequence[int]) -> list[Batch]:
-        """Rows ``indices`` (any order, repeats allowed), read one chunk at a time."""
+        """Rows ``indices`` (any order, repeats allowed), read one chunk at a time: one dict of
+        per-row tensors (no batch axis) per index."""
         rows = self._store_rows(indices)
         unique, inverse = np.unique(rows, return_inverse=True)
         arrays = self.reader.read(unique)
@@ -327,7 +332,8 @@ class PoseStoreIterable(IterableDataset):
     def batches(self, epoch: int, part: tuple[int, int] = (0, 1), stream: int = 0,
                 rank: tuple[int, int] = (0, 1)) -> Iterator[Batch]:
         """Batches of part ``k`` of ``K`` (every K-th piece from the k-th) of rank ``rank``'s share
-        of ``epoch`` (``rank_pieces``); ``stream`` seeds the shuffling of rows within windows."""
+        of ``epoch`` (``rank_pieces``); ``stream`` seeds the shuffling of rows within windows.  Each
+        batch: field -> (batch_size, ...) tensor (the last may be shorter)."""
         pieces = self.rank_pieces(epoch, rank)[part[0]::part[1]]
         rng = np.random.default_rng([self.seed, epoch, 1 + stream])
         carry: dict[str, np.ndarray] | None = None
@@ -429,6 +435,7 @@ class _RowStream:
         return self.dataset.batches(self.epoch - 1, part, self.stream, rank)
 
     def take(self, k: int) -> Batch:
+        """The next ``k`` rows: field -> (k, ...) tensor, starting another epoch when one runs out."""
         while self.available < k:
             batch = next(self.batches, None)
             if batch is None:

@@ -8,6 +8,9 @@ everything with labels and a validation split into one Zarr store.
 The validation split holds out whole files (a seeded, stratified fraction of
 each source/content group) and, on request, whole subjects or whole contents;
 frames of one clip are never on both sides.
+
+Shapes: T frames of a clip (after resampling), J joints of a source skeleton, 24 SMPL joints,
+K betas, N frames of the store.
 """
 
 from __future__ import annotations
@@ -141,7 +144,7 @@ def resample_indices(num_frames: int, fps_in: float, fps_out: float) -> np.ndarr
 
 
 def _skeleton_fingerprint(positions: np.ndarray, parents: Sequence[int]) -> str:
-    """Hash of the source's rigid bone lengths, to the millimetre.
+    """Hash of the source's rigid bone lengths (``positions``: (T, J, 3) metres), to the millimetre.
 
     Bones whose length changes over the clip (a root carrying the global translation,
     as Bandai's joint_Root -> Hips does) are left out.
@@ -217,7 +220,8 @@ def _load_all(files: list[tuple[Path, Path]], opts: PrepareOptions, summary: Pre
 
 def _subject_betas(clips: list[Clip], template: np.ndarray, dirs: np.ndarray, opts: PrepareOptions,
                    summary: PrepareSummary) -> dict[str, np.ndarray]:
-    """One shape per subject, fitted to all of that subject's frames (every 4th); the files of a
+    """One shape (K,) per subject, fitted to all of that subject's frames (every 4th) with the body's
+    ``template`` (24, 3) and ``dirs`` (24, 3, K) (``BodyModel.joint_shape_basis``); the files of a
     subject whose shape cannot be fitted are skipped."""
     by_subject: dict[str, list[Clip]] = defaultdict(list)
     for c in clips:
@@ -276,6 +280,7 @@ def split_files(labels: list[FileLabels], opts: PrepareOptions) -> set[str]:
 
 
 def _encode(values: list[str]) -> tuple[np.ndarray, list[str]]:
+    """Label codes (N,) int32 into the sorted vocabulary of ``values``, and the vocabulary."""
     vocab = sorted(set(values))
     index = {v: i for i, v in enumerate(vocab)}
     return np.array([index[v] for v in values], dtype=np.int32), vocab
@@ -384,6 +389,7 @@ def _finite(clip: Clip, values: dict[str, np.ndarray], opts: PrepareOptions, sum
 
 def _collect(columns: dict[str, list[np.ndarray]], label_values: dict[str, list[str]], clip: Clip,
              values: dict[str, np.ndarray]) -> None:
+    """Append one clip's rows (``_stored_values``, T each) and its T labels per label field."""
     for name, v in values.items():
         columns[name].append(v)
     for name in LABEL_FIELDS:

@@ -20,6 +20,10 @@ poses, not the pool's few bodies; the checkpoint keeps the prior for sampling.
 Sampling uses an exponential moving average of the generator.  The run directory
 holds ``recipe.toml`` (resolved), ``state.pt`` (everything needed to resume),
 ``checkpoint.pt`` (what ``sample`` loads), ``metrics.jsonl`` and ``curves.png``.
+
+Shapes: B poses of a batch (``train.batch_size``), Z latent dimensions (``model.latent``), 24 SMPL
+joints; rotations are (B, 24, 6) in 6D or (B, 24, 3, 3), joints (B, 24, 3) in metres and
+root-relative, labels (B,) int64 (the last index: "any label").
 """
 
 from __future__ import annotations
@@ -115,6 +119,7 @@ class Trainer:
 
     # ------------------------------------------------------------------ batches
     def _randn(self, *shape: int) -> torch.Tensor:
+        """N(0, 1) of ``shape``, drawn on the CPU from the run's generator, on the device."""
         return torch.randn(*shape, generator=self.rng).to(self.device)
 
     def _rest_joints(self, n: int) -> torch.Tensor:
@@ -123,6 +128,8 @@ class Trainer:
         return self.template + torch.einsum("jck,nk->njc", self.joint_dirs, betas)
 
     def _real_batch(self, n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``n`` training poses drawn by their balance weights: 6D (n, 24, 6), rotations
+        (n, 24, 3, 3) and labels (n,), each dropped to "any" with ``data.label_dropout``."""
         idx = torch.multinomial(self.data.weights, n, replacement=True, generator=self.rng).to(self.device)
         labels = self.data.labels.to(self.device)[idx]
         drop = torch.rand(n, generator=self.rng).to(self.device) < self.recipe.data.label_dropout
@@ -130,11 +137,13 @@ class Trainer:
 
     @staticmethod
     def _joints(rotmats: torch.Tensor, rest: torch.Tensor) -> torch.Tensor:
+        """Root-relative joints (B, 24, 3) of rotations (B, 24, 3, 3) on rest joints (B, 24, 3)."""
         _, joints = forward_kinematics(rotmats, rest)
         return joints - joints[:, :1]
 
     # ------------------------------------------------------------------ one step
     def train_step(self) -> dict[str, float]:
+        """One discriminator and one generator update on a batch; the logged losses."""
         m, B = self.models, self.recipe.train.batch_size
         real6d, real_rot, labels = self._real_batch(B)
         rest = self._rest_joints(B)
@@ -150,6 +159,8 @@ class Trainer:
         return logs
 
     def _discriminator_step(self, real6d, real_joints, fake6d, fake_joints, labels) -> dict[str, float]:
+        """Non-saturating loss (+ R1 on real inputs every ``loss.r1_every`` steps) on 6D rotations
+        (B, 24, 6), joints (B, 24, 3) and labels (B,)."""
         m, loss_w = self.models, self.recipe.loss
         penalise = loss_w.r1 > 0 and self.step % loss_w.r1_every == 0
         real6d = real6d.detach().requires_grad_(penalise)
@@ -168,6 +179,8 @@ class Trainer:
         return {"d_loss": loss.item(), "d_real": real_logit.mean().item(), "d_fake": fake_logit.mean().item()}
 
     def _generator_step(self, real6d, real_joints, fake6d, fake_joints, labels, rest) -> dict[str, float]:
+        """The recipe's weighted generator terms on the batch (shapes as in ``_discriminator_step``;
+        ``rest``: the batch's rest joints (B, 24, 3))."""
         m, loss_w = self.models, self.recipe.loss
         m.discriminator.requires_grad_(False)
         fake_logit, fake_feat = m.discriminator(fake6d, fake_joints, labels)
@@ -194,6 +207,8 @@ class Trainer:
         return logs
 
     def _reconstruction(self, real6d, real_joints, labels, rest) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean squared joint error (m^2) of real poses (B, 24, 6) encoded and generated back on
+        ``rest`` (B, 24, 3), and the latents' KL divergence from N(0, 1); both scalars."""
         m = self.models
         mean, logvar = m.encoder(real6d, labels)
         z = mean + torch.randn_like(mean) * (0.5 * logvar).exp()
@@ -203,7 +218,8 @@ class Trainer:
         return recon, kl
 
     def _cycle(self, real_joints, fake_joints) -> tuple[torch.Tensor, torch.Tensor]:
-        """Lifter loss on real poses, and the cycle loss of generated ones (lifter frozen)."""
+        """Lifter loss on real joints (B, 24, 3), and the cycle loss of generated ones (lifter
+        frozen), both seen under one random turn about +y per pose; both scalars (m^2)."""
         m = self.models
         view = rotation_about_y(self._randn(len(real_joints)) * math.pi)
         real_view, fake_view = real_joints @ view.transpose(-1, -2), fake_joints @ view.transpose(-1, -2)
@@ -273,7 +289,8 @@ class Trainer:
 
     @torch.no_grad()
     def quick_eval(self) -> dict[str, float]:
-        """Coverage of (a subset of) the validation poses and diversity, for the curves."""
+        """Coverage of (a subset of, ``eval.val_poses``) the validation poses by ``eval.samples``
+        poses of the EMA generator, and their diversity, for the curves."""
         from posesynth.metrics import apd, canonical_joints, coverage, nearest_mpjpe
 
         e = self.recipe.eval
