@@ -58,7 +58,7 @@ import zarr
 
 from posesynth.gan.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint
 from posesynth.lifting.checkpoint import LifterConfig
-from posesynth.pose_source import StorePoseSource
+from posesynth.pose_source import StorePoseSource, check_unseen
 from posesynth.recombination import RecombinationPoseSource
 from posesynth.sample_recipe import DEFAULT_SAMPLE_RECIPE, resolve_sample_recipe
 from posesynth.sampling import sample_to_store
@@ -331,8 +331,7 @@ def run(args) -> None:
     folds = []
     for name in args.folds.split(","):
         if name == "split":
-            gan = load_checkpoint(args.checkpoint)
-            gan.check_unseen(list(_val_files(args.data)), f"{args.data}'s validation split")
+            check_unseen(load_checkpoint(args.checkpoint), _val_files(args.data), f"{args.data}'s validation split")
             folds.append(Fold(name, args.data, args.checkpoint))
         else:
             store = fold_store(args.data, args.out / "folds" / name / "train.zarr", *CROSS_FOLDS[name])

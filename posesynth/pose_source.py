@@ -62,7 +62,9 @@ class PoseSource(Protocol):
       labels) its poses were learnt or taken from (``check_unseen``);
     - ``body_model: str``: the identity of the body model its poses were made with
       (``sample`` refuses to dress them in another);
-    - ``sha256: str``: the digest of its file (recorded in the sample store).
+    - ``sha256: str``: the digest of its file (recorded in the sample store);
+    - ``tempered(temperature) -> PoseSource``: the source drawing further from its modes
+      (``augment.temperature``; a GAN's latents).
     """
 
     @property
