@@ -141,6 +141,7 @@ class BlockSampler:
         return self_occlusion_sets(world, cams.centres, capsules, self.distinct)
 
     def _pad_betas(self, betas: torch.Tensor) -> torch.Tensor:
+        """Betas (B, k) of the source, k <= K, zero-padded to the body model's K -> (B, K)."""
         K = self.body.num_betas
         if betas.shape[1] > K:
             raise SampleError(f"the pose source gives {betas.shape[1]} betas; the body model has {K}")

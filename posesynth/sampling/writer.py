@@ -46,7 +46,7 @@ def generate_shard(sampler: BlockSampler, layout: Layout, shard: int, buffer: di
 
 
 def write_shard(arrays: dict[str, zarr.Array], layout: Layout, shard: int, buffer: dict[str, np.ndarray]) -> None:
-    """Write ``shard``'s rows of every array from ``buffer``: whole shards, one file each
+    """Write ``shard``'s rows of every array from ``buffer`` (name -> (rows, ...)): whole shards, one file each
     (``posesynth.shard_file``: one pass over the rows).  Rows that are not finite in the
     stored dtype are refused (SampleError) before anything of the shard is written."""
     start, stop = layout.rows(shard)
@@ -57,7 +57,8 @@ def write_shard(arrays: dict[str, zarr.Array], layout: Layout, shard: int, buffe
 
 
 def check_finite(arrays: dict[str, np.ndarray], where: str) -> None:
-    """SampleError naming the first float array of ``arrays`` that holds a NaN or an infinity."""
+    """SampleError naming the first float array of ``arrays`` (name -> (rows, ...)) that holds a NaN
+    or an infinity."""
     for name, values in arrays.items():
         # A sum is one fast pass and is finite for finite rows (unless they overflow it: then look closer).
         with np.errstate(over="ignore", invalid="ignore"):
@@ -68,7 +69,8 @@ def check_finite(arrays: dict[str, np.ndarray], where: str) -> None:
 
 
 def new_buffer(shapes: Shapes, layout: Layout) -> dict[str, np.ndarray]:
-    """Room for one shard of every array."""
+    """Room for one shard of every array: name -> (rows, ...) of its dtype, rows = the shard size
+    (or ``n``, when the store is smaller)."""
     rows = min(layout.shard, layout.n)
     return {name: np.empty((rows,) + tail, dtype=dtype) for name, (tail, dtype) in shapes.items()}
 

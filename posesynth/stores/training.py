@@ -61,7 +61,7 @@ def dimension_names(path: str) -> tuple[str, ...]:
 
 
 def split_rows(group: zarr.Group, split: str, where: str | Path) -> np.ndarray:
-    """Row indices (sorted) of a training store's ``split`` (one of its ``splits`` attribute,
+    """Row indices (M,) int, sorted, of a training store's ``split`` (one of its ``splits`` attribute,
     e.g. "train" or "val"; "all": every row).  An unknown or empty split is a StoreError
     naming ``where`` (the store's path)."""
     if split == "all":

@@ -67,7 +67,8 @@ def balance_weights(source: np.ndarray, label: np.ndarray, balance: str) -> np.n
 
 def load_training_poses(path: str | Path, label_field: str = "content", split: str = "train",
                         balance: str = "source_class") -> PoseData:
-    """Read the ``split`` rows ("train", "val" or "all") of a training store."""
+    """The poses of the ``split`` rows ("train", "val" or "all") of a training store: N frames'
+    rotations (N, 24, 3, 3), yaw-free, their ``label_field`` codes (N,) and ``balance`` weights (N,)."""
     group = open_store(path, kind=KIND)
     if label_field not in group.attrs["labels"]:
         raise RecipeError(f"{path}: no label field {label_field!r} (data.label_field); it has {sorted(group.attrs['labels'])}")
