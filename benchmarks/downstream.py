@@ -60,7 +60,7 @@ from posesynth.gan.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint
 from posesynth.lifting.checkpoint import LifterConfig
 from posesynth.pose_source import StorePoseSource, check_unseen
 from posesynth.recombination import RecombinationPoseSource
-from posesynth.sample_recipe import DEFAULT_SAMPLE_RECIPE, resolve_sample_recipe
+from posesynth.sample_recipe import DEFAULT_SAMPLE_RECIPE, SampleRecipe, resolve_sample_recipe
 from posesynth.sampling import sample_to_store
 from posesynth.store import StoreError, open_store
 from posesynth.stores import samples, training
@@ -128,12 +128,12 @@ def fold_gan(store: Path, out: Path, steps: int, device: str) -> Path:
 
 
 # ---------------------------------------------------------------------------- stores
-def sample_recipe(preset: str, base: Path | None, overrides: list[str]) -> dict:
+def sample_recipe(preset: str, base: Path | None, overrides: list[str]) -> SampleRecipe:
     return resolve_sample_recipe(base, [*overrides, f"camera.preset={preset}",
                                         'sample.keypoint_sets=["smpl24","h36m17"]', "sample.noise=false"])
 
 
-def make_store(source, path: Path, n: int, seed: int, recipe: dict) -> Path:
+def make_store(source, path: Path, n: int, seed: int, recipe: SampleRecipe) -> Path:
     if _complete(path, samples.KIND):
         return path
     summary = sample_to_store(source, path, n, seed, recipe, device="cpu", overwrite=True)

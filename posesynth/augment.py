@@ -24,8 +24,8 @@ Determinism: every mechanism that is on draws a fixed number of numbers per row 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -44,15 +44,15 @@ LIMB_JOINTS: dict[str, tuple[int, ...]] = {  # the joints whose local rotations 
 
 @dataclass(frozen=True)
 class Augmentation:
-    """The ``[augment]`` recipe table, validated (``from_dict``); all zero: no augmentation."""
+    """The ``[augment]`` recipe table, checked (the values: ``posesynth/recipes/sample_default.toml``)."""
 
-    wide_bodies: float = 0.0
-    tilt: float = 0.0
-    tilt_deg: tuple[float, float] = (30.0, 120.0)
-    crossover: float = 0.0
-    temperature: float = 1.0
-    hardness: float = 0.0
-    hardness_lifter: str = ""
+    wide_bodies: float  # share of samples on a wide-range body
+    tilt: float  # share of samples tilted by an angle in tilt_deg
+    tilt_deg: list[float]  # [low, high] degrees
+    crossover: float  # share of samples with one limb from another sample
+    temperature: float  # a GAN checkpoint's latent scale
+    hardness: float  # exponent of the reference lifter's error; 0 = off
+    hardness_lifter: str  # the reference lifter's file ("" when hardness is 0)
 
     def __post_init__(self) -> None:
         for name in ("wide_bodies", "tilt", "crossover"):
@@ -62,30 +62,13 @@ class Augmentation:
         if not isinstance(self.hardness_lifter, str) or (self.hardness and not self.hardness_lifter):
             raise ValueError(f"augment.hardness = {self.hardness} needs augment.hardness_lifter: the path of a "
                              f"lifter trained on real poses (posesynth lift train)")
-        lo, hi = self.tilt_deg
-        if not 0.0 <= lo <= hi <= 180.0:
+        deg = self.tilt_deg
+        if not isinstance(deg, list) or len(deg) != 2 or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) for v in deg):
+            raise ValueError(f"augment.tilt_deg must be [low, high] in degrees, got {deg!r}")
+        if not 0.0 <= deg[0] <= deg[1] <= 180.0:
             raise ValueError(f"augment.tilt_deg must be [low, high] degrees with 0 <= low <= high <= 180, "
-                             f"got {list(self.tilt_deg)}")
-
-    @classmethod
-    def from_dict(cls, table: Mapping[str, Any]) -> Augmentation:
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(table) - known)
-        if unknown:
-            raise ValueError(f"unknown key(s) augment.{', augment.'.join(unknown)}; known: {sorted(known)}")
-        values = dict(table)
-        if "tilt_deg" in values:
-            deg = values["tilt_deg"]
-            if not isinstance(deg, (list, tuple)) or len(deg) != 2 or not all(
-                    isinstance(v, (int, float)) and not isinstance(v, bool) for v in deg):
-                raise ValueError(f"augment.tilt_deg must be [low, high] in degrees, got {deg!r}")
-            values["tilt_deg"] = (float(deg[0]), float(deg[1]))
-        return cls(**values)
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["tilt_deg"] = list(self.tilt_deg)
-        return d
+                             f"got {deg}")
 
     def apply(self, rotmats: torch.Tensor, betas: torch.Tensor, generator: torch.Generator,
               bodies: WideBodyRange | None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -111,7 +94,12 @@ def _check_number(name: str, value: Any, ok: Callable[[float], bool], expected: 
         raise ValueError(f"augment.{name} must be {expected}, got {value!r}")
 
 
-def tilt_bodies(global_orient: torch.Tensor, share: float, degrees: tuple[float, float],
+# What a recipe without an [augment] table (a store written before it existed) means: nothing applied.
+NO_AUGMENTATION = Augmentation(wide_bodies=0.0, tilt=0.0, tilt_deg=[0.0, 180.0], crossover=0.0, temperature=1.0,
+                               hardness=0.0, hardness_lifter="")
+
+
+def tilt_bodies(global_orient: torch.Tensor, share: float, degrees: Sequence[float],
                 generator: torch.Generator) -> torch.Tensor:
     """Global orientations (B, 3, 3), a ``share`` of them turned about a horizontal axis (uniform
     azimuth) by an angle uniform in ``degrees``; 3 uniforms per row from ``generator``."""

@@ -236,13 +236,13 @@ def sample(num, out, checkpoint, recipe, overrides, label, seed, views, device, 
     The same seed, source and recipe give a bitwise-identical store, whatever --workers,
     --dask or --device.  An interrupted run is finished by running it again with --resume.
     """
-    from posesynth.sample_recipe import DEFAULT_SAMPLE_RECIPE, resolve_sample_recipe
+    from posesynth.sample_recipe import resolve_sample_recipe
     from posesynth.sampling import sample_to_store
 
     extra = [f"sample.label={json.dumps(label)}"] if label is not None else []
     extra += [f"camera.views={views}"] if views is not None else []
     source = checkpoint or _default_checkpoint()
-    resolved = resolve_sample_recipe(recipe or DEFAULT_SAMPLE_RECIPE, [*overrides, *extra])
+    resolved = resolve_sample_recipe(recipe, [*overrides, *extra])
     summary = sample_to_store(source, out, num, seed, resolved, device=device, workers=workers,
                               dask_address=dask_address, resume=resume, overwrite=overwrite,
                               zarr_format=int(zarr_format), body_model=body_model, progress=sys.stderr.isatty())

@@ -132,11 +132,12 @@ R = TypeVar("R", bound="Recipe")
 
 
 class Recipe:
-    """Base of a whole recipe: a frozen dataclass whose fields are its ``Section`` classes
-    (a field typed ``S | None`` is a section that old recipes may lack)."""
+    """Base of a whole recipe: a frozen dataclass whose fields are its sections (a field typed
+    ``S | None`` is a section that old recipes may lack).  A section is a ``Section``, or any
+    frozen dataclass that checks itself when made (a ValueError naming ``section.key``)."""
 
     @classmethod
-    def sections(cls) -> dict[str, tuple[type[Section], bool]]:
+    def sections(cls) -> dict[str, tuple[type, bool]]:
         """Each section's name -> (its class, whether it may be absent)."""
         out = {}
         for name, kind in _field_types(cls).items():
@@ -149,7 +150,7 @@ class Recipe:
         """The recipe of the document ``doc``, which must hold every key (``where`` names it in errors)."""
         sections = cls.sections()
         _refuse_unknown(where, doc, sections, "section [{}]")
-        values: dict[str, Section | None] = {}
+        values: dict[str, Any] = {}
         for name, (section, optional) in sections.items():
             if name not in doc:
                 if not optional:
@@ -162,7 +163,7 @@ class Recipe:
                 raise RecipeError(f"{where}: missing key(s) {', '.join(missing)}")
             try:
                 values[name] = section(**table)
-            except RecipeError as exc:
+            except ValueError as exc:  # RecipeError included
                 raise RecipeError(f"{where}: {exc}") from None
         return cls(**values)
 
@@ -171,7 +172,7 @@ class Recipe:
         return {name: table for name, table in asdict(self).items() if table is not None}
 
 
-def _table(table: Any, name: str, section: type[Section], where: str) -> Mapping[str, Any]:
+def _table(table: Any, name: str, section: type, where: str) -> Mapping[str, Any]:
     """``table``, or a RecipeError unless it is a table of ``section``'s keys only."""
     if not isinstance(table, Mapping):
         raise RecipeError(f"{where}: [{name}] must be a table")
@@ -190,15 +191,22 @@ def _refuse_unknown(where: str, given: Iterable[str], known: Iterable[str], labe
 def load_recipe(cls: type[R], base: Mapping[str, Any], base_where: str, path: str | Path | None = None,
                 overrides: Sequence[str] = ()) -> R:
     """``base`` (a complete recipe document: the shipped TOML) <- the file at ``path`` <- the
-    ``section.key=value`` overrides, as a ``cls``.  Each value is checked as it is merged, so an
-    error names the file or override that gave it; the rules between keys name ``path``."""
+    ``section.key=value`` overrides, as a ``cls``; the rules between keys name ``path``."""
+    return cls.from_dict(merge_recipe(cls, base, path, overrides), base_where if path is None else str(path))
+
+
+def merge_recipe(cls: type[Recipe], base: Mapping[str, Any], path: str | Path | None = None,
+                 overrides: Sequence[str] = ()) -> dict[str, dict[str, Any]]:
+    """A copy of the document ``base`` with the file at ``path`` and then the overrides merged
+    over it.  Each value of a ``Section`` is checked as it is merged, so an error names the file
+    or override that gave it and the key."""
     doc = copy.deepcopy({name: dict(table) for name, table in base.items()})
     layers = [] if path is None else [(str(path), read_recipe(path))]
     layers += [_override_layer(text) for text in overrides]
     sections = cls.sections()
     for where, update in layers:
         _merge(doc, update, where, sections)
-    return cls.from_dict(doc, base_where if path is None else str(path))
+    return doc
 
 
 def _override_layer(text: str) -> tuple[str, dict[str, dict[str, Any]]]:
@@ -209,16 +217,18 @@ def _override_layer(text: str) -> tuple[str, dict[str, dict[str, Any]]]:
 
 
 def _merge(doc: dict[str, Any], update: Mapping[str, Any], where: str,
-           sections: Mapping[str, tuple[type[Section], bool]]) -> None:
-    """``update``'s values into ``doc``, each checked against its field (RecipeError naming ``where``)."""
+           sections: Mapping[str, tuple[type, bool]]) -> None:
+    """``update``'s values into ``doc``, a ``Section``'s each checked against its field
+    (RecipeError naming ``where``)."""
     _refuse_unknown(where, update, sections, "section [{}]")
     for name, table in update.items():
         section = sections[name][0]
         for key, value in _table(table, name, section, where).items():
-            try:
-                check_value(section, key, value)
-            except RecipeError as exc:
-                raise RecipeError(f"{where}: {exc}") from None
+            if issubclass(section, Section):
+                try:
+                    check_value(section, key, value)
+                except RecipeError as exc:
+                    raise RecipeError(f"{where}: {exc}") from None
             doc.setdefault(name, {})[key] = value
 
 
@@ -250,19 +260,3 @@ def read_recipe(path: str | Path) -> dict[str, Any]:
     except tomllib.TOMLDecodeError as exc:
         raise RecipeError(f"{path}: not valid TOML: {exc}") from None
 
-
-def resolve_recipe(defaults: Mapping[str, Mapping[str, Any]], path: str | Path | None = None,
-                   overrides: Sequence[str] = ()) -> dict[str, dict[str, Any]]:
-    """Defaults <- recipe file <- overrides, validated against the defaults' keys (the sampling
-    recipe's loader until it becomes a ``Recipe``)."""
-    recipe = copy.deepcopy({k: dict(v) for k, v in defaults.items()})
-    layers = [] if path is None else [(str(path), read_recipe(path))]
-    for where, update in layers + [_override_layer(text) for text in overrides]:
-        for section, table in update.items():
-            if section not in recipe:
-                raise RecipeError(f"{where}: unknown section [{section}]; known: {', '.join(sorted(recipe))}")
-            if not isinstance(table, Mapping):
-                raise RecipeError(f"{where}: [{section}] must be a table")
-            _refuse_unknown(where, table, recipe[section], f"key {section}.{{}}")
-            recipe[section].update(table)
-    return recipe

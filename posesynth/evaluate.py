@@ -47,7 +47,7 @@ SUBSET = 20000  # poses of a set used for precision and novelty
 
 def sample_block_size() -> int:
     """Rows per random-number block of ``posesynth sample`` with its default recipe."""
-    return resolve_sample_recipe()["sample"]["block_size"]
+    return resolve_sample_recipe().sample.block_size
 
 
 def generate(source: PoseSource, n: int, seed: int, label: int | None = None,

@@ -29,12 +29,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
-from posesynth.config import check_table
 from posesynth.keypoint_sets import KeypointSet
 
 COCO_SIGMAS: dict[str, float] = {
@@ -54,15 +53,17 @@ SIGMA_FROM: dict[str, str] = {
 }
 
 
-def _prob(name: str, value: Any, hi: float = 1.0) -> float:
+def _check_prob(name: str, value: Any, hi: float = 1.0) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not (0 <= value <= hi):
         raise ValueError(f"noise: {name} must be a number in [0, {hi}], got {value!r}")
-    return float(value)
 
 
 @dataclass(frozen=True, kw_only=True)
 class DetectorNoise:
-    """Parameters of ``add_detector_noise``; ``sigmas`` overrides the per-keypoint sigma by name."""
+    """Parameters of ``add_detector_noise``; ``sigmas`` overrides the per-keypoint sigma by name.
+
+    Also the sampling recipe's ``[noise]`` table, its values kept as given (the store records
+    them); the defaults are sample_default.toml's (tests/test_recipes.py holds them together)."""
 
     scale: float = 1.0  # jitter std = sigma_j * scale * bbox size
     outlier_prob: float = 0.01  # per keypoint
@@ -74,23 +75,13 @@ class DetectorNoise:
         if isinstance(self.scale, bool) or not isinstance(self.scale, (int, float)) or not (
                 math.isfinite(self.scale) and self.scale >= 0):
             raise ValueError(f"noise: scale must be a finite number >= 0, got {self.scale!r}")
-        object.__setattr__(self, "scale", float(self.scale))
-        object.__setattr__(self, "outlier_prob", _prob("outlier_prob", self.outlier_prob))
-        object.__setattr__(self, "swap_prob", _prob("swap_prob", self.swap_prob))
-        object.__setattr__(self, "outlier_radius", _prob("outlier_radius", self.outlier_radius, hi=10.0))
+        _check_prob("outlier_prob", self.outlier_prob)
+        _check_prob("swap_prob", self.swap_prob)
+        _check_prob("outlier_radius", self.outlier_radius, hi=10.0)
         if not isinstance(self.sigmas, Mapping):
             raise ValueError(f"noise: sigmas must be a table of keypoint name -> sigma, got {self.sigmas!r}")
-        object.__setattr__(self, "sigmas", {str(k): _prob(f"sigmas.{k}", v) for k, v in self.sigmas.items()})
-
-    @classmethod
-    def from_dict(cls, table: Mapping[str, Any]) -> DetectorNoise:
-        """From a recipe's noise table; ValueError naming any unknown or bad key."""
-        check_table("noise", table, {f.name for f in fields(cls)})
-        return cls(**dict(table))
-
-    def to_dict(self) -> dict[str, Any]:
-        return {f.name: (dict(getattr(self, f.name)) if f.name == "sigmas" else getattr(self, f.name))
-                for f in fields(self)}
+        for name, sigma in self.sigmas.items():
+            _check_prob(f"sigmas.{name}", sigma)
 
 
 def keypoint_sigmas(keypoint_set: KeypointSet, noise: DetectorNoise | None = None) -> torch.Tensor:

@@ -1,15 +1,17 @@
 """Sample-time augmentation: tilted bodies, limb crossover, wide bodies, and their recipe table."""
 
+from dataclasses import replace
+
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from posesynth.augment import LIMB_JOINTS, Augmentation, cross_limbs, tilt_bodies
+from posesynth.augment import LIMB_JOINTS, NO_AUGMENTATION, cross_limbs, tilt_bodies
 from posesynth.body_range import WideBodyRange
 from posesynth.config import RecipeError
 from posesynth.rotations import axis_angle_to_matrix
-from posesynth.sample_recipe import augmentation, resolve_sample_recipe
+from posesynth.sample_recipe import resolve_sample_recipe, validate_sample_recipe
 
 
 def random_poses(n: int, seed: int = 0) -> torch.Tensor:
@@ -65,19 +67,19 @@ def test_crossover_replaces_exactly_one_limb_by_another_samples():
 
 def test_wide_bodies_replace_their_share_of_bodies(body):
     betas = torch.zeros(8000, 10)
-    aug = Augmentation(wide_bodies=0.3)
+    aug = replace(NO_AUGMENTATION, wide_bodies=0.3)
     _, out = aug.apply(random_poses(8000), betas, torch.Generator().manual_seed(4), WideBodyRange.for_body(body))
     assert (out.abs().amax(1) > 0).float().mean() == pytest.approx(0.3, abs=0.02)
 
 
 def test_no_augmentation_changes_nothing():
     poses, betas = random_poses(100), torch.randn(100, 10)
-    out_poses, out_betas = Augmentation().apply(poses, betas, torch.Generator().manual_seed(0), None)
+    out_poses, out_betas = NO_AUGMENTATION.apply(poses, betas, torch.Generator().manual_seed(0), None)
     assert torch.equal(out_poses, poses) and torch.equal(out_betas, betas)
 
 
 def test_the_same_generator_state_gives_the_same_augmentation(body):
-    aug = Augmentation(wide_bodies=0.5, tilt=0.5, crossover=0.5)
+    aug = replace(NO_AUGMENTATION, wide_bodies=0.5, tilt=0.5, crossover=0.5)
     wide = WideBodyRange.for_body(body)
     poses, betas = random_poses(256), torch.zeros(256, 10)
     a = aug.apply(poses, betas, torch.Generator().manual_seed(7), wide)
@@ -100,11 +102,13 @@ def test_bad_augment_settings_are_refused_naming_the_key(override, message):
 
 
 def test_the_default_recipe_turns_the_mechanisms_on():
-    augment = resolve_sample_recipe()["augment"]
-    assert augment["wide_bodies"] > 0 and augment["tilt"] > 0 and augment["crossover"] > 0
+    augment = resolve_sample_recipe().augment
+    assert augment.wide_bodies > 0 and augment.tilt > 0 and augment.crossover > 0
 
 
 def test_a_recipe_without_an_augment_table_has_none():
-    recipe = resolve_sample_recipe()
-    del recipe["augment"]
-    assert augmentation(recipe) == Augmentation(wide_bodies=0.0, tilt=0.0, crossover=0.0)
+    recorded = resolve_sample_recipe().to_dict()
+    del recorded["augment"]
+    recipe = validate_sample_recipe(recorded)
+    assert recipe.augment is None and recipe.augmentation == NO_AUGMENTATION
+    assert recipe.to_dict() == recorded

@@ -30,7 +30,7 @@ def test_evaluate_seed_judges_the_poses_sample_seed_writes(tmp_path, train):
     source = StorePoseSource(train)
     recipe = resolve_sample_recipe(overrides=SMALL + NO_AUGMENT + ['sample.keypoint_sets=["smpl24"]'])
     store = open_store(sample_to_store(source, tmp_path / "s.zarr", 200, seed=5, recipe=recipe, device="cpu").out)
-    rotmats, betas = generate(source, 200, seed=5, block_size=recipe["sample"]["block_size"])
+    rotmats, betas = generate(source, 200, seed=5, block_size=recipe.sample.block_size)
     assert np.array_equal(matrix_to_axis_angle(rotmats[:, 0]).numpy(), store["smpl/global_orient"][:])
     assert np.array_equal(matrix_to_axis_angle(rotmats[:, 1:]).flatten(1).numpy(), store["smpl/body_pose"][:])
     assert np.array_equal(betas.numpy(), store["smpl/betas"][:])

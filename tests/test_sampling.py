@@ -100,7 +100,7 @@ def test_store_schema_and_attributes(tmp_path_factory, train):
     assert attrs["posesynth"] == {"schema_version": 1, "version": posesynth.__version__, "kind": "samples",
                                   "complete": True, "num_samples": n}
     assert attrs["seed"] == 3 and attrs["block_size"] == 128 and attrs["shards_done"] == [0, 1, 2]
-    assert attrs["recipe"] == resolve_sample_recipe(overrides=SMALL + ["camera.views=2"])
+    assert attrs["recipe"] == resolve_sample_recipe(overrides=SMALL + ["camera.views=2"]).to_dict()
     assert attrs["source"]["identity"] == StorePoseSource(train).identity
     assert attrs["labels"] == ["dash", "kickLFront1Reps", "raise-up-left-hand"]
     assert attrs["keypoint_sets"]["h36m17"]["joint_names"][:2] == ["pelvis", "right_hip"]
@@ -123,7 +123,7 @@ def test_samples_are_consistent_bodies_seen_by_their_cameras(tmp_path_factory, b
     np.testing.assert_allclose(world[:, :, 1].min(1), sole_clearance(body), atol=1e-5)
     # Untilted bodies keep the source's yaw-free orientation (augment.tilt turns its share of them).
     yaw = yaw_angle(axis_angle_to_matrix(torch.as_tensor(a["smpl/global_orient"])))
-    assert (yaw.abs() < 1e-3).float().mean() >= 1 - resolve_sample_recipe()["augment"]["tilt"] - 0.05
+    assert (yaw.abs() < 1e-3).float().mean() >= 1 - resolve_sample_recipe().augment.tilt - 0.05
     # Camera frame and pixels are the cameras' view of the world keypoints.
     R, t = a["camera/R"], a["camera/t"]
     cam = np.einsum("nvij,nkj->nvki", R, world) + t[:, :, None]
@@ -317,15 +317,16 @@ def test_load_pose_source(tmp_path, train):
 
 # ---------------------------------------------------------------------------- recipe and CLI
 def test_recipe_overrides_and_validation():
-    assert resolve_sample_recipe() == resolve_sample_recipe(None)  # the default file lists the defaults
+    assert resolve_sample_recipe() == resolve_sample_recipe(recipe_path("sample_default"))
     multiview = resolve_sample_recipe(recipe_path("sample_multiview"))
-    assert multiview["camera"]["views"] == 4 and multiview["sample"]["keypoint_sets"] == ["smpl24", "h36m17"]
+    assert multiview.camera.views == 4 and multiview.sample.keypoint_sets == ["smpl24", "h36m17"]
     recipe = resolve_sample_recipe(overrides=["camera.distance_m=[3, 5]", "camera.fov_deg=[50, 70]", "camera.views=3"])
-    assert recipe["camera"]["distance_m"] == [3, 5] and recipe["camera"]["views"] == 3
-    assert recipe["camera"]["focal_px"] == [] and recipe["camera"]["preset"] == "h36m"
+    assert recipe.camera.distance_m == [3, 5] and recipe.camera.views == 3
+    assert recipe.camera.focal_px == [] and recipe.camera.preset == "h36m"
     wild = resolve_sample_recipe(overrides=['camera.preset="in_the_wild"'])
-    assert wild["camera"]["allow_truncation"] is True
-    assert resolve_sample_recipe(overrides=['sample.keypoint_sets=["coco17"]'])["sample"]["keypoint_sets"] == ["smpl24", "coco17"]
+    assert wild.camera.allow_truncation is True
+    coco = resolve_sample_recipe(overrides=['sample.keypoint_sets=["coco17"]'])
+    assert coco.sample.keypoint_sets == ["smpl24", "coco17"]
     for bad, message in [("sample.chunk_size=1000", "multiple of sample.block_size"),
                          ('sample.keypoint_sets=["mpii"]', "unknown keypoint set"),
                          ("camera.distance_m=[5, 3]", "lo > hi"), ("sample.bogus=1", "unknown key"),

@@ -26,7 +26,7 @@ def sample_checkpoint(checkpoint: str | Path, n: int = 16, label: str | None = N
     """
     from posesynth.body_model import load_body_model
     from posesynth.pose_sources import load_pose_source
-    from posesynth.sample_recipe import DEFAULT_SAMPLE_RECIPE, resolve_sample_recipe
+    from posesynth.sample_recipe import resolve_sample_recipe
     from posesynth.sampling import BlockSampler, SampleError
 
     if n < 1:
@@ -34,16 +34,15 @@ def sample_checkpoint(checkpoint: str | Path, n: int = 16, label: str | None = N
     body = body if body is not None else load_body_model()
     try:
         source = load_pose_source(checkpoint)
-        path = DEFAULT_SAMPLE_RECIPE if recipe is None else recipe
-        rec = resolve_sample_recipe(path)
+        rec = resolve_sample_recipe(recipe)
         overrides = []
         if label is not None:
             overrides.append(f"sample.label={json.dumps(label)}")
-        sets = list(rec["sample"]["keypoint_sets"])
+        sets = rec.sample.keypoint_sets
         if keypoint_set and keypoint_set not in sets:
             overrides.append(f"sample.keypoint_sets={json.dumps(sets + [keypoint_set])}")
         if overrides:
-            rec = resolve_sample_recipe(path, overrides)
+            rec = resolve_sample_recipe(recipe, overrides)
         made_with = getattr(source, "body_model", None)
         if made_with is not None and made_with != body.identity:
             raise RenderError(f"{source.identity} was made with body model {made_with}, not {body.identity}; "

@@ -15,6 +15,7 @@ from posesynth.body_model import load_body_model
 from posesynth.errors import require_extra
 from posesynth.pose_source import PoseSource, StorePoseSource
 from posesynth.pose_sources import load_pose_source
+from posesynth.sample_recipe import SampleRecipe
 from posesynth.sampling.errors import SampleError
 from posesynth.sampling.generate import BlockSampler
 from posesynth.sampling.layout import Layout, array_shapes
@@ -51,7 +52,7 @@ class ShardJob:
 
     source: SourceRef
     out: str
-    recipe: dict[str, Any]
+    recipe: SampleRecipe
     seed: int
     n: int
     device: str
@@ -63,7 +64,7 @@ _WORKER_CACHE: dict[str, tuple[BlockSampler, dict[str, zarr.Array], dict[str, np
 
 def _worker_state(job: ShardJob) -> tuple[BlockSampler, dict[str, zarr.Array], dict[str, np.ndarray]]:
     """This process's sampler, open arrays and shard buffer for ``job`` (built once per process)."""
-    key = canonical([job.source.path, job.source.options, job.out, job.recipe, job.seed, job.n])
+    key = canonical([job.source.path, job.source.options, job.out, job.recipe.to_dict(), job.seed, job.n])
     if key not in _WORKER_CACHE:
         _WORKER_CACHE.clear()
         body = load_body_model(job.body_model)

@@ -23,7 +23,6 @@ Sizes: B rows of a block, V views, J keypoints of a set, K betas.
 from __future__ import annotations
 
 import hashlib
-from typing import Any
 
 import numpy as np
 import torch
@@ -38,7 +37,7 @@ from posesynth.keypoint_sets import compute_keypoints, keypoint_sets
 from posesynth.noise import add_detector_noise
 from posesynth.pose_source import PoseSource, label_index
 from posesynth.rotations import matrix_to_axis_angle
-from posesynth.sample_recipe import augmentation, camera_distribution, detector_noise
+from posesynth.sample_recipe import SampleRecipe
 from posesynth.sampling.errors import SampleError
 from posesynth.skeleton import JOINT_INDEX
 from posesynth.stores.samples import (
@@ -79,19 +78,19 @@ def floor_translation(joints: torch.Tensor, clearance: float) -> torch.Tensor:
 class BlockSampler:
     """Generates whole blocks of a run: ``block(b)`` -> {array name: (block_size, ...) numpy}."""
 
-    def __init__(self, source: PoseSource, recipe: dict[str, Any], seed: int, body: BodyModel,
+    def __init__(self, source: PoseSource, recipe: SampleRecipe, seed: int, body: BodyModel,
                  device: torch.device | str = "cpu") -> None:
-        self.augment = augmentation(recipe)
+        self.augment = recipe.augmentation
         self.source = tempered(source, self.augment.temperature)
         self.seed = seed
         self.device = torch.device(device)
         self.body = body.to(self.device)
-        self.size = recipe["sample"]["block_size"]
-        self.sets = keypoint_sets(recipe["sample"]["keypoint_sets"])
-        self.cameras = camera_distribution(recipe)
-        self.noise = detector_noise(recipe) if recipe["sample"]["noise"] else None
-        self.prior_betas = recipe["sample"]["betas"] == "prior"
-        self.label = label_index(source, recipe["sample"]["label"])
+        self.size = recipe.sample.block_size
+        self.sets = keypoint_sets(recipe.sample.keypoint_sets)
+        self.cameras = recipe.camera.distribution()
+        self.noise = recipe.noise if recipe.sample.noise else None
+        self.prior_betas = recipe.sample.betas == "prior"
+        self.label = label_index(source, recipe.sample.label)
         self.bodies = WideBodyRange.for_body(self.body) if self.augment.wide_bodies else None
         self.hardness = (HardnessSelector(self.augment.hardness_lifter, self.augment.hardness, self.body, self.cameras)
                          if self.augment.hardness else None)

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
 
 from posesynth.keypoint_sets import keypoint_sets
+from posesynth.sample_recipe import SampleRecipe
 from posesynth.stores import samples
 from posesynth.stores.arrays import Shapes
 
 
-def array_shapes(recipe: dict[str, Any], num_betas: int) -> Shapes:
+def array_shapes(recipe: SampleRecipe, num_betas: int) -> Shapes:
     """Every array of the store the sampling ``recipe`` makes with a body of ``num_betas``
     betas: path -> (shape after the sample axis, dtype) (``posesynth.stores.samples``)."""
-    sets = {s.name: len(s) for s in keypoint_sets(recipe["sample"]["keypoint_sets"])}
-    return samples.array_shapes(recipe["camera"]["views"], num_betas, sets, recipe["sample"]["noise"])
+    sets = {s.name: len(s) for s in keypoint_sets(recipe.sample.keypoint_sets)}
+    return samples.array_shapes(recipe.camera.views, num_betas, sets, recipe.sample.noise)
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,6 @@ class Layout:
         return range(start // self.block, math.ceil(stop / self.block))
 
     @classmethod
-    def of(cls, recipe: dict[str, Any], n: int) -> Layout:
-        s = recipe["sample"]
-        return cls(n, s["block_size"], s["chunk_size"], s["shard_size"])
+    def of(cls, recipe: SampleRecipe, n: int) -> Layout:
+        s = recipe.sample
+        return cls(n, s.block_size, s.chunk_size, s.shard_size)

@@ -24,6 +24,7 @@ from posesynth.gan.checkpoint import DEFAULT_CHECKPOINT
 from posesynth.keypoint_sets import keypoint_sets
 from posesynth.pose_source import PoseSource
 from posesynth.run_record import run_record
+from posesynth.sample_recipe import SampleRecipe
 from posesynth.sampling.errors import SampleError
 from posesynth.sampling.layout import Layout
 from posesynth.skeleton import SMPL_JOINT_NAMES, SMPL_PARENTS
@@ -34,23 +35,23 @@ from posesynth.stores.arrays import Shapes
 from posesynth.stores.samples import KIND, VISIBILITY, dimension_names
 
 
-def store_attrs(source: PoseSource, recipe: dict[str, Any], seed: int, body: BodyModel, out: Path,
+def store_attrs(source: PoseSource, recipe: SampleRecipe, seed: int, body: BodyModel, out: Path,
                 device: torch.device) -> dict[str, Any]:
     """The group attributes of the sample store at ``out`` (docs/sample_store.md), bar ``posesynth``."""
     return {
-        "recipe": recipe,
+        "recipe": recipe.to_dict(),
         "seed": seed,
         "source": {"identity": source.identity, "path": source_path(getattr(source, "path", None), out),
                    "sha256": getattr(source, "sha256", None), "label_field": getattr(source, "label_field", None)},
         "labels": list(source.label_names),
-        "keypoint_sets": {s.name: s.to_attrs() for s in keypoint_sets(recipe["sample"]["keypoint_sets"])},
+        "keypoint_sets": {s.name: s.to_attrs() for s in keypoint_sets(recipe.sample.keypoint_sets)},
         "skeleton": {"joint_names": list(SMPL_JOINT_NAMES), "parents": list(SMPL_PARENTS)},
         "camera_convention": CAMERA_CONVENTION,
         "visibility": VISIBILITY,
         "units": {"3d": "metres", "2d": "pixels", "angles": "radians (axis-angle)"},
         "body_model": body.identity,
         "shape_space": shape_space(body),
-        "block_size": recipe["sample"]["block_size"],
+        "block_size": recipe.sample.block_size,
         "shards_done": [],
         "run": run_record(device),
     }

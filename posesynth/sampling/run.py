@@ -25,7 +25,7 @@ from tqdm import tqdm
 from posesynth.body_model import BodyModel, load_body_model
 from posesynth.devices import resolve_device
 from posesynth.pose_source import PoseSource
-from posesynth.sample_recipe import DEFAULT_SAMPLE_RECIPE, resolve_sample_recipe, validate_sample_recipe
+from posesynth.sample_recipe import SampleRecipe, resolve_sample_recipe, validate_sample_recipe
 from posesynth.sampling.cluster import ShardJob, SourceRef, dask_client, source_ref, write_dask
 from posesynth.sampling.errors import SampleError
 from posesynth.sampling.generate import BlockSampler
@@ -51,7 +51,7 @@ def sample_to_store(
     out: str | Path,
     n: int,
     seed: int = 0,
-    recipe: dict[str, Any] | None = None,
+    recipe: SampleRecipe | dict[str, Any] | None = None,
     *,
     device: str | torch.device = "auto",
     workers: int | None = None,
@@ -67,7 +67,8 @@ def sample_to_store(
 
     Args:
         source: a ``PoseSource``, or the path of a GAN checkpoint (.pt) or training store.
-        recipe: a resolved sampling recipe (``resolve_sample_recipe``); None: the default one.
+        recipe: a resolved sampling recipe (``resolve_sample_recipe``, or a store's ``recipe``
+            attribute); None: the default one.
         device: "auto" (CUDA when present), "cpu" or "cuda".
         workers: sampling threads in this process (None: one per core on the CPU, one on a GPU).
         dask_address: a dask.distributed scheduler, or ``local:K`` for K local processes; each
@@ -103,7 +104,7 @@ class SampleRun:
     """Everything a run needs, checked before the store is touched (``checked_run``)."""
 
     ref: SourceRef | None
-    recipe: dict[str, Any]
+    recipe: SampleRecipe
     seed: int
     layout: Layout
     device: torch.device
@@ -115,13 +116,13 @@ class SampleRun:
     attrs: dict[str, Any]
 
 
-def checked_run(source: PoseSource | str | Path, n: int, seed: int, recipe: dict[str, Any] | None,
+def checked_run(source: PoseSource | str | Path, n: int, seed: int, recipe: SampleRecipe | dict[str, Any] | None,
                 device: str | torch.device, workers: int | None, dask_address: str | None, zarr_format: int,
                 body_model: str | Path | None, out: Path) -> SampleRun:
     """Check every argument of ``sample_to_store`` (recipe, layout, device, source, body model,
     label, memory) and load the source, the body and the sampler for the store at ``out``;
     nothing is written."""
-    recipe = validate_sample_recipe(recipe if recipe is not None else resolve_sample_recipe(DEFAULT_SAMPLE_RECIPE))
+    recipe = resolve_sample_recipe() if recipe is None else validate_sample_recipe(recipe)
     layout = Layout.of(recipe, n)
     device = resolve_device(device)
     workers = default_workers(device) if workers is None else workers
