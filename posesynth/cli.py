@@ -145,8 +145,8 @@ def format_prepare_summary(summary, out: Path) -> str:
 
 @main.command(short_help="training store -> pose GAN checkpoint")
 @click.option("--recipe", type=RecipeFile(),
-              help="Training recipe: a TOML file or a shipped recipe's name, e.g. gan_default. "
-              "Default: the built-in defaults.")
+              help="Training recipe: a TOML file or a shipped recipe's name; keys it does not list keep "
+              "gan_default's values. Default: gan_default, the recipe of the shipped checkpoint.")
 @click.option("--data", required=True, type=click.Path(exists=True, path_type=Path), help="Training store from `prepare`.")
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Run directory (resumed if it holds a run).")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a recipe entry, e.g. train.steps=500.")
