@@ -4,7 +4,6 @@ are not posesynth's are named as such and never loaded; oversized pictures are r
 
 import importlib
 import pkgutil
-from pathlib import Path
 
 import numpy as np
 import pytest
