@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from posesynth.mocap import MocapFormatError, find_asf, read_amc, read_asf, read_motion
-from posesynth.mocap.acclaim import asf_candidates
+from posesynth.mocap.asf import asf_candidates
 
 # length 0.0254 -> one unit is 1/0.0254 inch = 1 metre, so positions come out in file units.
 ASF = """\

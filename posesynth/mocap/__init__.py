@@ -7,7 +7,7 @@
 Every reader returns a :class:`Motion` and raises :class:`MocapFormatError` (a ``ValueError``)
 naming the file, line and frame for bad input.  Positions stay in the file's world frame
 (both sources in the training pool are y-up); only lengths are converted, to metres.
-See ``bvh.py`` and ``acclaim.py`` for each format's conventions.
+See ``bvh.py``, ``asf.py`` and ``amc.py`` for each format's conventions.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from posesynth.mocap.acclaim import AsfSkeleton, find_asf, read_amc, read_asf
+from posesynth.mocap.amc import read_amc
+from posesynth.mocap.asf import AsfSkeleton, find_asf, read_asf
 from posesynth.mocap.bvh import infer_length_scale, read_bvh
 from posesynth.mocap.motion import MocapFormatError, Motion
 
