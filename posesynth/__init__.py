@@ -1,7 +1,7 @@
 """posesynth: synthetic training data for 3D human pose estimation.
 
 Data flow: mocap files -> ``prepare`` -> training store -> ``train`` -> checkpoint
--> ``sample`` -> paired 2D/3D Zarr store.  See README.md and DESIGN.md.
+-> ``sample`` -> paired 2D/3D Zarr store.  See README.md and docs/design.md.
 """
 
 from importlib.metadata import PackageNotFoundError, version
