@@ -7,6 +7,8 @@ inspected.  Statistics stream over the store one shard at a time: memory does no
 
 from __future__ import annotations
 
+import shlex
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +51,8 @@ def store_info(path: str | Path) -> dict[str, Any]:
         "rows": max((_rows(a) for a in arrays.values()), default=0),
         "disk_bytes": disk_size(path),
         "body_model": group.attrs.get("body_model"),
+        "shape_space": group.attrs.get("shape_space"),  # None: a store that predates it
+        "run": group.attrs.get("run"),  # posesynth.run_record; None: a store that predates it
         "arrays": {name: {"shape": list(a.shape), "dtype": str(a.dtype), "chunks": list(a.chunks),
                           "shards": None if getattr(a, "shards", None) is None else list(a.shards)}
                    for name, a in arrays.items()},
@@ -175,6 +179,8 @@ def format_info(info: dict[str, Any]) -> str:
         f"  rows {info['rows']:,}   size on disk {_bytes(info['disk_bytes'])}   Zarr v{info['zarr_format']}   "
         f"schema {info['schema_version']}   written by posesynth {info['posesynth_version']}",
         f"  body model {info['body_model']}",
+        *_format_shape_space(info["shape_space"]),
+        *_format_run(info["run"]),
     ]
     if info["kind"] == samples.KIND:
         lines += _format_samples(info)
@@ -186,6 +192,27 @@ def format_info(info: dict[str, Any]) -> str:
         layout = f"chunks {a['chunks'][0]}" + (f", shards {a['shards'][0]}" if a["shards"] else "")
         lines.append(f"    {name:<{width}}  {str(tuple(a['shape'])):<22} {a['dtype']:<8} {layout}")
     return "\n".join(lines)
+
+
+def _format_shape_space(space: dict[str, Any] | None) -> list[str]:
+    """What the store's betas mean (``body_model.shape_space``), wrapped; nothing for a store
+    that predates the attribute."""
+    if space is None:
+        return []
+    return textwrap.wrap(f"shape space {space['kind']}, {space['num_betas']} betas: {space['betas']}",
+                         width=100, initial_indent="  ", subsequent_indent="    ")
+
+
+def _format_run(run: dict[str, Any] | None) -> list[str]:
+    """When, where and how the store was written (``posesynth.run_record``); nothing for a store
+    that predates the record."""
+    if run is None:
+        return []
+    packages = ", ".join(f"{name} {v or 'not installed'}" for name, v in run["packages"].items())
+    command = shlex.join(run["command"]) if run["command"] else "none (a program called the library)"
+    return [f"  run {run['created']} on {run['device']} ({run['platform']})",
+            f"    Python {run['python']}, {packages}",
+            f"    command {command}"]
 
 
 def _format_samples(info: dict[str, Any]) -> list[str]:

@@ -50,3 +50,50 @@ def test_training_store_info_and_cli_json(tmp_path_factory):
     assert info["frames_per_source"]["hdm05"] > 0 and info["labels"]["content"] == 3
     text = CliRunner().invoke(main, ["info", str(path)]).output
     assert "training store, complete" in text and "frames per source" in text
+
+
+def _copy_store(tmp_path, tmp_path_factory):
+    """A writable copy of the shared training store."""
+    copy = tmp_path / "copy.zarr"
+    shutil.copytree(training_store(tmp_path_factory), copy)
+    return copy, zarr.open_group(str(copy), mode="r+")
+
+
+def test_json_holds_the_run_record(tmp_path_factory):
+    run = store_info(training_store(tmp_path_factory))["run"]
+    assert run["device"] == "cpu" and run["command"] is None
+    assert set(run["packages"]) >= {"torch", "numpy", "zarr"} and run["created"].endswith("+00:00")
+
+
+def test_text_shows_the_run_record(tmp_path_factory):
+    path = training_store(tmp_path_factory)
+    run = store_info(path)["run"]
+    text = info_text(path)
+    assert f"  run {run['created']} on cpu ({run['platform']})" in text
+    assert f"    Python {run['python']}, torch {run['packages']['torch']}, numpy" in text
+    assert "    command none (a program called the library)" in text
+
+
+def test_text_shows_the_command_line_quoted(tmp_path, tmp_path_factory):
+    copy, group = _copy_store(tmp_path, tmp_path_factory)
+    group.attrs["run"] = {**group.attrs["run"], "command": ["posesynth", "prepare", "my clips", "out.zarr"]}
+    assert "    command posesynth prepare 'my clips' out.zarr" in info_text(copy)
+
+
+def test_json_holds_the_shape_space(tmp_path_factory):
+    space = store_info(training_store(tmp_path_factory))["shape_space"]
+    assert space["kind"] == "posesynth" and space["num_betas"] == 10 and not space["smpl"]
+
+
+def test_text_shows_the_shape_space(tmp_path_factory):
+    text = info_text(training_store(tmp_path_factory))
+    assert "  shape space posesynth, 10 betas: posesynth's own semantic shape space" in text
+
+
+def test_store_predating_run_and_shape_space(tmp_path, tmp_path_factory):
+    copy, group = _copy_store(tmp_path, tmp_path_factory)
+    del group.attrs["run"], group.attrs["shape_space"]
+    info = store_info(copy)
+    assert info["run"] is None and info["shape_space"] is None
+    text = info_text(copy)
+    assert "  run " not in text and "shape space" not in text and "training store, complete" in text
