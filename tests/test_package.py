@@ -4,6 +4,7 @@ named by name, and a command whose optional extra is missing says which one to i
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -16,6 +17,8 @@ from posesynth.errors import MissingExtraError, PosesynthError
 from posesynth.gan.checkpoint import DEFAULT_CHECKPOINT
 from posesynth.plots import plot_training_curves
 from posesynth.prepare import DEFAULT_SPLIT
+from posesynth.render import draw_keypoints, gl
+from posesynth.render.mpl import MatplotlibRenderer
 from posesynth.resources import packaged_path, recipe_path, shipped_recipes
 from posesynth.sample_recipe import DEFAULT_SAMPLE_RECIPE
 from test_errors import error_line
@@ -91,6 +94,41 @@ def test_a_plot_without_matplotlib_names_the_render_extra(tmp_path, monkeypatch)
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     with pytest.raises(MissingExtraError, match=r"^plotting needs the \[render\] extra: pip install 'posesynth\[render\]'$"):
         plot_training_curves(tmp_path / "metrics.jsonl", tmp_path / "curves.png")
+
+
+def _render_extra(needed_by: str) -> str:
+    """The pattern of require_extra's message for the [render] extra."""
+    return rf"^{needed_by} needs the \[render\] extra: pip install 'posesynth\[render\]'$"
+
+
+def test_drawing_keypoints_without_pillow_names_the_render_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "PIL", None)
+    with pytest.raises(MissingExtraError, match=_render_extra("drawing keypoints")):
+        draw_keypoints(np.zeros((4, 4, 3), np.uint8), np.zeros((1, 2)))
+
+
+def test_the_matplotlib_renderer_without_matplotlib_names_the_render_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    with pytest.raises(MissingExtraError, match=_render_extra("the matplotlib renderer")):
+        MatplotlibRenderer(np.array([[0, 1, 2]]), 3)
+
+
+@pytest.fixture
+def no_moderngl(monkeypatch):
+    """As if moderngl were not installed and no GL context made yet."""
+    monkeypatch.setattr(gl, "_GL_CONTEXT", None)
+    monkeypatch.setattr(gl, "_GL_ERROR", None)
+    monkeypatch.setitem(sys.modules, "moderngl", None)
+
+
+def test_the_gl_renderer_without_moderngl_names_the_render_extra(no_moderngl):
+    with pytest.raises(MissingExtraError, match=_render_extra("the GL renderer")):
+        gl.GLRenderer(np.array([[0, 1, 2]]), 3)
+
+
+def test_gl_is_unavailable_without_moderngl_and_says_why(no_moderngl):
+    ok, why = gl.gl_available()
+    assert not ok and why == "the GL renderer needs the [render] extra: pip install 'posesynth[render]'"
 
 
 def test_sample_dask_without_the_dask_extra_names_it(tmp_path, monkeypatch):

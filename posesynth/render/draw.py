@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from posesynth.errors import require_extra
 from posesynth.keypoint_sets import KEYPOINT_SETS
 from posesynth.render.camera import scale_pixels
 from posesynth.render.style import CLEAN_COLOR, Marker, marker_size
@@ -36,6 +37,7 @@ def draw_keypoints(image: np.ndarray, pixels: np.ndarray, edges: Sequence[tuple[
     ``supersample``-times larger layer, box-filtered down and composited; returns a new
     (H, W, 3) uint8 image (RGBA input keeps its alpha).
     """
+    require_extra("render", "drawing keypoints", "PIL")
     from PIL import Image, ImageDraw
 
     img = np.asarray(image)

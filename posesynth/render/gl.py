@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from posesynth.errors import MissingExtraError, require_extra
 from posesynth.render.camera import FAR, NEAR, RenderCamera, gl_projection
 from posesynth.render.errors import RenderError
 from posesynth.render.mesh import MeshTopology, check_batch
@@ -65,19 +66,18 @@ _GL_ERROR: str | None = None
 def gl_context() -> Any:
     """The process's headless moderngl context (EGL), made on first use.
 
-    Raises ``RenderError`` with the reason when none can be created (no moderngl, no EGL
-    library, no GL 3.3 driver); the reason is remembered, so later calls fail at once.
+    Raises ``MissingExtraError`` without moderngl (the [render] extra), and ``RenderError`` with
+    the reason when no context can be created (no EGL library, no GL 3.3 driver); that reason is
+    remembered, so later calls fail at once.
     """
     global _GL_CONTEXT, _GL_ERROR
     if _GL_CONTEXT is not None:
         return _GL_CONTEXT
     if _GL_ERROR is not None:
         raise RenderError(_GL_ERROR)
-    try:
-        import moderngl
-    except ImportError as exc:
-        _GL_ERROR = f"moderngl is not installed ({exc})"
-        raise RenderError(_GL_ERROR) from None
+    require_extra("render", "the GL renderer", "moderngl")
+    import moderngl
+
     try:
         ctx = moderngl.create_standalone_context(backend="egl", require=330)
     except Exception as exc:  # glcontext raises bare Exceptions for missing libraries and drivers
@@ -92,7 +92,7 @@ def gl_available() -> tuple[bool, str]:
     """(True, renderer name) when a GL context can be made, else (False, why not)."""
     try:
         ctx = gl_context()
-    except RenderError as exc:
+    except (MissingExtraError, RenderError) as exc:
         return False, str(exc)
     return True, f"{ctx.info['GL_RENDERER']} / {ctx.info['GL_VERSION']}"
 
@@ -109,10 +109,10 @@ class GLRenderer:
 
     def __init__(self, faces: np.ndarray, num_vertices: int, samples: int = 4,
                  max_atlas_pixels: int = 2048 * 2048) -> None:
+        self.ctx = gl_context()
         import moderngl
 
         self._mgl = moderngl
-        self.ctx = gl_context()
         self.topology = MeshTopology(faces, num_vertices)
         self.samples = min(int(samples), int(self.ctx.max_samples)) if samples else 0
         self.max_atlas_pixels = max_atlas_pixels

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from posesynth.errors import require_extra
 from posesynth.outputs import atomic_output
 from posesynth.render.errors import RenderError
 from posesynth.render.legend import LegendEntry, grid_font, legend_strip
@@ -46,6 +47,7 @@ def make_grid(images: Sequence[np.ndarray], cell: int, cols: int | None = None,
               captions: Sequence[str] | None = None, legend: Sequence[LegendEntry] = ()) -> np.ndarray:
     """Tile RGB images (each at most ``cell`` x ``cell``, centred in its cell) into one (H, W, 3)
     uint8 grid, with the ``legend`` (``legend_strip``) below the cells when there is one."""
+    require_extra("render", "drawing a grid", "PIL")
     from PIL import Image, ImageDraw
 
     check_grid(len(images), cell, cols)
@@ -71,6 +73,7 @@ def make_grid(images: Sequence[np.ndarray], cell: int, cols: int | None = None,
 def save_png(image: np.ndarray, out: str | Path, overwrite: bool = True) -> Path:
     """Write an (H, W, 3|4) uint8 image as PNG, making its folder; atomically, and over an
     existing file only with ``overwrite`` (``posesynth.outputs``)."""
+    require_extra("render", "writing a PNG", "PIL")
     from PIL import Image
 
     out = Path(out)

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from posesynth.errors import require_extra
 from posesynth.render.draw import draw_marker
 from posesynth.render.style import CLEAN, OUTSIDE_COLOR, Marker, marker_size
 
@@ -25,6 +26,7 @@ class LegendEntry:
 
 def grid_font(cell: int) -> Any:
     """The font of a grid's captions and legend."""
+    require_extra("render", "drawing a grid", "PIL")
     from PIL import ImageFont
 
     return ImageFont.load_default(size=max(10, cell // 28))
@@ -46,6 +48,7 @@ def legend_strip(entries: Sequence[LegendEntry], width: int, cell: int) -> np.nd
     """A white strip (h, ``width``, 3) uint8 showing ``entries`` left to right, moved onto more
     rows where they do not fit (a text too long for a row wrapped), at the sizes of a grid of
     ``cell``-pixel cells."""
+    require_extra("render", "drawing a legend", "PIL")
     from PIL import Image, ImageDraw
 
     font = grid_font(cell)

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from posesynth.errors import require_extra
 from posesynth.render.camera import NEAR, RenderCamera
 from posesynth.render.errors import RenderError
 from posesynth.render.mesh import MeshTopology, check_batch
@@ -22,6 +23,7 @@ class MatplotlibRenderer:
     _DPI = 64  # a power of two, so width / dpi * dpi is exactly width
 
     def __init__(self, faces: np.ndarray, num_vertices: int, samples: int = 0) -> None:
+        require_extra("render", "the matplotlib renderer", "matplotlib")
         self.topology = MeshTopology(faces, num_vertices)
 
     def render(self, vertices: np.ndarray, cameras: Sequence[RenderCamera], colors: Any = None,
