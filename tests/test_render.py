@@ -624,9 +624,9 @@ def test_render_command_on_a_training_store_uses_canonical_views(tmp_path, body,
 SMALL_BLOCKS = "[sample]\nblock_size = 8\nchunk_size = 8\nshard_size = 8\nkeypoint_sets = [\"smpl24\"]\n"
 
 
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory, body):
-    """An untrained tiny GAN checkpoint with two labels (its poses are the mean pose plus noise)."""
+def tiny_checkpoint(path, body_model):
+    """An untrained tiny GAN checkpoint at ``path`` with two labels (its poses are the mean pose
+    plus noise), made with the body model of identity ``body_model``."""
     from posesynth.gan.checkpoint import save_checkpoint
     from posesynth.gan.networks import Generator
     from posesynth.gan.recipe import load_train_recipe
@@ -635,9 +635,13 @@ def checkpoint(tmp_path_factory, body):
     eye6d = torch.tensor([1.0, 0.0, 0.0, 0.0, 1.0, 0.0]).repeat(24)
     gen = Generator(recipe.model, 2, eye6d)
     torch.nn.init.normal_(gen.out[1].weight, std=0.05)
-    path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
-    save_checkpoint(path, gen, recipe.to_dict(), "content", ("kick", "raise"), body.identity, 0)
+    save_checkpoint(path, gen, recipe.to_dict(), "content", ("kick", "raise"), body_model, 0)
     return path
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory, body):
+    return tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny.pt", body.identity)
 
 
 def test_checkpoint_samples_are_the_head_of_the_store_sample_would_write(checkpoint, tmp_path, body):
@@ -656,6 +660,18 @@ def test_checkpoint_samples_are_the_head_of_the_store_sample_would_write(checkpo
     np.testing.assert_array_equal(s.pixels, g["keypoints/smpl24/pixels"][:11, 0])
     np.testing.assert_array_equal(np.stack([c.K for c in s.cameras]), g["camera/K"][:11, 0])
     assert s.captions[0] == "#0 raise" and (s.visible == g["keypoints/smpl24/visible"][:11, 0]).all()
+
+
+def test_a_checkpoint_of_another_body_model_is_refused_as_sample_refuses_it(tmp_path, body):
+    from posesynth.sampling import SampleError, sample_to_store
+
+    path = tiny_checkpoint(tmp_path / "other.pt", "other.npz:0123456789abcdef")
+    with pytest.raises(render.RenderError) as rendering:
+        render.sample_checkpoint(path, n=1, body=body)
+    with pytest.raises(SampleError) as sampling:
+        sample_to_store(path, tmp_path / "s.zarr", 1)
+    assert str(rendering.value) == str(sampling.value)
+    assert f"made with body model other.npz:0123456789abcdef, but sampling uses {body.identity}" in str(sampling.value)
 
 
 def test_render_command_from_a_checkpoint(checkpoint, tmp_path):

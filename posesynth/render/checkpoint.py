@@ -27,7 +27,7 @@ def sample_checkpoint(checkpoint: str | Path, n: int = 16, label: str | None = N
     from posesynth.body_model import load_body_model
     from posesynth.pose_sources import load_pose_source
     from posesynth.sample_recipe import resolve_sample_recipe
-    from posesynth.sampling import BlockSampler, SampleError
+    from posesynth.sampling import BlockSampler, SampleError, check_body_model
 
     if n < 1:
         raise RenderError(f"--n must be at least 1, got {n}")
@@ -43,10 +43,7 @@ def sample_checkpoint(checkpoint: str | Path, n: int = 16, label: str | None = N
             overrides.append(f"sample.keypoint_sets={json.dumps(sets + [keypoint_set])}")
         if overrides:
             rec = resolve_sample_recipe(recipe, overrides)
-        made_with = getattr(source, "body_model", None)
-        if made_with is not None and made_with != body.identity:
-            raise RenderError(f"{source.identity} was made with body model {made_with}, not {body.identity}; "
-                              "pass that model's file (--body-model)")
+        check_body_model(source, body)
         sampler = BlockSampler(source, rec, int(seed), body)
         blocks = [sampler.block(b) for b in range(-(-n // sampler.size))]
     except (SampleError, ValueError) as exc:  # RecipeError and CheckpointError are ValueErrors

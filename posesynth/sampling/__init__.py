@@ -2,7 +2,8 @@
 
 One module per step:
 
-- ``generate``: one block of rows from its own seeds (``BlockSampler``, ``block_seed``);
+- ``generate``: one block of rows from its own seeds (``BlockSampler``, ``block_seed``), and
+  ``check_body_model`` (a source made with one body model is not sampled with another);
 - ``layout``: the run's arrays (``array_shapes``, from the store's layout:
   ``posesynth.stores.samples``) and how rows split into blocks, chunks and shards (``Layout``;
   chunks and shards hold whole blocks);
@@ -18,11 +19,11 @@ rows of a longer one, whatever the chunking, worker count or dask cluster.
 """
 
 from posesynth.sampling.errors import SampleError
-from posesynth.sampling.generate import BlockSampler
+from posesynth.sampling.generate import BlockSampler, check_body_model
 from posesynth.sampling.run import SampleSummary, checked_run, sample_to_store
 from posesynth.stores.samples import KIND, VISIBLE_IN_FRAME, VISIBLE_NOT_OCCLUDED
 
 __all__ = [
-    "KIND", "VISIBLE_IN_FRAME", "VISIBLE_NOT_OCCLUDED", "BlockSampler", "SampleError", "SampleSummary", "checked_run",
-    "sample_to_store",
+    "KIND", "VISIBLE_IN_FRAME", "VISIBLE_NOT_OCCLUDED", "BlockSampler", "SampleError", "SampleSummary",
+    "check_body_model", "checked_run", "sample_to_store",
 ]

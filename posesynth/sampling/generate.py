@@ -75,6 +75,15 @@ def floor_translation(joints: torch.Tensor, clearance: float) -> torch.Tensor:
     return t
 
 
+def check_body_model(source: PoseSource, body: BodyModel) -> None:
+    """SampleError when ``source`` records the body model it was made with (``body_model``: a GAN
+    checkpoint's, a training store's) and ``body`` is another one."""
+    made_with = getattr(source, "body_model", None)
+    if made_with is not None and made_with != body.identity:
+        raise SampleError(f"{source.identity} was made with body model {made_with}, but sampling uses "
+                          f"{body.identity}; pass that model's file (--body-model)")
+
+
 class BlockSampler:
     """Generates whole blocks of a run: ``block(b)`` -> {array name: (block_size, ...) numpy}."""
 

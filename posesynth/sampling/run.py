@@ -22,13 +22,13 @@ import torch
 import zarr
 from tqdm import tqdm
 
-from posesynth.body_model import BodyModel, load_body_model
+from posesynth.body_model import load_body_model
 from posesynth.devices import resolve_device
 from posesynth.pose_source import PoseSource
 from posesynth.sample_recipe import SampleRecipe, resolve_sample_recipe, validate_sample_recipe
 from posesynth.sampling.cluster import ShardJob, SourceRef, dask_client, source_ref, write_dask
 from posesynth.sampling.errors import SampleError
-from posesynth.sampling.generate import BlockSampler
+from posesynth.sampling.generate import BlockSampler, check_body_model
 from posesynth.sampling.layout import Layout, array_shapes
 from posesynth.sampling.resume import disk_error, open_for_writing, shard_recorder, store_attrs
 from posesynth.sampling.writer import default_workers, write_local
@@ -133,7 +133,7 @@ def checked_run(source: PoseSource | str | Path, n: int, seed: int, recipe: Samp
                           "store path (or a source loaded from one)")
     source = ref.load() if isinstance(source, (str, Path)) else source
     body = load_body_model(body_model)
-    _check_body(source, body)
+    check_body_model(source, body)
     shapes = array_shapes(recipe, body.num_betas)
     _check_memory(shapes, layout)
     # The sampler checks the label and the augmentation; on a dask cluster the workers build their own.
@@ -180,11 +180,3 @@ def _check_args(layout: Layout, workers: int, zarr_format: int) -> None:
         raise SampleError(f"workers must be >= 1, got {workers}")
     if zarr_format not in (2, 3):
         raise SampleError(f"zarr format must be 2 or 3, got {zarr_format}")
-
-
-def _check_body(source: PoseSource, body: BodyModel) -> None:
-    made_with = getattr(source, "body_model", None)
-    if made_with is not None and made_with != body.identity:
-        raise SampleError(f"{source.identity} was made with body model {made_with}, but sampling uses "
-                          f"{body.identity}; pass that model's file (--body-model)")
-
