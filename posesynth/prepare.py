@@ -57,10 +57,11 @@ class PrepareError(PosesynthError, RuntimeError):
 @dataclass(frozen=True)
 class PrepareOptions:
     fps: float = 30.0
-    val_fraction: float = 0.1
-    val_subjects: tuple[str, ...] = ()
-    val_contents: tuple[str, ...] = ()
-    seed: int = 0
+    # the split: split_default.toml's values unless given (the TOML is the one default)
+    val_fraction: float = field(default_factory=lambda: load_split().val_fraction)
+    val_subjects: tuple[str, ...] = field(default_factory=lambda: tuple(load_split().val_subjects))
+    val_contents: tuple[str, ...] = field(default_factory=lambda: tuple(load_split().val_contents))
+    seed: int = field(default_factory=lambda: load_split().seed)
     strict: bool = False
     workers: int = 2
     rig: str | None = None  # a rig name or TOML path for every file; None: detect per file
@@ -286,7 +287,7 @@ def _encode(values: list[str]) -> tuple[np.ndarray, list[str]]:
     return np.array([index[v] for v in values], dtype=np.int32), vocab
 
 
-def prepare(paths: Sequence[str | Path], out: str | Path, opts: PrepareOptions = PrepareOptions(), *,
+def prepare(paths: Sequence[str | Path], out: str | Path, opts: PrepareOptions | None = None, *,
             body_model: str | Path | None = None, overwrite: bool = False, progress: bool = True) -> PrepareSummary:
     """Build the training store at ``out`` from the motion files under ``paths``.
 
@@ -294,8 +295,10 @@ def prepare(paths: Sequence[str | Path], out: str | Path, opts: PrepareOptions =
     so an existing store without ``overwrite`` or a concurrent writer is refused at once; one
     that is replaced stays as it was until the new store is complete.  Files that cannot be
     used (unreadable, or giving values that are not finite in the stored float32) are skipped
-    and listed in ``summary.skipped``, or stop the run with ``opts.strict``.
+    and listed in ``summary.skipped``, or stop the run with ``opts.strict``.  ``opts``
+    defaults to ``PrepareOptions()``: split_default.toml's split.
     """
+    opts = PrepareOptions() if opts is None else opts
     start = time.perf_counter()
     files = discover(paths)
     if not files:

@@ -97,3 +97,11 @@ def test_the_network_sizes_are_the_model_section():
     assert load_train_recipe(overrides=["model.width=64"]).model.width == 64
     with pytest.raises(RecipeError, match="model.blocks must be >= 1, got 0"):
         load_train_recipe(overrides=["model.blocks=0"])
+
+
+def test_prepare_options_default_to_the_shipped_split():
+    from posesynth.prepare import PrepareOptions, load_split
+
+    split, opts = load_split(), PrepareOptions()
+    assert (opts.val_fraction, opts.val_subjects, opts.val_contents, opts.seed) == (
+        split.val_fraction, tuple(split.val_subjects), tuple(split.val_contents), split.seed)
