@@ -266,7 +266,11 @@ def _default_checkpoint() -> Path:
 @click.option("--plots", "plots_dir", type=click.Path(path_type=Path),
               help="Also write figures here: camera histograms and 2D keypoint density (sample "
               "stores), joint-angle distributions of train vs val (training stores).")
-def info(store, as_json, plots_dir) -> None:
+@click.option("--target-2d", "target_2d", type=click.Path(exists=True, path_type=Path),
+              help="Also report the Fréchet distance of the sample store's normalised 2D to this target 2D "
+              "(a keypoint .npz or a folder of them, h36m17 or coco17; docs/adapt.md).")
+@click.option("--normalised", is_flag=True, help="With --target-2d: its keypoints are normalised camera coordinates.")
+def info(store, as_json, plots_dir, target_2d, normalised) -> None:
     """Describe a training or sample store: counts, arrays, keypoint sets, recipe, seed,
     complete or not, size on disk and basic statistics."""
     from posesynth.info import format_info, store_info
@@ -275,6 +279,13 @@ def info(store, as_json, plots_dir) -> None:
     if plots_dir:
         require_extra("render", "posesynth info --plots", "matplotlib")
     described = store_info(store)
+    if target_2d:
+        from posesynth.adapt.distance import format_distance, store_distance
+
+        described["target_2d"] = store_distance(store, target_2d, normalised)
+        if not as_json:
+            click.echo(format_info(described) + "\n" + format_distance(described["target_2d"]))
+            return
     click.echo(json.dumps(described, indent=1) if as_json else format_info(described))
     if plots_dir:
         for path in write_store_plots(store, plots_dir):

@@ -1,0 +1,6 @@
+"""``posesynth adapt``: fit a pose GAN's samples to a target domain from its unlabelled 2D keypoints.
+
+- ``target``: the target 2D files (``posesynth.keypoint_files``), their fully visible frames;
+- ``frechet``: the Fréchet distance between sets of normalised 2D poses;
+- ``distance``: a sample store's distance to a target (``posesynth info --target-2d``).
+"""
