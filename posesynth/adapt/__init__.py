@@ -2,5 +2,7 @@
 
 - ``target``: the target 2D files (``posesynth.keypoint_files``), their fully visible frames;
 - ``frechet``: the Fréchet distance between sets of normalised 2D poses;
+- ``views``: generated poses -> bodies -> cameras -> normalised 2D (differentiable);
+- ``cameras``: the camera distribution fitted to the target (cross-entropy method);
 - ``distance``: a sample store's distance to a target (``posesynth info --target-2d``).
 """
