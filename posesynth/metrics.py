@@ -78,14 +78,26 @@ def apd(joints: torch.Tensor, max_poses: int = 2000, generator: torch.Generator 
     return 1000.0 * total / count
 
 
+def gaussian_fit(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean (D,) and covariance (D, D) of vectors (N, D), float64."""
+    x = np.asarray(x, dtype=np.float64)
+    return x.mean(0), np.cov(x, rowvar=False)
+
+
+def frechet_gaussians(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray], ridge: float) -> float:
+    """The Fréchet distance ``|mu_a - mu_b|^2 + tr(S_a + S_b - 2 (S_a S_b)^(1/2))`` of two Gaussians
+    (mean, covariance); ``ridge`` is added to both diagonals, which keeps the square root defined
+    when a coordinate never varies."""
+    (mu_a, cov_a), (mu_b, cov_b) = a, b
+    eye = ridge * np.eye(len(mu_a))
+    cov_a, cov_b = cov_a + eye, cov_b + eye
+    root = linalg.sqrtm(cov_a @ cov_b)
+    root = root.real if np.iscomplexobj(root) else root
+    return float(((mu_a - mu_b) ** 2).sum() + np.trace(cov_a + cov_b - 2.0 * root))
+
+
 def frechet_distance(real: torch.Tensor, generated: torch.Tensor) -> float:
     """Fréchet distance (mm²) between Gaussian fits of flattened joints (N, J, 3)."""
     a = real.reshape(len(real), -1).double().numpy() * 1000.0
     b = generated.reshape(len(generated), -1).double().numpy() * 1000.0
-    mu_a, mu_b = a.mean(0), b.mean(0)
-    # A small ridge keeps the square root defined when a coordinate never varies (the root).
-    ridge = 1e-6 * np.eye(a.shape[1])
-    cov_a, cov_b = np.cov(a, rowvar=False) + ridge, np.cov(b, rowvar=False) + ridge
-    root = linalg.sqrtm(cov_a @ cov_b)
-    root = root.real if np.iscomplexobj(root) else root
-    return float(((mu_a - mu_b) ** 2).sum() + np.trace(cov_a + cov_b - 2.0 * root))
+    return frechet_gaussians(gaussian_fit(a), gaussian_fit(b), ridge=1e-6)

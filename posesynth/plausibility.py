@@ -71,6 +71,18 @@ def implausible(rotmats: torch.Tensor, limits: JointLimits) -> dict[str, torch.T
     return out
 
 
+def limit_penalty(rotmats: torch.Tensor, limits: JointLimits) -> torch.Tensor:
+    """How far poses (N, 24, 3, 3) break the ``range``, ``knee`` and ``elbow`` checks (radians,
+    summed over the joints): (N,), 0 for a pose that passes them, differentiable (a training
+    term, where ``implausible`` is the test)."""
+    aa = matrix_to_axis_angle(rotmats)
+    body = aa[:, 1:]
+    out = ((limits.low[1:].to(aa) - body).clamp_min(0) + (body - limits.high[1:].to(aa)).clamp_min(0)).sum((-1, -2))
+    out = out + (-KNEE_TOLERANCE - aa[:, [_J["left_knee"], _J["right_knee"]], 0]).clamp_min(0).sum(-1)
+    out = out + (aa[:, _J["left_elbow"], 1] - ELBOW_TOLERANCE).clamp_min(0)
+    return out + (-ELBOW_TOLERANCE - aa[:, _J["right_elbow"], 1]).clamp_min(0)
+
+
 def bone_length_asymmetry(joints: torch.Tensor) -> float:
     """Largest |left - right| bone length difference (metres) over paired bones, (N, 24, 3)."""
     worst = 0.0

@@ -1,13 +1,21 @@
-"""``posesynth adapt`` on a tiny fixture GAN: cameras fitted to a target of known cameras."""
+"""``posesynth adapt`` on a tiny fixture GAN: cameras fitted to a target of known cameras, the generator
+fine-tuned towards a target of other poses, the adapted checkpoint."""
 
+import hashlib
+
+import numpy as np
 import pytest
 import torch
 
 from posesynth.adapt.cameras import CameraSearch, camera_objective, fit_cameras
+from posesynth.adapt.recipe import load_adapt_recipe
+from posesynth.adapt.run import adapt
 from posesynth.adapt.views import pose_bodies, view_coords
 from posesynth.body_model import load_body_model
-from posesynth.cameras import load_camera_preset
-from posesynth.gan.checkpoint import load_checkpoint
+from posesynth.cameras import CameraDistribution, load_camera_preset
+from posesynth.gan.checkpoint import load_checkpoint, read_checkpoint_file
+from posesynth.outputs import OutputError
+from posesynth.pose_source import StorePoseSource
 from posesynth.gan.train import train
 from test_gan import TINY
 from test_sampling import training_store
@@ -55,3 +63,52 @@ def test_camera_adaptation_is_deterministic_under_its_seed(checkpoint, surveilla
     with torch.no_grad():
         objective = camera_objective(gan_bodies(checkpoint, 600, 3), surveillance_target, "h36m17", seed=4)
     assert fit_cameras(objective, load_camera_preset("h36m"), SEARCH, seed=0) == fitted
+
+
+# ---------------------------------------------------------------------------- fine-tuning, the checkpoint
+SMALL_ADAPT = ["cameras.fit=false", "cameras.poses=300", "finetune.steps=200", "finetune.batch_size=64",
+               "finetune.lr_g=1e-3", "measure.poses=600"]
+
+
+@pytest.fixture(scope="module")
+def real_target(tmp_path_factory):
+    """The fixture clips' real poses through h36m cameras, as a normalised h36m17 target file."""
+    store = training_store(tmp_path_factory)
+    with torch.no_grad():
+        batch = StorePoseSource(store, "all").sample(600, torch.Generator().manual_seed(5))
+        bodies = pose_bodies(batch.rotmats, batch.betas, load_body_model(), "h36m17")
+        coords = view_coords(bodies, load_camera_preset("h36m"), torch.Generator().manual_seed(6)).numpy()
+    path = tmp_path_factory.mktemp("target") / "real.npz"
+    np.savez(path, keypoints=coords, layout="h36m17")
+    return path
+
+
+@pytest.fixture(scope="module")
+def adapted(checkpoint, real_target, tmp_path_factory):
+    out = tmp_path_factory.mktemp("adapted") / "adapted.pt"
+    return adapt(checkpoint, real_target, out, load_adapt_recipe(overrides=SMALL_ADAPT), seed=1, normalised=True)
+
+
+def test_fine_tuning_lowers_the_distance_to_a_target_of_other_poses(adapted):
+    d = adapted.frechet_2d
+    assert d["cameras"] == d["start"] and d["adapted"] < 0.8 * d["start"]
+
+
+def test_an_adapted_checkpoint_records_its_target_cameras_and_distances(adapted, real_target):
+    record = read_checkpoint_file(adapted.out)["adapted"]
+    assert record["target"]["files"][0]["sha256"] == hashlib.sha256(real_target.read_bytes()).hexdigest()
+    assert record["target"]["poses"] == 600 and record["frechet_2d"] == adapted.frechet_2d
+    assert CameraDistribution.from_dict(record["camera"]) == load_camera_preset("h36m")
+    assert load_checkpoint(adapted.out).adapted == record
+
+
+def test_adaptation_is_deterministic_under_its_seed(checkpoint, real_target, adapted, tmp_path):
+    again = adapt(checkpoint, real_target, tmp_path / "again.pt", load_adapt_recipe(overrides=SMALL_ADAPT), seed=1,
+                  normalised=True)
+    a, b = read_checkpoint_file(adapted.out)["generator"], read_checkpoint_file(again.out)["generator"]
+    assert all(torch.equal(a[k], b[k]) for k in a) and again.frechet_2d == adapted.frechet_2d
+
+
+def test_adapt_refuses_to_overwrite_without_being_asked(checkpoint, real_target, adapted):
+    with pytest.raises(OutputError, match="already exists; pass --overwrite"):
+        adapt(checkpoint, real_target, adapted.out, load_adapt_recipe(overrides=SMALL_ADAPT), normalised=True)

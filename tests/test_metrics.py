@@ -110,3 +110,16 @@ def test_pose_classifier_separates_distinct_poses():
 
 def test_mpjpe_shape():
     assert mpjpe(torch.zeros(5, 24, 3), torch.ones(5, 24, 3)).shape == (5,)
+
+
+def test_the_limit_penalty_is_zero_inside_the_limits_and_the_excess_outside():
+    from posesynth.plausibility import JointLimits, limit_penalty
+
+    limits = JointLimits(torch.full((24, 3), -0.5), torch.full((24, 3), 0.5))
+    aa = torch.zeros(2, 24, 3)
+    aa[1, 3, 2] = 0.8  # spine1 turned 0.3 rad past its limit (no knee or elbow)
+    rotmats = axis_angle_to_matrix(aa).requires_grad_(True)
+    penalty = limit_penalty(rotmats, limits)
+    penalty.sum().backward()
+    torch.testing.assert_close(penalty, torch.tensor([0.0, 0.3]), atol=1e-5, rtol=0)
+    assert torch.isfinite(rotmats.grad).all()

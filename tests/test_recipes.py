@@ -5,6 +5,7 @@ import json
 
 import pytest
 
+from posesynth.adapt.recipe import DEFAULT_ADAPT_RECIPE, AdaptRecipe
 from posesynth.cameras import CameraDistribution
 from posesynth.config import Recipe, RecipeError, read_recipe
 from posesynth.gan.checkpoint import DEFAULT_CHECKPOINT, read_checkpoint_file
@@ -15,7 +16,7 @@ from posesynth.sample_recipe import (
     DEFAULT_SAMPLE_RECIPE, CameraSection, SampleRecipe, resolve_sample_recipe, validate_sample_recipe,
 )
 
-RECIPES = [(TrainRecipe, DEFAULT_TRAIN_RECIPE), (SplitRecipe, DEFAULT_SPLIT)]
+RECIPES = [(TrainRecipe, DEFAULT_TRAIN_RECIPE), (SplitRecipe, DEFAULT_SPLIT), (AdaptRecipe, DEFAULT_ADAPT_RECIPE)]
 
 
 @pytest.mark.parametrize("kind, path", RECIPES, ids=lambda v: getattr(v, "__name__", None))

@@ -4,5 +4,8 @@
 - ``frechet``: the Fréchet distance between sets of normalised 2D poses;
 - ``views``: generated poses -> bodies -> cameras -> normalised 2D (differentiable);
 - ``cameras``: the camera distribution fitted to the target (cross-entropy method);
+- ``finetune``: the generator fine-tuned against a 2D discriminator;
+- ``recipe``: the adaptation recipe (``posesynth/recipes/adapt_default.toml``);
+- ``run``: the whole run, written as a GAN checkpoint with an ``adapted`` record;
 - ``distance``: a sample store's distance to a target (``posesynth info --target-2d``).
 """

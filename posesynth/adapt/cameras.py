@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
-from posesynth.adapt.frechet import frechet_gaussians, gaussian, normalised_2d
+from posesynth.adapt.frechet import frechet_2d_gaussians, gaussian, normalised_2d
 from posesynth.adapt.views import Bodies, view_coords
 from posesynth.cameras import CameraDistribution
 
@@ -119,6 +119,6 @@ def camera_objective(bodies: Bodies, target: np.ndarray, layout: str, seed: int)
     @torch.no_grad()
     def objective(dist: CameraDistribution) -> float:
         coords = view_coords(bodies, dist, torch.Generator().manual_seed(seed))
-        return frechet_gaussians(gaussian(normalised_2d(coords, layout)), reference)
+        return frechet_2d_gaussians(gaussian(normalised_2d(coords, layout)), reference)
 
     return objective

@@ -5,7 +5,8 @@ and divided by their RMS distance to it, as the lifters normalise them
 (``posesynth.lifting.features.lifter_features``, without the root's position), so the distance
 judges pose and view, not where the person is in the image or how large.  Each set's flattened
 (2 J) vectors are fitted with a Gaussian and the distance is the Fréchet (FID) formula,
-``|mu_a - mu_b|^2 + tr(S_a + S_b - 2 (S_a S_b)^(1/2))``, in squared normalised units.  The
+``|mu_a - mu_b|^2 + tr(S_a + S_b - 2 (S_a S_b)^(1/2))`` (``metrics.frechet_gaussians``, the one
+behind ``evaluate``'s FID), in squared normalised units.  The
 normalisation leaves the covariances singular (the root keypoint is always at 0, the scale is
 fixed), so ``EPS`` is added to their diagonals, which changes the distance by at most ~1e-6.
 """
@@ -13,11 +14,11 @@ fixed), so ``EPS`` is added to their diagonals, which changes the distance by at
 from __future__ import annotations
 
 import numpy as np
-import scipy.linalg
 import torch
 
 from posesynth.keypoint_sets import KEYPOINT_SETS
 from posesynth.lifting.features import lifter_features, root_weights
+from posesynth.metrics import frechet_gaussians, gaussian_fit
 
 EPS = 1e-8
 
@@ -31,21 +32,15 @@ def normalised_2d(coords: torch.Tensor | np.ndarray, layout: str) -> torch.Tenso
 
 def gaussian(x: torch.Tensor | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Mean (D,) and covariance (D, D) of vectors (N, D), in float64."""
-    x = np.asarray(torch.as_tensor(x).detach().cpu(), dtype=np.float64)
-    return x.mean(0), np.cov(x, rowvar=False)
+    return gaussian_fit(np.asarray(torch.as_tensor(x).detach().cpu()))
 
 
-def frechet_gaussians(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]) -> float:
-    """The Fréchet distance of two Gaussians (mean, covariance)."""
-    (mu_a, cov_a), (mu_b, cov_b) = a, b
-    eye = EPS * np.eye(len(mu_a))
-    cov_a, cov_b = cov_a + eye, cov_b + eye
-    root = np.real(scipy.linalg.sqrtm(cov_a @ cov_b))
-    value = ((mu_a - mu_b) ** 2).sum() + np.trace(cov_a) + np.trace(cov_b) - 2 * np.trace(root)
-    return float(max(value, 0.0))
+def frechet_2d_gaussians(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]) -> float:
+    """The Fréchet distance of two Gaussian fits (mean, covariance) of normalised 2D."""
+    return max(frechet_gaussians(a, b, EPS), 0.0)
 
 
 def frechet_2d(a: torch.Tensor | np.ndarray, b: torch.Tensor | np.ndarray, layout: str) -> float:
     """The Fréchet distance between normalised camera coordinates ``a`` (N, J, 2) and ``b``
     (M, J, 2) of keypoint set ``layout`` (see the module doc)."""
-    return frechet_gaussians(gaussian(normalised_2d(a, layout)), gaussian(normalised_2d(b, layout)))
+    return frechet_2d_gaussians(gaussian(normalised_2d(a, layout)), gaussian(normalised_2d(b, layout)))

@@ -6,7 +6,9 @@ generator's weights, the resolved recipe, the label vocabulary, the mean pose th
 generator is built around, the betas prior, the joint limits of the training poses (the
 plausibility filter of tempered sampling), the body model's identity, the posesynth
 version and the training run's record (``run``: versions, device, command line;
-``posesynth.run_record``).  ``load_checkpoint`` returns a ``GanPoseSource`` that ``sample`` draws poses from.
+``posesynth.run_record``), and for a checkpoint made by ``posesynth adapt`` what it was adapted
+to (``adapted``: the target, the adapted camera table, the 2D distances; ``posesynth.adapt.run``).
+``load_checkpoint`` returns a ``GanPoseSource`` that ``sample`` draws poses from.
 """
 
 from __future__ import annotations
@@ -42,11 +44,12 @@ class CheckpointError(PosesynthError, ValueError):
 def save_checkpoint(path: str | Path, generator: Generator, recipe: dict, label_field: str,
                     label_names: tuple[str, ...], body_model: str, step: int,
                     training_files: tuple[str, ...] = (), betas_prior: BetasPrior | None = None,
-                    joint_limits: JointLimits | None = None, run: dict[str, Any] | None = None) -> None:
+                    joint_limits: JointLimits | None = None, run: dict[str, Any] | None = None,
+                    adapted: dict[str, Any] | None = None, overwrite: bool = True) -> None:
     """Write the sampling checkpoint atomically (a temporary file, then a rename).
     ``training_files`` names the mocap files it was trained on, so that evaluations can
     refuse a validation split the generator has seen; ``run``: the training run's record
-    (``posesynth.run_record``)."""
+    (``posesynth.run_record``); ``adapted``: what ``adapt`` adapted it to (plain values)."""
     path = Path(path)
     payload = {
         "format": FORMAT,
@@ -61,9 +64,10 @@ def save_checkpoint(path: str | Path, generator: Generator, recipe: dict, label_
         "betas_prior": None if betas_prior is None else betas_prior.to_dict(),
         "joint_limits": None if joint_limits is None else joint_limits.to_dict(),
         "run": run,
+        **({} if adapted is None else {"adapted": adapted}),
         "generator": {k: v.detach().cpu() for k, v in generator.state_dict().items()},
     }
-    with atomic_output(path) as tmp:
+    with atomic_output(path, overwrite) as tmp:
         torch.save(payload, tmp)
 
 
@@ -105,6 +109,7 @@ class GanPoseSource:
                             BetasPrior.standard(prior.num_betas, prior.std, prior.clip))
         limits = payload.get("joint_limits")
         self.joint_limits = JointLimits.from_dict(limits) if limits else None
+        self.adapted: dict[str, Any] | None = payload.get("adapted")  # posesynth adapt's record
         self.path = path
         self.sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
 

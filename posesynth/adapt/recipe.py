@@ -1,0 +1,73 @@
+"""The adaptation recipe: ``posesynth/recipes/adapt_default.toml``'s sections as frozen dataclasses."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from posesynth.config import AT_LEAST_ONE, FRACTION, NON_NEGATIVE, POSITIVE, Recipe, RecipeError, Section, \
+    load_recipe, read_recipe, ruled
+from posesynth.resources import packaged_path
+
+DEFAULT_ADAPT_RECIPE = packaged_path("recipes", "adapt_default.toml")
+
+
+@dataclass(frozen=True)
+class CamerasSection(Section):
+    """``[cameras]``: the camera fit (``posesynth.adapt.cameras``)."""
+
+    NAME = "cameras"
+
+    fit: bool
+    start: str  # a camera preset or a TOML file with a [camera] table
+    poses: int = ruled(AT_LEAST_ONE)
+    population: int = ruled(AT_LEAST_ONE)
+    elites: int = ruled(AT_LEAST_ONE)
+    iterations: int = ruled(AT_LEAST_ONE)
+
+    def check(self) -> None:
+        if self.elites > self.population:
+            raise RecipeError(f"cameras.elites ({self.elites}) must be at most cameras.population ({self.population})")
+
+
+@dataclass(frozen=True)
+class FinetuneSection(Section):
+    """``[finetune]``: the generator against the 2D discriminator (``posesynth.adapt.finetune``)."""
+
+    NAME = "finetune"
+
+    steps: int = ruled(NON_NEGATIVE)
+    batch_size: int = ruled(AT_LEAST_ONE)
+    lr_g: float = ruled(POSITIVE)
+    lr_d: float = ruled(POSITIVE)
+    adam_beta1: float = ruled(FRACTION)
+    adam_beta2: float = ruled(FRACTION)
+    r1: float = ruled(NON_NEGATIVE)
+    adversarial: float = ruled(NON_NEGATIVE)
+    anchor: float = ruled(NON_NEGATIVE)
+    limits: float = ruled(NON_NEGATIVE)
+    log_every: int = ruled(AT_LEAST_ONE)
+
+
+@dataclass(frozen=True)
+class MeasureSection(Section):
+    """``[measure]``: the size of the before/after Fréchet distances."""
+
+    NAME = "measure"
+
+    poses: int = ruled(AT_LEAST_ONE)
+
+
+@dataclass(frozen=True)
+class AdaptRecipe(Recipe):
+    """A whole adaptation recipe (``posesynth adapt --recipe``)."""
+
+    cameras: CamerasSection
+    finetune: FinetuneSection
+    measure: MeasureSection
+
+
+def load_adapt_recipe(path: str | Path | None = None, overrides: Sequence[str] = ()) -> AdaptRecipe:
+    """adapt_default.toml <- the recipe file at ``path`` <- ``section.key=value`` overrides."""
+    return load_recipe(AdaptRecipe, read_recipe(DEFAULT_ADAPT_RECIPE), str(DEFAULT_ADAPT_RECIPE), path, overrides)

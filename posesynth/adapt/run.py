@@ -1,0 +1,158 @@
+"""``posesynth adapt``: a GAN checkpoint fitted to a target's 2D, written as a checkpoint like any other.
+
+1. read the target 2D (``target``) and the checkpoint; check the body model;
+2. fit the camera distribution (``cameras``, from ``[cameras].start``) to the target, the
+   generator fixed;
+3. fine-tune the generator against a 2D discriminator through the adapted cameras (``finetune``);
+4. measure the Fréchet distance of the generator's normalised 2D to the target's
+   (``[measure].poses`` poses, the same latents, bodies and camera draws each time): with the
+   original generator through the starting cameras (``start``), through the adapted cameras
+   (``cameras``), and the fine-tuned generator through them (``adapted``);
+5. write the checkpoint (``gan.checkpoint.save_checkpoint``) with an ``adapted`` record: the
+   target files (paths, sha256, frames), the adapted ``[camera]`` table, the distances, the
+   recipe, the seed and the source checkpoint.
+
+``sample``, ``render`` and the rest load it as any checkpoint; ``sample`` and ``render`` draw
+cameras from its adapted table unless the sampling recipe or ``--set`` names a camera preset
+(``sample_recipe.resolve_sample_recipe``'s ``camera``).  Not resumable: a run is short (see the
+recipe); an interrupted one is run again.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm import tqdm
+
+from posesynth.adapt.cameras import CameraFit, CameraSearch, camera_objective, fit_cameras
+from posesynth.adapt.errors import AdaptError
+from posesynth.adapt.finetune import FineTuner
+from posesynth.adapt.recipe import AdaptRecipe, load_adapt_recipe
+from posesynth.adapt.target import Target2D, read_target
+from posesynth.adapt.views import Bodies, pose_bodies
+from posesynth.body_model import BodyModel, load_body_model
+from posesynth.cameras import CameraDistribution, load_camera_preset
+from posesynth.gan.checkpoint import GanPoseSource, load_checkpoint, read_checkpoint_file, save_checkpoint
+from posesynth.outputs import check_output
+from posesynth.run_record import run_record
+from posesynth.sampling.generate import check_body_model
+
+
+@dataclass(frozen=True)
+class AdaptResult:
+    out: Path
+    target_poses: int
+    camera: CameraDistribution
+    frechet_2d: dict[str, float]  # start, cameras, adapted
+    steps: int
+    seconds: float
+
+
+def sub_seed(seed: int, stream: str) -> int:
+    """A 63-bit seed for one stream of draws (``cameras``, ``finetune``, ``measure``) of a run."""
+    return int.from_bytes(hashlib.sha256(f"posesynth.adapt:{seed}:{stream}".encode()).digest()[:8], "little") >> 1
+
+
+def sample_bodies(source: GanPoseSource, n: int, seed: int, body: BodyModel, layout: str,
+                  device: torch.device) -> Bodies:
+    """``n`` of the source's poses (the first ``n`` of ``seed``'s draws) posed on its betas."""
+    with torch.no_grad():
+        batch = source.sample(n, torch.Generator().manual_seed(seed), device=device)
+        return pose_bodies(batch.rotmats, batch.betas, body, layout)
+
+
+def with_generator(source: GanPoseSource, generator: torch.nn.Module) -> GanPoseSource:
+    """``source`` drawing from ``generator`` instead of its own."""
+    other = copy.copy(source)
+    other.generator = generator.eval()
+    return other
+
+
+def start_cameras(recipe: AdaptRecipe) -> CameraDistribution:
+    try:
+        return load_camera_preset(recipe.cameras.start)
+    except ValueError as exc:
+        raise AdaptError(f"cameras.start: {exc}") from None
+
+
+def fit_target_cameras(source: GanPoseSource, target: Target2D, recipe: AdaptRecipe, seed: int, body: BodyModel,
+                       device: torch.device, log: Callable[[str], None] | None) -> CameraFit:
+    """Step 2: the camera distribution fitted to the target (or the start, ``cameras.fit = false``)."""
+    start, c = start_cameras(recipe), recipe.cameras
+    bodies = sample_bodies(source, c.poses, sub_seed(seed, "cameras"), body, target.layout, device)
+    objective = camera_objective(bodies, target.coords, target.layout, sub_seed(seed, "camera draws"))
+    if not c.fit:
+        value = objective(start)
+        return CameraFit(start, value, value, ())
+    return fit_cameras(objective, start, CameraSearch(c.population, c.elites, c.iterations), seed, log)
+
+
+def finetune(source: GanPoseSource, target: Target2D, cameras: CameraDistribution, recipe: AdaptRecipe, seed: int,
+             body: BodyModel, device: torch.device, progress: bool,
+             log: Callable[[str], None] | None = None) -> torch.nn.Module:
+    """Step 3: the fine-tuned generator (the source's own when ``finetune.steps = 0``)."""
+    s = recipe.finetune
+    if s.steps == 0:
+        return source.generator
+    tuner = FineTuner(source, torch.as_tensor(target.coords), target.layout, cameras, body, s,
+                      sub_seed(seed, "finetune"), device)
+    if log and not tuner.uses_limits and s.limits > 0:
+        log(f"{source.path} has no joint limits: fine-tuning without the limits term")
+    bar = tqdm(total=s.steps, desc="fine-tuning", unit="step", disable=not progress)
+    while tuner.step < s.steps:
+        logs = tuner.train_step()
+        bar.update()
+        if tuner.step % s.log_every == 0:
+            bar.set_postfix({k: f"{v:.3g}" for k, v in logs.items()})
+    bar.close()
+    return tuner.generator.eval().requires_grad_(False)
+
+
+def measure(source: GanPoseSource, cameras: CameraDistribution, target: Target2D, recipe: AdaptRecipe, seed: int,
+            body: BodyModel, device: torch.device) -> float:
+    """The Fréchet distance of ``source``'s normalised 2D through ``cameras`` to the target's."""
+    bodies = sample_bodies(source, recipe.measure.poses, sub_seed(seed, "measure"), body, target.layout, device)
+    return camera_objective(bodies, target.coords, target.layout, sub_seed(seed, "measure draws"))(cameras)
+
+
+def adapt(checkpoint: str | Path, target_2d: str | Path, out: str | Path, recipe: AdaptRecipe | None = None,
+          seed: int = 0, device: torch.device | str = "cpu", normalised: bool = False,
+          body_model: str | Path | None = None, overwrite: bool = False, progress: bool = False,
+          log: Callable[[str], None] | None = None) -> AdaptResult:
+    """Adapt the GAN checkpoint at ``checkpoint`` to the target 2D at ``target_2d`` (a keypoint
+    file or a folder) and write the adapted checkpoint to ``out`` (see the module doc)."""
+    begin = time.perf_counter()
+    recipe, out, device = recipe or load_adapt_recipe(), check_output(out, overwrite), torch.device(device)
+    start_cameras(recipe)
+    target = read_target(target_2d, normalised)
+    source, body = load_checkpoint(checkpoint, device), load_body_model(body_model)
+    check_body_model(source, body)
+    body = body.to(device)
+    fit = fit_target_cameras(source, target, recipe, seed, body, device, log)
+    tuned = with_generator(source, finetune(source, target, fit.distribution, recipe, seed, body, device, progress,
+                                                   log))
+    distances = {"start": measure(source, start_cameras(recipe), target, recipe, seed, body, device),
+                 "cameras": measure(source, fit.distribution, target, recipe, seed, body, device),
+                 "adapted": measure(tuned, fit.distribution, target, recipe, seed, body, device)}
+    record = {"target": target.record(), "camera": fit.distribution.to_dict(), "camera_start": recipe.cameras.start,
+              "frechet_2d": distances, "camera_search": list(fit.history), "recipe": recipe.to_dict(), "seed": seed,
+              "source": {"path": str(checkpoint), "sha256": source.sha256}, "run": run_record(device)}
+    write_adapted(source, out, tuned.generator, record, overwrite)
+    return AdaptResult(out, len(target), fit.distribution, distances, recipe.finetune.steps,
+                       time.perf_counter() - begin)
+
+
+def write_adapted(source: GanPoseSource, out: Path, generator: torch.nn.Module, record: dict[str, Any],
+                  overwrite: bool) -> None:
+    """``source``'s checkpoint with ``generator``'s weights and the ``adapted`` record, at ``out``."""
+    p = read_checkpoint_file(source.path)
+    save_checkpoint(out, generator, p["recipe"], source.label_field, source.label_names, source.body_model,
+                    p["step"], source.training_files, source.betas_prior, source.joint_limits, p.get("run"),
+                    adapted=record, overwrite=overwrite)
