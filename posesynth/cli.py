@@ -204,6 +204,40 @@ def evaluate(checkpoint, data, num, seed, json_out, no_conditional, plots_dir, h
         click.echo(f"wrote {plot_joint_angles(source, data, plots_dir, seed)}", err=True)
 
 
+@main.command(short_help="checkpoint + a domain's 2D keypoints -> adapted checkpoint")
+@click.option("--checkpoint", type=click.Path(exists=True, path_type=Path),
+              help="GAN checkpoint to adapt. Default: the shipped one, posesynth/assets/checkpoints/default.pt.")
+@click.option("--target-2d", "target_2d", required=True, type=click.Path(exists=True, path_type=Path),
+              help="The domain's 2D keypoints: a keypoint .npz or a folder of them (h36m17 or coco17, pixels "
+              "with K or --normalised; docs/adapt.md).")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Adapted checkpoint to write (.pt).")
+@click.option("--recipe", type=RecipeFile(),
+              help="Adaptation recipe: a TOML file or a shipped recipe's name. Default: adapt_default.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override a recipe entry, e.g. finetune.steps=500 or cameras.start=in_the_wild.")
+@click.option("--seed", default=0, show_default=True, help="Seed of every random draw.")
+@click.option("--device", default="auto", show_default=True, help="auto (CUDA when present), cpu or cuda[:N].")
+@click.option("--normalised", is_flag=True, help="The target's keypoints are normalised camera coordinates.")
+@click.option("--body-model", type=click.Path(exists=True, path_type=Path),
+              help="SMPL-format body model the checkpoint was made with (default: the shipped one).")
+@click.option("--overwrite", is_flag=True, help="Replace an existing file at --out.")
+def adapt(checkpoint, target_2d, out, recipe, overrides, seed, device, normalised, body_model, overwrite) -> None:
+    """Fit a GAN checkpoint to a domain from its unlabelled 2D keypoints: the camera distribution
+    first, then the generator against a 2D discriminator (docs/adapt.md).
+
+    Writes a checkpoint like any other; `posesynth sample --checkpoint OUT` draws its cameras
+    from the adapted distribution unless --recipe or --set names a camera preset.
+    """
+    from posesynth.adapt.recipe import load_adapt_recipe
+    from posesynth.adapt.run import adapt as run_adapt, format_result
+    from posesynth.devices import resolve_device
+
+    result = run_adapt(checkpoint or _default_checkpoint(), target_2d, out, load_adapt_recipe(recipe, overrides),
+                       seed, resolve_device(device), normalised, body_model, overwrite,
+                       progress=sys.stderr.isatty(), log=lambda m: click.echo(m, err=True))
+    click.echo(format_result(result))
+
+
 @main.command(short_help="checkpoint -> sample store (paired 2D/3D, random cameras)")
 @click.option("--n", "num", required=True, type=click.IntRange(min=1), help="Number of samples, e.g. 1000000.")
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Sample store to write (.zarr).")
@@ -236,13 +270,14 @@ def sample(num, out, checkpoint, recipe, overrides, label, seed, views, device, 
     The same seed, source and recipe give a bitwise-identical store, whatever --workers,
     --dask or --device.  An interrupted run is finished by running it again with --resume.
     """
+    from posesynth.gan.checkpoint import adapted_camera
     from posesynth.sample_recipe import resolve_sample_recipe
     from posesynth.sampling import sample_to_store
 
     extra = [f"sample.label={json.dumps(label)}"] if label is not None else []
     extra += [f"camera.views={views}"] if views is not None else []
     source = checkpoint or _default_checkpoint()
-    resolved = resolve_sample_recipe(recipe, [*overrides, *extra])
+    resolved = resolve_sample_recipe(recipe, [*overrides, *extra], adapted_camera(source))
     summary = sample_to_store(source, out, num, seed, resolved, device=device, workers=workers,
                               dask_address=dask_address, resume=resume, overwrite=overwrite,
                               zarr_format=int(zarr_format), body_model=body_model, progress=sys.stderr.isatty())

@@ -118,34 +118,44 @@ class SampleRecipe(Recipe):
         return NO_AUGMENTATION if self.augment is None else self.augment
 
 
-def resolve_sample_recipe(path: str | Path | None = None, overrides: Sequence[str] = ()) -> SampleRecipe:
+ADAPTED_PRESET = "adapted"  # camera.preset of a recipe whose cameras are an adapted checkpoint's
+
+
+def resolve_sample_recipe(path: str | Path | None = None, overrides: Sequence[str] = (),
+                          camera: Mapping[str, Any] | None = None) -> SampleRecipe:
     """sample_default.toml (with the camera preset) <- the recipe file at ``path`` <- overrides,
-    checked (RecipeError if not)."""
+    checked (RecipeError if not).  ``camera``: a ``[camera]`` table the pose source carries (an
+    adapted checkpoint's, ``gan.checkpoint.adapted_camera``); it replaces the default preset's,
+    with ``camera.preset = "adapted"``, unless the file or an override names a preset."""
     shipped = read_recipe(DEFAULT_SAMPLE_RECIPE)
-    preset = _preset_name(shipped, path, overrides)
-    try:
-        camera = load_camera_preset(preset).to_dict()
-    except ValueError as exc:
-        raise RecipeError(str(exc)) from None
-    shipped["camera"] = {"preset": preset, **_all_camera_keys(camera),
+    preset, named = _preset_name(shipped, path, overrides)
+    if camera is not None and not named:
+        preset, table = ADAPTED_PRESET, dict(camera)
+    else:
+        try:
+            table = load_camera_preset(preset).to_dict()
+        except ValueError as exc:
+            raise RecipeError(str(exc)) from None
+    shipped["camera"] = {"preset": preset, **_all_camera_keys(table),
                          **{k: v for k, v in shipped["camera"].items() if k != "preset"}}
     doc = merge_recipe(SampleRecipe, shipped, path, overrides)
-    _one_focal_spec(doc["camera"], camera)
+    _one_focal_spec(doc["camera"], table)
     return SampleRecipe.from_dict(doc, str(DEFAULT_SAMPLE_RECIPE if path is None else path))
 
 
-def _preset_name(shipped: Mapping[str, Any], path: str | Path | None, overrides: Sequence[str]) -> str:
-    """The camera preset the last of the shipped recipe, the file and the ``camera.preset=`` overrides names."""
-    name = shipped["camera"]["preset"]
+def _preset_name(shipped: Mapping[str, Any], path: str | Path | None, overrides: Sequence[str]) -> tuple[str, bool]:
+    """The camera preset the last of the shipped recipe, the file and the ``camera.preset=`` overrides
+    names, and whether the file or an override named it."""
+    name, named = shipped["camera"]["preset"], False
     if path is not None:
         camera = read_recipe(path).get("camera", {})
-        if isinstance(camera, Mapping):
-            name = camera.get("preset", name)
+        if isinstance(camera, Mapping) and "preset" in camera:
+            name, named = camera["preset"], True
     for text in overrides:
         keys, value = parse_override(text)
         if keys == ["camera", "preset"]:
-            name = value
-    return str(name)
+            name, named = value, True
+    return str(name), named
 
 
 def _all_camera_keys(camera: dict[str, Any]) -> dict[str, Any]:

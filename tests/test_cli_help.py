@@ -6,7 +6,7 @@ from click.testing import CliRunner
 
 from posesynth.cli import main
 
-PIPELINE = ["prepare", "train", "evaluate", "sample", "info", "export", "lift", "render", "export-mesh"]
+PIPELINE = ["prepare", "train", "evaluate", "adapt", "sample", "info", "export", "lift", "render", "export-mesh"]
 
 
 def listed(args):

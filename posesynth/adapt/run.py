@@ -156,3 +156,19 @@ def write_adapted(source: GanPoseSource, out: Path, generator: torch.nn.Module, 
     save_checkpoint(out, generator, p["recipe"], source.label_field, source.label_names, source.body_model,
                     p["step"], source.training_files, source.betas_prior, source.joint_limits, p.get("run"),
                     adapted=record, overwrite=overwrite)
+
+
+def format_result(result: AdaptResult) -> str:
+    """What ``posesynth adapt`` prints at the end."""
+    d, c = result.frechet_2d, result.camera
+    focal = f"focal_px {_range(c.focal_px)}" if c.focal_px is not None else f"fov_deg {_range(c.fov_deg)}"
+    return "\n".join([
+        f"2D Fréchet distance to the target ({result.target_poses:,} poses): start {d['start']:.4g}, "
+        f"adapted cameras {d['cameras']:.4g}, adapted cameras and generator {d['adapted']:.4g}",
+        f"cameras: elevation_deg {_range(c.elevation_deg)}, roll_deg {_range(c.roll_deg)}, "
+        f"distance_m {_range(c.distance_m)}, {focal}",
+        f"wrote {result.out} ({result.steps} fine-tuning steps, {result.seconds:.0f} s)"])
+
+
+def _range(r: tuple[float, float]) -> str:
+    return f"[{r[0]:.3g}, {r[1]:.3g}]"

@@ -154,6 +154,19 @@ class GanPoseSource:
         return rot6d_to_matrix(self.generator(z.to(device), labels))
 
 
+def adapted_camera(source: Any) -> dict[str, Any] | None:
+    """The adapted ``[camera]`` table of an adapted checkpoint (a ``GanPoseSource`` or the path of a
+    ``.pt``; ``posesynth adapt``), None for any other pose source."""
+    if isinstance(source, (str, Path)):
+        path = Path(source)
+        if path.suffix != ".pt" or not path.is_file():
+            return None
+        record = read_checkpoint_file(path).get("adapted")
+    else:
+        record = getattr(source, "adapted", None)
+    return None if record is None else record["camera"]
+
+
 def load_checkpoint(path: str | Path = DEFAULT_CHECKPOINT, device: torch.device | str = "cpu") -> GanPoseSource:
     """Load a sampling checkpoint; mismatched or corrupt files raise CheckpointError."""
     path = Path(path)

@@ -21,10 +21,12 @@ def sample_checkpoint(checkpoint: str | Path, n: int = 16, label: str | None = N
 
     ``checkpoint``: a GAN checkpoint (or a training store, replayed); ``label`` conditions on one
     of its labels; ``recipe``: a sampling recipe (default: ``posesynth/recipes/sample_default.toml``), to
-    which ``keypoint_set`` is added if it lacks it.  Whole blocks of the recipe's ``block_size``
+    which ``keypoint_set`` is added if it lacks it; an adapted checkpoint's cameras are its own
+    unless the recipe names a preset, as in ``sample``.  Whole blocks of the recipe's ``block_size``
     rows are computed (4096 by default, under a second on a CPU) and cut to ``n``.
     """
     from posesynth.body_model import load_body_model
+    from posesynth.gan.checkpoint import adapted_camera
     from posesynth.pose_sources import load_pose_source
     from posesynth.sample_recipe import resolve_sample_recipe
     from posesynth.sampling import BlockSampler, SampleError, check_body_model
@@ -34,7 +36,8 @@ def sample_checkpoint(checkpoint: str | Path, n: int = 16, label: str | None = N
     body = body if body is not None else load_body_model()
     try:
         source = load_pose_source(checkpoint)
-        rec = resolve_sample_recipe(recipe)
+        camera = adapted_camera(source)
+        rec = resolve_sample_recipe(recipe, camera=camera)
         overrides = []
         if label is not None:
             overrides.append(f"sample.label={json.dumps(label)}")
@@ -42,7 +45,7 @@ def sample_checkpoint(checkpoint: str | Path, n: int = 16, label: str | None = N
         if keypoint_set and keypoint_set not in sets:
             overrides.append(f"sample.keypoint_sets={json.dumps(sets + [keypoint_set])}")
         if overrides:
-            rec = resolve_sample_recipe(recipe, overrides)
+            rec = resolve_sample_recipe(recipe, overrides, camera)
         check_body_model(source, body)
         sampler = BlockSampler(source, rec, int(seed), body)
         blocks = [sampler.block(b) for b in range(-(-n // sampler.size))]

@@ -24,6 +24,7 @@ from tqdm import tqdm
 
 from posesynth.body_model import load_body_model
 from posesynth.devices import resolve_device
+from posesynth.gan.checkpoint import adapted_camera
 from posesynth.pose_source import PoseSource
 from posesynth.sample_recipe import SampleRecipe, resolve_sample_recipe, validate_sample_recipe
 from posesynth.sampling.cluster import ShardJob, SourceRef, dask_client, source_ref, write_dask
@@ -68,7 +69,7 @@ def sample_to_store(
     Args:
         source: a ``PoseSource``, or the path of a GAN checkpoint (.pt) or training store.
         recipe: a resolved sampling recipe (``resolve_sample_recipe``, or a store's ``recipe``
-            attribute); None: the default one.
+            attribute); None: the default one (with an adapted checkpoint's own cameras).
         device: "auto" (CUDA when present), "cpu" or "cuda".
         workers: sampling threads in this process (None: one per core on the CPU, one on a GPU).
         dask_address: a dask.distributed scheduler, or ``local:K`` for K local processes; each
@@ -122,7 +123,7 @@ def checked_run(source: PoseSource | str | Path, n: int, seed: int, recipe: Samp
     """Check every argument of ``sample_to_store`` (recipe, layout, device, source, body model,
     label, memory) and load the source, the body and the sampler for the store at ``out``;
     nothing is written."""
-    recipe = resolve_sample_recipe() if recipe is None else validate_sample_recipe(recipe)
+    recipe = resolve_sample_recipe(camera=adapted_camera(source)) if recipe is None else validate_sample_recipe(recipe)
     layout = Layout.of(recipe, n)
     device = resolve_device(device)
     workers = default_workers(device) if workers is None else workers
