@@ -1,0 +1,213 @@
+"""The adaptation benchmark: does ``posesynth adapt`` close the gap to a target domain known only by its 2D?
+
+    posesynth prepare ../shared/data/mocap --out train.zarr
+    python benchmarks/adapt.py --data train.zarr --downstream runs/downstream --out runs/adapt
+
+On each cross-source fold of the downstream benchmark (``benchmarks/downstream.py``: its fold
+stores and fold GANs are reused, and made there if missing), the target domain is the other
+source seen through a fixed, seeded camera set that ``adapt`` never sees (``--target-cameras``,
+default ``surveillance``: high, far, looking down 20-50 degrees, unlike the default ``h36m``):
+
+    target 2D     the other source's *training* files' poses through the target cameras, 2D only
+                  (h36m17 pixels with K: what a team's detector would give)
+    adapted       the fold's GAN adapted to that 2D (``posesynth.adapt.adapt``, ``--adapt-recipe``,
+                  ``--adapt-set``), sampled through its own adapted cameras
+    test          the other source's held-out (validation) files through the target cameras
+
+and the same SimpleBaseline MLP lifter as downstream's (same config, steps, batch) is trained,
+once per seed (``--seeds``, default 3), on
+
+    unadapted     real source + the fold GAN through downstream's cameras (the default store:
+                  downstream's "real + synthetic"; its stores are reused when it has them)
+    adapted       real source + the adapted GAN through its adapted cameras
+    oracle        the target's real 3D: its training files through the target cameras (another seed)
+
+MPJPE (mm, root-relative camera-frame h36m17) on the test store, mean ± std over the seeds, and
+the share of the unadapted -> oracle gap the adapted store closes; also the 2D Fréchet distances
+``adapt`` measured (start, adapted cameras, adapted cameras and generator) and those of the
+unadapted and adapted stores to the target (``posesynth.adapt.distance``).  Every result is
+cached under ``--out``; ``--report`` prints the tables of the cached results.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from pathlib import Path
+
+import numpy as np
+import zarr
+
+from downstream import (
+    CROSS_FOLDS, PRESETS, SIZES, _complete, _one_thread, fold_gan, fold_store, make_store, sample_recipe,
+    train_and_test,
+)
+from posesynth.adapt.distance import store_distance
+from posesynth.adapt.recipe import load_adapt_recipe
+from posesynth.adapt.run import adapt
+from posesynth.gan.checkpoint import adapted_camera, load_checkpoint, read_checkpoint_file
+from posesynth.lifting.checkpoint import LifterConfig
+from posesynth.pose_source import StorePoseSource
+from posesynth.sample_recipe import resolve_sample_recipe
+from posesynth.stores import samples
+from posesynth.stores.samples import camera_path, keypoints_path
+
+PLAIN = ["augment.wide_bodies=0.0", "augment.tilt=0.0", "augment.crossover=0.0"]
+ROWS = ("unadapted", "adapted", "oracle")
+SEEDS = {"target_2d": 5000, "oracle": 6000, "test": 7000}
+
+
+def target_file(store: Path, out: Path) -> Path:
+    """The 2D only of a sample store (view 0): h36m17 pixels (N, 17, 2) with K (N, 3, 3)."""
+    if out.exists():
+        return out
+    group = zarr.open_group(str(store), mode="r")
+    pixels = group[keypoints_path("h36m17", "pixels")][:, 0]
+    np.savez(out, keypoints=pixels, K=group[camera_path("K")][:, 0], layout="h36m17")
+    return out
+
+
+def adapted_checkpoint(gan: Path, target: Path, out: Path, args) -> Path:
+    if not out.exists():
+        t = time.perf_counter()
+        result = adapt(gan, target, out, load_adapt_recipe(args.adapt_recipe, args.adapt_set), seed=0,
+                       device=args.device, log=lambda m: print(f"    {m}", flush=True))
+        print(f"  adapted {gan} in {time.perf_counter() - t:.0f} s: {result.frechet_2d}", flush=True)
+    return out
+
+
+def adapted_recipe(checkpoint: Path):
+    return resolve_sample_recipe(None, ['sample.keypoint_sets=["smpl24","h36m17"]', "sample.noise=false"],
+                                 adapted_camera(checkpoint))
+
+
+def build_direction(name: str, args, size: dict) -> dict:
+    """Every store of one direction: {"train": row -> [(store, weight)], "test": store, "target": file, "adapted": .pt}."""
+    train_source, test_source = CROSS_FOLDS[name]
+    fold_dir, d = args.downstream / "folds" / name, args.out / name
+    d.mkdir(parents=True, exist_ok=True)
+    store = fold_store(args.data, fold_dir / "train.zarr", train_source, test_source)
+    gan = fold_gan(store, fold_dir / "gan", args.fold_gan_steps or size["fold_gan_steps"], args.device)
+    target_pool = fold_store(args.data, d / "target_pool.zarr", test_source, test_source)  # train: its training files
+    target_recipe = sample_recipe(args.target_cameras, None, PLAIN)
+    seen = StorePoseSource(target_pool, split="train")
+    target = target_file(make_store(seen, d / "target_2d.zarr", args.target_n, SEEDS["target_2d"], target_recipe),
+                         d / "target_2d.npz")
+    adapted = adapted_checkpoint(gan, target, d / "adapted.pt", args)
+    n = size["train_n"]
+    real = [(make_store(StorePoseSource(store, split="train"), reused_store(args, name, f"real_{p}.zarr"), n, i,
+                        sample_recipe(p, None, PLAIN)), 1.0 / len(PRESETS)) for i, p in enumerate(PRESETS)]
+    unadapted = [(make_store(load_checkpoint(gan), reused_store(args, name, f"gan-default_{p}.zarr"), n, i,
+                             sample_recipe(p, None, [])), 1.0 / len(PRESETS)) for i, p in enumerate(PRESETS)]
+    adapted_store = make_store(load_checkpoint(adapted), d / "adapted.zarr", n * len(PRESETS), 0,
+                               adapted_recipe(adapted))
+    oracle = make_store(seen, d / "oracle.zarr", n * len(PRESETS), SEEDS["oracle"], target_recipe)
+    test = make_store(StorePoseSource(store, split="val"), d / "test.zarr", size["test_n"], SEEDS["test"],
+                      target_recipe)
+    return {"train": {"unadapted": real + unadapted, "adapted": real + [(adapted_store, 1.0)],
+                      "oracle": [(oracle, 1.0)]},
+            "test": test, "target": target, "adapted": adapted,
+            "stores": {"unadapted": [s for s, _ in unadapted], "adapted": [adapted_store]}}
+
+
+def reused_store(args, name: str, file: str) -> Path:
+    """Downstream's store ``file`` of the fold when it has one (made with the same source, seed and
+    recipe; at its own size), else the path of one here."""
+    theirs = args.downstream / "stores" / name / file
+    return theirs if _complete(theirs, samples.KIND) else args.out / name / file
+
+
+def result_path(out: Path, name: str, row: str, seed: int) -> Path:
+    return out / "results" / name / row / f"seed{seed}.json"
+
+
+def run_lifters(directions: dict[str, dict], args, size: dict) -> None:
+    jobs = []
+    with ProcessPoolExecutor(args.workers, mp_context=get_context("spawn"), initializer=_one_thread) as pool:
+        for name, built in directions.items():
+            for row in ROWS:
+                data = [(str(s), w) for s, w in built["train"][row]]
+                for seed in range(args.seeds):
+                    path = result_path(args.out, name, row, seed)
+                    if not path.exists():
+                        config = LifterConfig(model="mlp", seed=seed, **size["lifter"])
+                        jobs.append((path, name, row, seed, pool.submit(train_and_test, config, data,
+                                                                        {"test": [str(built["test"])]}, None)))
+        for path, name, row, seed, job in jobs:
+            result = job.result()
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(result))
+            print(f"  {name} {row} seed {seed}: {result['test']:.1f} mm", flush=True)
+
+
+def distances(name: str, built: dict) -> dict:
+    """The 2D Fréchet distances to the target: adapt's own, and the unadapted and adapted stores'."""
+    record = read_checkpoint_file(built["adapted"])["adapted"]
+    stores = {row: float(np.mean([store_distance(s, built["target"])["frechet_2d"] for s in paths]))
+              for row, paths in built["stores"].items()}
+    return {"adapt": record["frechet_2d"], "stores": stores, "camera": record["camera"]}
+
+
+def format_direction(name: str, out: Path, frechet: dict | None) -> str:
+    cells = {row: [json.loads(p.read_text())["test"] for p in sorted((out / "results" / name / row).glob("seed*.json"))]
+             for row in ROWS}
+    lines = [f"### {name} (target cameras never seen by adapt)", "", "| training data | MPJPE (mm) |", "|---|---|"]
+    for row in ROWS:
+        v = cells[row]
+        lines.append(f"| {row} | " + (f"{np.mean(v):.1f} ± {np.std(v):.1f} ({len(v)} seeds)" if v else "not run") + " |")
+    if all(cells[r] for r in ROWS):
+        u, a, o = (np.mean(cells[r]) for r in ROWS)
+        lines.append(f"\ngap closed: {100 * (u - a) / (u - o):.0f}% of unadapted -> oracle" if u != o else "")
+    if frechet:
+        f = frechet["adapt"]
+        lines.append(f"\n2D Fréchet distance (adapt's measure): start {f['start']:.4g}, adapted cameras "
+                     f"{f['cameras']:.4g}, adapted cameras and generator {f['adapted']:.4g}; stores: "
+                     + ", ".join(f"{k} {v:.4g}" for k, v in frechet["stores"].items()))
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=Path("train.zarr"), help="prepare store (default split)")
+    parser.add_argument("--downstream", type=Path, default=Path("runs/downstream"),
+                        help="downstream.py's --out: its fold stores, fold GANs and real stores are reused")
+    parser.add_argument("--out", type=Path, default=Path("runs/adapt"))
+    parser.add_argument("--size", choices=sorted(SIZES), default="default")
+    parser.add_argument("--folds", default=",".join(CROSS_FOLDS))
+    parser.add_argument("--target-cameras", default="surveillance", help="camera preset of the target domain")
+    parser.add_argument("--target-n", type=int, default=20_000, help="target 2D poses")
+    parser.add_argument("--adapt-recipe", type=Path, help="adaptation recipe (default: adapt_default)")
+    parser.add_argument("--adapt-set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override of the adaptation recipe, e.g. finetune.steps=1000 (repeatable)")
+    parser.add_argument("--seeds", type=int, default=3, help="lifter seeds per cell")
+    parser.add_argument("--steps", type=int, help="override the lifter's steps")
+    parser.add_argument("--fold-gan-steps", type=int, help="override the cross-source GANs' steps (if trained here)")
+    parser.add_argument("--train-n", type=int, help="override the training samples per source and preset")
+    parser.add_argument("--test-n", type=int, help="override the test samples")
+    parser.add_argument("--workers", type=int, default=2, help="lifters trained at once (one thread each)")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--report", action="store_true", help="only print the tables of the cached results")
+    args = parser.parse_args()
+    size = {**SIZES[args.size], **{k: v for k, v in (("train_n", args.train_n), ("test_n", args.test_n)) if v}}
+    size["lifter"] = {**size["lifter"], **({"steps": args.steps} if args.steps else {})}
+    names = args.folds.split(",")
+    frechet: dict[str, dict] = {}
+    if not args.report:
+        start = time.perf_counter()
+        directions = {name: build_direction(name, args, size) for name in names}
+        run_lifters(directions, args, size)
+        frechet = {name: distances(name, built) for name, built in directions.items()}
+        (args.out / "frechet.json").write_text(json.dumps(frechet, indent=1))
+        print(f"done in {(time.perf_counter() - start) / 60:.1f} min", flush=True)
+    elif (args.out / "frechet.json").exists():
+        frechet = json.loads((args.out / "frechet.json").read_text())
+    tables = "\n\n".join(format_direction(name, args.out, frechet.get(name)) for name in names)
+    print(tables)
+    (args.out / "adapt.md").write_text(tables + "\n")
+
+
+if __name__ == "__main__":
+    main()
