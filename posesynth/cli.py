@@ -221,7 +221,9 @@ def evaluate(checkpoint, data, num, seed, json_out, no_conditional, plots_dir, h
 @click.option("--body-model", type=click.Path(exists=True, path_type=Path),
               help="SMPL-format body model the checkpoint was made with (default: the shipped one).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing file at --out.")
-def adapt(checkpoint, target_2d, out, recipe, overrides, seed, device, normalised, body_model, overwrite) -> None:
+@click.option("--resume", is_flag=True, help="Finish an interrupted run (its state is <out>.state; same arguments).")
+def adapt(checkpoint, target_2d, out, recipe, overrides, seed, device, normalised, body_model, overwrite,
+          resume) -> None:
     """Fit a GAN checkpoint to a domain from its unlabelled 2D keypoints: the camera distribution
     first, then the generator against a 2D discriminator (docs/adapt.md).
 
@@ -233,7 +235,7 @@ def adapt(checkpoint, target_2d, out, recipe, overrides, seed, device, normalise
     from posesynth.devices import resolve_device
 
     result = run_adapt(checkpoint or _default_checkpoint(), target_2d, out, load_adapt_recipe(recipe, overrides),
-                       seed, resolve_device(device), normalised, body_model, overwrite,
+                       seed, resolve_device(device), normalised, body_model, overwrite, resume,
                        progress=sys.stderr.isatty(), log=lambda m: click.echo(m, err=True))
     click.echo(format_result(result))
 

@@ -8,8 +8,11 @@ import pytest
 import torch
 
 from posesynth.adapt.cameras import CameraSearch, camera_objective, fit_cameras
+from posesynth.adapt.errors import AdaptError
+from posesynth.adapt.finetune import FineTuner
 from posesynth.adapt.recipe import load_adapt_recipe
 from posesynth.adapt.run import adapt
+from posesynth.adapt.state import state_path
 from posesynth.adapt.views import pose_bodies, view_coords
 from posesynth.body_model import load_body_model
 from posesynth.cameras import CameraDistribution, load_camera_preset
@@ -67,7 +70,7 @@ def test_camera_adaptation_is_deterministic_under_its_seed(checkpoint, surveilla
 
 # ---------------------------------------------------------------------------- fine-tuning, the checkpoint
 SMALL_ADAPT = ["cameras.fit=false", "cameras.poses=300", "finetune.steps=200", "finetune.batch_size=64",
-               "finetune.lr_g=1e-3", "measure.poses=600"]
+               "finetune.lr_g=1e-3", "finetune.state_every=50", "measure.poses=600"]
 
 
 @pytest.fixture(scope="module")
@@ -112,3 +115,27 @@ def test_adaptation_is_deterministic_under_its_seed(checkpoint, real_target, ada
 def test_adapt_refuses_to_overwrite_without_being_asked(checkpoint, real_target, adapted):
     with pytest.raises(OutputError, match="already exists; pass --overwrite"):
         adapt(checkpoint, real_target, adapted.out, load_adapt_recipe(overrides=SMALL_ADAPT), normalised=True)
+
+
+def test_an_interrupted_adaptation_resumes_to_the_uninterrupted_weights(checkpoint, real_target, adapted, tmp_path,
+                                                                        monkeypatch):
+    recipe, out = load_adapt_recipe(overrides=SMALL_ADAPT), tmp_path / "resumed.pt"
+    step = FineTuner.train_step
+
+    def interrupted(tuner):
+        if tuner.step == 120:
+            raise KeyboardInterrupt
+        return step(tuner)
+
+    monkeypatch.setattr(FineTuner, "train_step", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        adapt(checkpoint, real_target, out, recipe, seed=1, normalised=True)
+    monkeypatch.setattr(FineTuner, "train_step", step)
+    assert state_path(out).is_file() and not out.exists()
+    with pytest.raises(AdaptError, match="pass --resume to finish it"):
+        adapt(checkpoint, real_target, out, recipe, seed=1, normalised=True)
+    with pytest.raises(AdaptError, match="the state of another run"):
+        adapt(checkpoint, real_target, out, recipe, seed=2, normalised=True, resume=True)
+    adapt(checkpoint, real_target, out, recipe, seed=1, normalised=True, resume=True)
+    a, b = read_checkpoint_file(adapted.out)["generator"], read_checkpoint_file(out)["generator"]
+    assert all(torch.equal(a[k], b[k]) for k in a) and not state_path(out).exists()

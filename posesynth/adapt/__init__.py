@@ -6,6 +6,7 @@
 - ``cameras``: the camera distribution fitted to the target (cross-entropy method);
 - ``finetune``: the generator fine-tuned against a 2D discriminator;
 - ``recipe``: the adaptation recipe (``posesynth/recipes/adapt_default.toml``);
+- ``state``: the state file that makes a run resumable;
 - ``run``: the whole run, written as a GAN checkpoint with an ``adapted`` record;
 - ``distance``: a sample store's distance to a target (``posesynth info --target-2d``).
 """

@@ -48,6 +48,7 @@ class FinetuneSection(Section):
     anchor: float = ruled(NON_NEGATIVE)
     limits: float = ruled(NON_NEGATIVE)
     log_every: int = ruled(AT_LEAST_ONE)
+    state_every: int = ruled(AT_LEAST_ONE)  # steps between saved states (resume)
 
 
 @dataclass(frozen=True)

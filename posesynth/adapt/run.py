@@ -14,8 +14,8 @@
 
 ``sample``, ``render`` and the rest load it as any checkpoint; ``sample`` and ``render`` draw
 cameras from its adapted table unless the sampling recipe or ``--set`` names a camera preset
-(``sample_recipe.resolve_sample_recipe``'s ``camera``).  Not resumable: a run is short (see the
-recipe); an interrupted one is run again.
+(``sample_recipe.resolve_sample_recipe``'s ``camera``).  Resumable: ``<out>.state`` keeps the
+camera fit and the fine-tuner's state (``adapt.state``); ``resume=True`` finishes the run.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from posesynth.adapt.cameras import CameraFit, CameraSearch, camera_objective, f
 from posesynth.adapt.errors import AdaptError
 from posesynth.adapt.finetune import FineTuner
 from posesynth.adapt.recipe import AdaptRecipe, load_adapt_recipe
+from posesynth.adapt.state import read_state, run_key, saved_fit, state_path, write_state
 from posesynth.adapt.target import Target2D, read_target
 from posesynth.adapt.views import Bodies, pose_bodies
 from posesynth.body_model import BodyModel, load_body_model
@@ -94,25 +95,40 @@ def fit_target_cameras(source: GanPoseSource, target: Target2D, recipe: AdaptRec
     return fit_cameras(objective, start, CameraSearch(c.population, c.elites, c.iterations), seed, log)
 
 
-def finetune(source: GanPoseSource, target: Target2D, cameras: CameraDistribution, recipe: AdaptRecipe, seed: int,
-             body: BodyModel, device: torch.device, progress: bool,
-             log: Callable[[str], None] | None = None) -> torch.nn.Module:
-    """Step 3: the fine-tuned generator (the source's own when ``finetune.steps = 0``)."""
+def finetune(tuner: FineTuner, steps: int, log_every: int, state_every: int, save: Callable[[FineTuner], None],
+             progress: bool) -> torch.nn.Module:
+    """Step 3: ``tuner`` trained to ``steps`` (from its own step: a resumed one goes on), ``save``
+    called every ``state_every`` steps; the fine-tuned generator."""
+    bar = tqdm(total=steps, initial=tuner.step, desc="fine-tuning", unit="step", disable=not progress)
+    while tuner.step < steps:
+        logs = tuner.train_step()
+        bar.update()
+        if tuner.step % log_every == 0:
+            bar.set_postfix({k: f"{v:.3g}" for k, v in logs.items()})
+        if tuner.step % state_every == 0 and tuner.step < steps:
+            save(tuner)
+    bar.close()
+    return tuner.generator.eval().requires_grad_(False)
+
+
+def tuned_generator(source: GanPoseSource, target: Target2D, fit: CameraFit, recipe: AdaptRecipe, seed: int,
+                    body: BodyModel, device: torch.device, state: dict[str, Any] | None,
+                    save: Callable[[FineTuner], None], progress: bool,
+                    log: Callable[[str], None] | None) -> torch.nn.Module:
+    """The generator fine-tuned by the recipe (the source's own when ``finetune.steps = 0``),
+    from the saved ``state``'s fine-tuner when it has one."""
     s = recipe.finetune
     if s.steps == 0:
         return source.generator
-    tuner = FineTuner(source, torch.as_tensor(target.coords), target.layout, cameras, body, s,
+    tuner = FineTuner(source, torch.as_tensor(target.coords), target.layout, fit.distribution, body, s,
                       sub_seed(seed, "finetune"), device)
+    if state is not None and state["tuner"] is not None:
+        tuner.load_state_dict(state["tuner"])
+        if log:
+            log(f"resumed fine-tuning at step {tuner.step}")
     if log and not tuner.uses_limits and s.limits > 0:
         log(f"{source.path} has no joint limits: fine-tuning without the limits term")
-    bar = tqdm(total=s.steps, desc="fine-tuning", unit="step", disable=not progress)
-    while tuner.step < s.steps:
-        logs = tuner.train_step()
-        bar.update()
-        if tuner.step % s.log_every == 0:
-            bar.set_postfix({k: f"{v:.3g}" for k, v in logs.items()})
-    bar.close()
-    return tuner.generator.eval().requires_grad_(False)
+    return finetune(tuner, s.steps, s.log_every, s.state_every, save, progress)
 
 
 def measure(source: GanPoseSource, cameras: CameraDistribution, target: Target2D, recipe: AdaptRecipe, seed: int,
@@ -124,10 +140,11 @@ def measure(source: GanPoseSource, cameras: CameraDistribution, target: Target2D
 
 def adapt(checkpoint: str | Path, target_2d: str | Path, out: str | Path, recipe: AdaptRecipe | None = None,
           seed: int = 0, device: torch.device | str = "cpu", normalised: bool = False,
-          body_model: str | Path | None = None, overwrite: bool = False, progress: bool = False,
-          log: Callable[[str], None] | None = None) -> AdaptResult:
+          body_model: str | Path | None = None, overwrite: bool = False, resume: bool = False,
+          progress: bool = False, log: Callable[[str], None] | None = None) -> AdaptResult:
     """Adapt the GAN checkpoint at ``checkpoint`` to the target 2D at ``target_2d`` (a keypoint
-    file or a folder) and write the adapted checkpoint to ``out`` (see the module doc)."""
+    file or a folder) and write the adapted checkpoint to ``out`` (see the module doc); ``resume``
+    finishes the interrupted run whose state is beside ``out`` (``adapt.state``)."""
     begin = time.perf_counter()
     recipe, out, device = recipe or load_adapt_recipe(), check_output(out, overwrite), torch.device(device)
     start_cameras(recipe)
@@ -135,9 +152,13 @@ def adapt(checkpoint: str | Path, target_2d: str | Path, out: str | Path, recipe
     source, body = load_checkpoint(checkpoint, device), load_body_model(body_model)
     check_body_model(source, body)
     body = body.to(device)
-    fit = fit_target_cameras(source, target, recipe, seed, body, device, log)
-    tuned = with_generator(source, finetune(source, target, fit.distribution, recipe, seed, body, device, progress,
-                                                   log))
+    key, state_file = run_key(source.sha256, target.record(), recipe.to_dict(), seed), state_path(out)
+    state = read_state(state_file, key, resume)
+    fit = saved_fit(state) if state is not None else fit_target_cameras(source, target, recipe, seed, body, device, log)
+    write_state(state_file, key, fit, None if state is None else state["tuner"])
+    generator = tuned_generator(source, target, fit, recipe, seed, body, device, state,
+                                lambda tuner: write_state(state_file, key, fit, tuner.state_dict()), progress, log)
+    tuned = with_generator(source, generator)
     distances = {"start": measure(source, start_cameras(recipe), target, recipe, seed, body, device),
                  "cameras": measure(source, fit.distribution, target, recipe, seed, body, device),
                  "adapted": measure(tuned, fit.distribution, target, recipe, seed, body, device)}
@@ -145,6 +166,7 @@ def adapt(checkpoint: str | Path, target_2d: str | Path, out: str | Path, recipe
               "frechet_2d": distances, "camera_search": list(fit.history), "recipe": recipe.to_dict(), "seed": seed,
               "source": {"path": str(checkpoint), "sha256": source.sha256}, "run": run_record(device)}
     write_adapted(source, out, tuned.generator, record, overwrite)
+    state_file.unlink(missing_ok=True)
     return AdaptResult(out, len(target), fit.distribution, distances, recipe.finetune.steps,
                        time.perf_counter() - begin)
 
