@@ -222,8 +222,11 @@ def evaluate(checkpoint, data, num, seed, json_out, no_conditional, plots_dir, h
               help="SMPL-format body model the checkpoint was made with (default: the shipped one).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing file at --out.")
 @click.option("--resume", is_flag=True, help="Finish an interrupted run (its state is <out>.state; same arguments).")
+@click.option("--training-state", type=click.Path(exists=True, path_type=Path),
+              help="The checkpoint's training state (state.pt of its `posesynth train` run): its 3D discriminator "
+              "then keeps the fine-tuned poses human too (finetune.critic_3d).")
 def adapt(checkpoint, target_2d, out, recipe, overrides, seed, device, normalised, body_model, overwrite,
-          resume) -> None:
+          resume, training_state) -> None:
     """Fit a GAN checkpoint to a domain from its unlabelled 2D keypoints: the camera distribution
     first, then the generator against a 2D discriminator (docs/adapt.md).
 
@@ -235,7 +238,7 @@ def adapt(checkpoint, target_2d, out, recipe, overrides, seed, device, normalise
     from posesynth.devices import resolve_device
 
     result = run_adapt(checkpoint or _default_checkpoint(), target_2d, out, load_adapt_recipe(recipe, overrides),
-                       seed, resolve_device(device), normalised, body_model, overwrite, resume,
+                       seed, resolve_device(device), normalised, body_model, overwrite, resume, training_state,
                        progress=sys.stderr.isatty(), log=lambda m: click.echo(m, err=True))
     click.echo(format_result(result))
 

@@ -139,3 +139,21 @@ def test_an_interrupted_adaptation_resumes_to_the_uninterrupted_weights(checkpoi
     adapt(checkpoint, real_target, out, recipe, seed=1, normalised=True, resume=True)
     a, b = read_checkpoint_file(adapted.out)["generator"], read_checkpoint_file(out)["generator"]
     assert all(torch.equal(a[k], b[k]) for k in a) and not state_path(out).exists()
+
+
+def test_the_training_states_3d_discriminator_joins_the_fine_tuning(checkpoint, real_target, tmp_path):
+    overrides = SMALL_ADAPT + ["finetune.steps=20"]
+    result = adapt(checkpoint, real_target, tmp_path / "a.pt", load_adapt_recipe(overrides=overrides), seed=1,
+                   normalised=True, training_state=checkpoint.parent / "state.pt")
+    assert read_checkpoint_file(result.out)["adapted"]["training_state"] == str(checkpoint.parent / "state.pt")
+    plain = adapt(checkpoint, real_target, tmp_path / "b.pt", load_adapt_recipe(overrides=overrides), seed=1,
+                  normalised=True)
+    assert result.frechet_2d["adapted"] != plain.frechet_2d["adapted"]
+
+
+def test_another_checkpoints_training_state_is_refused(checkpoint, real_target, tmp_path, tmp_path_factory):
+    other = train(None, training_store(tmp_path_factory), tmp_path / "other", TINY + ("train.steps=2", "train.seed=1"),
+                  progress=False)
+    with pytest.raises(AdaptError, match="state.pt: not the training state of .*checkpoint.pt"):
+        adapt(checkpoint, real_target, tmp_path / "a.pt", load_adapt_recipe(overrides=SMALL_ADAPT), normalised=True,
+              training_state=other.parent / "state.pt")

@@ -4,6 +4,7 @@
 - ``frechet``: the Fréchet distance between sets of normalised 2D poses;
 - ``views``: generated poses -> bodies -> cameras -> normalised 2D (differentiable);
 - ``cameras``: the camera distribution fitted to the target (cross-entropy method);
+- ``critic3d``: the 3D GAN's discriminator from the checkpoint's training state (``--training-state``);
 - ``finetune``: the generator fine-tuned against a 2D discriminator;
 - ``recipe``: the adaptation recipe (``posesynth/recipes/adapt_default.toml``);
 - ``state``: the state file that makes a run resumable;

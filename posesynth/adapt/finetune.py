@@ -14,8 +14,9 @@ updates the discriminator (non-saturating loss, R1 on the target's 2D), then the
 - ``limits``: ``plausibility.limit_penalty`` against the checkpoint's joint limits (off for a
   checkpoint without them, such as checkpoints trained before they were recorded: ``uses_limits``).
 
-The checkpoint holds no 3D discriminator (only the EMA generator), so the 3D GAN's own term is
-not used: the anchor and the limits stand in for it.  No moving average is kept: the fine-tuned
+- ``critic_3d``, only when the checkpoint's training state is given (``critic3d``): the 3D GAN's
+  own discriminator on the generated rotations and joints, frozen.  A checkpoint alone holds no
+  3D discriminator (only the EMA generator); then the anchor and the limits stand in for it.  No moving average is kept: the fine-tuned
 weights are the ones saved.  Every random draw comes from one CPU generator (``rng``), so a run is
 deterministic under its seed on a given device.  Shapes: B a batch, J the target's keypoints,
 24 SMPL joints.
@@ -36,9 +37,9 @@ from posesynth.adapt.views import pose_bodies, view_coords
 from posesynth.body_model import BodyModel
 from posesynth.cameras import CameraDistribution
 from posesynth.gan.checkpoint import GanPoseSource
-from posesynth.gan.networks import mlp
+from posesynth.gan.networks import Discriminator, mlp
 from posesynth.plausibility import limit_penalty
-from posesynth.rotations import rot6d_to_matrix
+from posesynth.rotations import matrix_to_rot6d, rot6d_to_matrix
 
 DISC_WIDTH = 256
 
@@ -57,7 +58,8 @@ class FineTuner:
     (N, J, 2) of keypoint set ``layout``) through cameras of ``cameras``."""
 
     def __init__(self, source: GanPoseSource, target: torch.Tensor, layout: str, cameras: CameraDistribution,
-                 body: BodyModel, settings: FinetuneSection, seed: int, device: torch.device) -> None:
+                 body: BodyModel, settings: FinetuneSection, seed: int, device: torch.device,
+                 critic: Discriminator | None = None) -> None:
         self.source, self.layout, self.cameras, self.settings = source, layout, cameras, settings
         self.device, self.body = device, body.to(device)
         torch.manual_seed(seed)
@@ -72,6 +74,7 @@ class FineTuner:
         self.any_label = self.original.num_labels
         self.step = 0
         self.uses_limits = settings.limits > 0 and source.joint_limits is not None
+        self.critic = critic.to(device) if critic is not None and settings.critic_3d > 0 else None
 
     # ------------------------------------------------------------------ batches
     def _generated(self, generator: torch.nn.Module, z: torch.Tensor, betas: torch.Tensor,
@@ -109,11 +112,22 @@ class FineTuner:
         limits = (limit_penalty(fake.rotmats, self.source.joint_limits).mean()
                   if self.uses_limits else torch.zeros((), device=self.device))
         loss = s.adversarial * adversarial + s.anchor * anchor + s.limits * limits
+        logs = logs | {"g_adv": adversarial.item(), "anchor_mm": 1000 * anchor.sqrt().item(), "limits": limits.item()}
+        if self.critic is not None:
+            critic = self._critic_loss(fake)
+            loss = loss + s.critic_3d * critic
+            logs["critic_3d"] = critic.item()
         self.opt_g.zero_grad(set_to_none=True)
         loss.backward()
         self.opt_g.step()
         self.step += 1
-        return logs | {"g_adv": adversarial.item(), "anchor_mm": 1000 * anchor.sqrt().item(), "limits": limits.item()}
+        return logs
+
+    def _critic_loss(self, fake: Batch) -> torch.Tensor:
+        """The 3D discriminator's non-saturating loss on a generated batch (scalar)."""
+        labels = torch.full((len(fake.rotmats),), self.any_label, dtype=torch.int64, device=self.device)
+        logit, _ = self.critic(matrix_to_rot6d(fake.rotmats), fake.joints.to(fake.rotmats), labels)
+        return F.softplus(-logit).mean()
 
     def _anchor_joints(self, z: torch.Tensor, betas: torch.Tensor) -> torch.Tensor:
         """The original generator's root-relative joints (B, 24, 3) for latents ``z`` on ``betas``."""

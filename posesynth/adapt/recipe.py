@@ -47,6 +47,7 @@ class FinetuneSection(Section):
     adversarial: float = ruled(NON_NEGATIVE)
     anchor: float = ruled(NON_NEGATIVE)
     limits: float = ruled(NON_NEGATIVE)
+    critic_3d: float = ruled(NON_NEGATIVE)  # the 3D GAN's discriminator, when its training state is given
     log_every: int = ruled(AT_LEAST_ONE)
     state_every: int = ruled(AT_LEAST_ONE)  # steps between saved states (resume)
 

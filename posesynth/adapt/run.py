@@ -32,6 +32,7 @@ import torch
 from tqdm import tqdm
 
 from posesynth.adapt.cameras import CameraFit, CameraSearch, camera_objective, fit_cameras
+from posesynth.adapt.critic3d import load_critic
 from posesynth.adapt.errors import AdaptError
 from posesynth.adapt.finetune import FineTuner
 from posesynth.adapt.recipe import AdaptRecipe, load_adapt_recipe
@@ -114,14 +115,14 @@ def finetune(tuner: FineTuner, steps: int, log_every: int, state_every: int, sav
 def tuned_generator(source: GanPoseSource, target: Target2D, fit: CameraFit, recipe: AdaptRecipe, seed: int,
                     body: BodyModel, device: torch.device, state: dict[str, Any] | None,
                     save: Callable[[FineTuner], None], progress: bool,
-                    log: Callable[[str], None] | None) -> torch.nn.Module:
+                    log: Callable[[str], None] | None, critic: torch.nn.Module | None = None) -> torch.nn.Module:
     """The generator fine-tuned by the recipe (the source's own when ``finetune.steps = 0``),
     from the saved ``state``'s fine-tuner when it has one."""
     s = recipe.finetune
     if s.steps == 0:
         return source.generator
     tuner = FineTuner(source, torch.as_tensor(target.coords), target.layout, fit.distribution, body, s,
-                      sub_seed(seed, "finetune"), device)
+                      sub_seed(seed, "finetune"), device, critic)
     if state is not None and state["tuner"] is not None:
         tuner.load_state_dict(state["tuner"])
         if log:
@@ -141,29 +142,35 @@ def measure(source: GanPoseSource, cameras: CameraDistribution, target: Target2D
 def adapt(checkpoint: str | Path, target_2d: str | Path, out: str | Path, recipe: AdaptRecipe | None = None,
           seed: int = 0, device: torch.device | str = "cpu", normalised: bool = False,
           body_model: str | Path | None = None, overwrite: bool = False, resume: bool = False,
-          progress: bool = False, log: Callable[[str], None] | None = None) -> AdaptResult:
+          training_state: str | Path | None = None, progress: bool = False,
+          log: Callable[[str], None] | None = None) -> AdaptResult:
     """Adapt the GAN checkpoint at ``checkpoint`` to the target 2D at ``target_2d`` (a keypoint
     file or a folder) and write the adapted checkpoint to ``out`` (see the module doc); ``resume``
-    finishes the interrupted run whose state is beside ``out`` (``adapt.state``)."""
+    finishes the interrupted run whose state is beside ``out`` (``adapt.state``); ``training_state``:
+    the checkpoint's ``state.pt``, whose 3D discriminator then joins the fine-tuning (``critic3d``)."""
     begin = time.perf_counter()
     recipe, out, device = recipe or load_adapt_recipe(), check_output(out, overwrite), torch.device(device)
     start_cameras(recipe)
     target = read_target(target_2d, normalised)
     source, body = load_checkpoint(checkpoint, device), load_body_model(body_model)
     check_body_model(source, body)
+    critic = None if training_state is None else load_critic(training_state, source)
+    critic_file = None if training_state is None else str(training_state)
     body = body.to(device)
-    key, state_file = run_key(source.sha256, target.record(), recipe.to_dict(), seed), state_path(out)
+    key, state_file = run_key(source.sha256, target.record(), recipe.to_dict(), [seed, critic_file]), state_path(out)
     state = read_state(state_file, key, resume)
     fit = saved_fit(state) if state is not None else fit_target_cameras(source, target, recipe, seed, body, device, log)
     write_state(state_file, key, fit, None if state is None else state["tuner"])
     generator = tuned_generator(source, target, fit, recipe, seed, body, device, state,
-                                lambda tuner: write_state(state_file, key, fit, tuner.state_dict()), progress, log)
+                                lambda tuner: write_state(state_file, key, fit, tuner.state_dict()), progress, log,
+                                critic)
     tuned = with_generator(source, generator)
     distances = {"start": measure(source, start_cameras(recipe), target, recipe, seed, body, device),
                  "cameras": measure(source, fit.distribution, target, recipe, seed, body, device),
                  "adapted": measure(tuned, fit.distribution, target, recipe, seed, body, device)}
     record = {"target": target.record(), "camera": fit.distribution.to_dict(), "camera_start": recipe.cameras.start,
               "frechet_2d": distances, "camera_search": list(fit.history), "recipe": recipe.to_dict(), "seed": seed,
+              "training_state": critic_file,
               "source": {"path": str(checkpoint), "sha256": source.sha256}, "run": run_record(device)}
     write_adapted(source, out, tuned.generator, record, overwrite)
     state_file.unlink(missing_ok=True)

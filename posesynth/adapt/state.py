@@ -1,7 +1,7 @@
 """Resuming ``posesynth adapt``: a state file beside the output, ``<out>.state``.
 
 It holds the run's key (the sha256 of the source checkpoint's digest, the target's record, the
-recipe and the seed), the fitted cameras (so a resumed run does not search again) and, once
+recipe, the seed and the training state used), the fitted cameras (so a resumed run does not search again) and, once
 fine-tuning has begun, the fine-tuner's state every ``finetune.state_every`` steps (weights,
 optimisers, random state: a resumed run ends with the weights an uninterrupted one does).  It is
 written atomically, read with ``weights_only=True``, and removed when the checkpoint is written.
@@ -29,7 +29,7 @@ def state_path(out: Path) -> Path:
     return out.with_name(out.name + ".state")
 
 
-def run_key(source_sha256: str, target: dict, recipe: dict, seed: int) -> str:
+def run_key(source_sha256: str, target: dict, recipe: dict, seed: Any) -> str:
     """What a state file must have been made by to be resumed."""
     text = json.dumps([source_sha256, target, recipe, seed], sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()
