@@ -11,7 +11,8 @@ default ``surveillance``: high, far, looking down 20-50 degrees, unlike the defa
     target 2D     the other source's *training* files' poses through the target cameras, 2D only
                   (h36m17 pixels with K: what a team's detector would give)
     adapted       the fold's GAN adapted to that 2D (``posesynth.adapt.adapt``, ``--adapt-recipe``,
-                  ``--adapt-set``), sampled through its own adapted cameras
+                  ``--adapt-set``; with the fold GAN's training state, so its 3D discriminator joins
+                  the fine-tuning, unless ``--no-critic``), sampled through its own adapted cameras
     test          the other source's held-out (validation) files through the target cameras
 
 and the same SimpleBaseline MLP lifter as downstream's (same config, steps, batch) is trained,
@@ -73,8 +74,10 @@ def target_file(store: Path, out: Path) -> Path:
 def adapted_checkpoint(gan: Path, target: Path, out: Path, args) -> Path:
     if not out.exists():
         t = time.perf_counter()
+        state = gan.parent / "state.pt"
         result = adapt(gan, target, out, load_adapt_recipe(args.adapt_recipe, args.adapt_set), seed=0,
-                       device=args.device, log=lambda m: print(f"    {m}", flush=True))
+                       device=args.device, training_state=state if state.is_file() and not args.no_critic else None,
+                       log=lambda m: print(f"    {m}", flush=True))
         print(f"  adapted {gan} in {time.perf_counter() - t:.0f} s: {result.frechet_2d}", flush=True)
     return out
 
@@ -160,7 +163,8 @@ def format_direction(name: str, out: Path, frechet: dict | None) -> str:
         lines.append(f"| {row} | " + (f"{np.mean(v):.1f} ± {np.std(v):.1f} ({len(v)} seeds)" if v else "not run") + " |")
     if all(cells[r] for r in ROWS):
         u, a, o = (np.mean(cells[r]) for r in ROWS)
-        lines.append(f"\ngap closed: {100 * (u - a) / (u - o):.0f}% of unadapted -> oracle" if u != o else "")
+        lines.append(f"\ngap closed: {100 * (u - a) / (u - o):.0f}% of unadapted -> oracle" if o < u else
+                     "\nno gap to close: the oracle is not better than unadapted")
     if frechet:
         f = frechet["adapt"]
         lines.append(f"\n2D Fréchet distance (adapt's measure): start {f['start']:.4g}, adapted cameras "
@@ -182,6 +186,8 @@ def main() -> None:
     parser.add_argument("--adapt-recipe", type=Path, help="adaptation recipe (default: adapt_default)")
     parser.add_argument("--adapt-set", action="append", default=[], metavar="KEY=VALUE",
                         help="override of the adaptation recipe, e.g. finetune.steps=1000 (repeatable)")
+    parser.add_argument("--no-critic", action="store_true",
+                        help="adapt without the fold GAN's 3D discriminator (its training state)")
     parser.add_argument("--seeds", type=int, default=3, help="lifter seeds per cell")
     parser.add_argument("--steps", type=int, help="override the lifter's steps")
     parser.add_argument("--fold-gan-steps", type=int, help="override the cross-source GANs' steps (if trained here)")
