@@ -157,3 +157,14 @@ def test_another_checkpoints_training_state_is_refused(checkpoint, real_target, 
     with pytest.raises(AdaptError, match="state.pt: not the training state of .*checkpoint.pt"):
         adapt(checkpoint, real_target, tmp_path / "a.pt", load_adapt_recipe(overrides=SMALL_ADAPT), normalised=True,
               training_state=other.parent / "state.pt")
+
+
+def test_a_coco17_target_adapts_through_the_same_pipeline(checkpoint, tmp_path):
+    with torch.no_grad():
+        batch = load_checkpoint(checkpoint).sample(300, torch.Generator().manual_seed(7))
+        bodies = pose_bodies(batch.rotmats, batch.betas, load_body_model(), "coco17")
+        coords = view_coords(bodies, load_camera_preset("in_the_wild"), torch.Generator().manual_seed(8)).numpy()
+    np.savez(tmp_path / "coco.npz", keypoints=coords, layout="coco17")
+    result = adapt(checkpoint, tmp_path / "coco.npz", tmp_path / "a.pt",
+                   load_adapt_recipe(overrides=SMALL_ADAPT + ["finetune.steps=5"]), normalised=True)
+    assert read_checkpoint_file(result.out)["adapted"]["target"]["layout"] == "coco17"
