@@ -33,7 +33,7 @@ import torch.nn.functional as F
 
 from posesynth.adapt.frechet import normalised_2d
 from posesynth.adapt.recipe import FinetuneSection
-from posesynth.adapt.views import pose_bodies, view_coords
+from posesynth.adapt.views import Bodies, pose_bodies, view_coords
 from posesynth.body_model import BodyModel
 from posesynth.cameras import CameraDistribution
 from posesynth.gan.checkpoint import GanPoseSource
@@ -77,11 +77,17 @@ class FineTuner:
         self.critic = critic.to(device) if critic is not None and settings.critic_3d > 0 else None
 
     # ------------------------------------------------------------------ batches
-    def _generated(self, generator: torch.nn.Module, z: torch.Tensor, betas: torch.Tensor,
-                   cameras: torch.Generator) -> Batch:
-        labels = torch.full((len(z),), self.any_label, dtype=torch.int64, device=self.device)
-        rotmats = rot6d_to_matrix(generator(z, labels))
-        bodies = pose_bodies(rotmats, betas, self.body, self.layout)
+    def _any(self, n: int) -> torch.Tensor:
+        """(n,) the "any label" index."""
+        return torch.full((n,), self.any_label, dtype=torch.int64, device=self.device)
+
+    def _posed(self, generator: torch.nn.Module, z: torch.Tensor, betas: torch.Tensor) -> tuple[torch.Tensor, Bodies]:
+        """``generator``'s rotations (B, 24, 3, 3) for latents ``z`` (B, Z), posed on ``betas`` (B, K)."""
+        rotmats = rot6d_to_matrix(generator(z, self._any(len(z))))
+        return rotmats, pose_bodies(rotmats, betas, self.body, self.layout)
+
+    def _generated(self, z: torch.Tensor, betas: torch.Tensor, cameras: torch.Generator) -> Batch:
+        rotmats, bodies = self._posed(self.generator, z, betas)
         features = normalised_2d(view_coords(bodies, self.cameras, cameras), self.layout)
         return Batch(rotmats, bodies.joints - bodies.joints[:, :1], features)
 
@@ -99,41 +105,34 @@ class FineTuner:
     # ------------------------------------------------------------------ one step
     def train_step(self) -> dict[str, float]:
         """One discriminator and one generator update; the logged losses."""
-        s = self.settings
-        z, betas, cams = self._draws(s.batch_size)
-        fake = self._generated(self.generator, z, betas, cams)
+        z, betas, cams = self._draws(self.settings.batch_size)
+        fake = self._generated(z, betas, cams)
         logs = self._discriminator_step(self._real(len(fake.features)), fake.features.detach())
-        d = self.discriminator.requires_grad_(False)
-        adversarial = F.softplus(-d(fake.features).squeeze(-1)).mean()
-        d.requires_grad_(True)
-        with torch.no_grad():
-            anchor_joints = self._anchor_joints(z, betas)
-        anchor = (fake.joints - anchor_joints).pow(2).sum(-1).mean()
-        limits = (limit_penalty(fake.rotmats, self.source.joint_limits).mean()
-                  if self.uses_limits else torch.zeros((), device=self.device))
-        loss = s.adversarial * adversarial + s.anchor * anchor + s.limits * limits
-        logs = logs | {"g_adv": adversarial.item(), "anchor_mm": 1000 * anchor.sqrt().item(), "limits": limits.item()}
-        if self.critic is not None:
-            critic = self._critic_loss(fake)
-            loss = loss + s.critic_3d * critic
-            logs["critic_3d"] = critic.item()
+        loss, g_logs = self._generator_loss(fake, z, betas)
         self.opt_g.zero_grad(set_to_none=True)
         loss.backward()
         self.opt_g.step()
         self.step += 1
-        return logs
+        return logs | g_logs
 
-    def _critic_loss(self, fake: Batch) -> torch.Tensor:
-        """The 3D discriminator's non-saturating loss on a generated batch (scalar)."""
-        labels = torch.full((len(fake.rotmats),), self.any_label, dtype=torch.int64, device=self.device)
-        logit, _ = self.critic(matrix_to_rot6d(fake.rotmats), fake.joints.to(fake.rotmats), labels)
-        return F.softplus(-logit).mean()
-
-    def _anchor_joints(self, z: torch.Tensor, betas: torch.Tensor) -> torch.Tensor:
-        """The original generator's root-relative joints (B, 24, 3) for latents ``z`` on ``betas``."""
-        labels = torch.full((len(z),), self.any_label, dtype=torch.int64, device=self.device)
-        bodies = pose_bodies(rot6d_to_matrix(self.original(z, labels)), betas, self.body, self.layout)
-        return bodies.joints - bodies.joints[:, :1]
+    def _generator_loss(self, fake: Batch, z: torch.Tensor, betas: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        """The weighted generator terms (see the module doc) on a generated batch of latents ``z``
+        and ``betas``; the loss (scalar) and the logged values."""
+        s, d = self.settings, self.discriminator.requires_grad_(False)
+        adversarial = F.softplus(-d(fake.features).squeeze(-1)).mean()
+        d.requires_grad_(True)
+        with torch.no_grad():
+            _, anchor_bodies = self._posed(self.original, z, betas)
+        anchor = (fake.joints - (anchor_bodies.joints - anchor_bodies.joints[:, :1])).pow(2).sum(-1).mean()
+        limits = (limit_penalty(fake.rotmats, self.source.joint_limits).mean()
+                  if self.uses_limits else torch.zeros((), device=self.device))
+        loss = s.adversarial * adversarial + s.anchor * anchor + s.limits * limits
+        logs = {"g_adv": adversarial.item(), "anchor_mm": 1000 * anchor.sqrt().item(), "limits": limits.item()}
+        if self.critic is not None:
+            logit, _ = self.critic(matrix_to_rot6d(fake.rotmats), fake.joints, self._any(len(z)))
+            critic = F.softplus(-logit).mean()
+            loss, logs["critic_3d"] = loss + s.critic_3d * critic, critic.item()
+        return loss, logs
 
     def _discriminator_step(self, real: torch.Tensor, fake: torch.Tensor) -> dict[str, float]:
         """Non-saturating loss and R1 on ``real`` (B, 2 J) against ``fake`` (B, 2 J)."""
