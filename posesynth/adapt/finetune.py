@@ -12,12 +12,12 @@ updates the discriminator (non-saturating loss, R1 on the target's 2D), then the
   every latent near what the 3D GAN learnt, so the generator can reweight and bend poses, not
   invent bodies the 2D alone would accept;
 - ``limits``: ``plausibility.limit_penalty`` against the checkpoint's joint limits (off for a
-  checkpoint without them, such as checkpoints trained before they were recorded: ``uses_limits``).
-
+  checkpoint without them, such as checkpoints trained before they were recorded: ``uses_limits``);
 - ``critic_3d``, only when the checkpoint's training state is given (``critic3d``): the 3D GAN's
   own discriminator on the generated rotations and joints, frozen.  A checkpoint alone holds no
-  3D discriminator (only the EMA generator); then the anchor and the limits stand in for it.  No moving average is kept: the fine-tuned
-weights are the ones saved.  Every random draw comes from one CPU generator (``rng``), so a run is
+  3D discriminator (only the EMA generator); then the anchor and the limits stand in for it.
+
+No moving average is kept: the fine-tuned weights are the ones saved.  Every random draw comes from one CPU generator (``rng``), so a run is
 deterministic under its seed on a given device.  Shapes: B a batch, J the target's keypoints,
 24 SMPL joints.
 """
