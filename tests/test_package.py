@@ -39,7 +39,8 @@ def test_every_camera_preset_is_a_packaged_file():
 
 
 def test_the_shipped_recipes_are_the_toml_files_of_the_recipes_folder():
-    assert list(shipped_recipes()) == ["gan_default", "sample_default", "sample_multiview", "split_default"]
+    assert list(shipped_recipes()) == [
+        "adapt_default", "gan_default", "sample_default", "sample_multiview", "split_default"]
     assert shipped_recipes()["sample_default"] == DEFAULT_SAMPLE_RECIPE
 
 
@@ -55,7 +56,7 @@ def test_a_recipe_file_is_taken_as_it_is_even_under_a_shipped_name(tmp_path, mon
 
 
 def test_neither_a_file_nor_a_shipped_name_lists_the_shipped_recipes(tmp_path):
-    with pytest.raises(RecipeError, match="nor the name of a shipped recipe .gan_default, sample_default, "
+    with pytest.raises(RecipeError, match="nor the name of a shipped recipe .adapt_default, gan_default, sample_default, "
                                           "sample_multiview, split_default.") as err:
         recipe_path(tmp_path / "missing.toml")
     assert str(tmp_path / "missing.toml") in str(err.value)
