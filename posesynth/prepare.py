@@ -15,6 +15,7 @@ K betas, N frames of the store.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import os
@@ -58,10 +59,10 @@ class PrepareError(PosesynthError, RuntimeError):
 class PrepareOptions:
     fps: float = 30.0
     # the split: split_default.toml's values unless given (the TOML is the one default)
-    val_fraction: float = field(default_factory=lambda: load_split().val_fraction)
-    val_subjects: tuple[str, ...] = field(default_factory=lambda: tuple(load_split().val_subjects))
-    val_contents: tuple[str, ...] = field(default_factory=lambda: tuple(load_split().val_contents))
-    seed: int = field(default_factory=lambda: load_split().seed)
+    val_fraction: float = field(default_factory=lambda: _shipped_split().val_fraction)
+    val_subjects: tuple[str, ...] = field(default_factory=lambda: tuple(_shipped_split().val_subjects))
+    val_contents: tuple[str, ...] = field(default_factory=lambda: tuple(_shipped_split().val_contents))
+    seed: int = field(default_factory=lambda: _shipped_split().seed)
     strict: bool = False
     workers: int = 2
     rig: str | None = None  # a rig name or TOML path for every file; None: detect per file
@@ -263,6 +264,12 @@ def load_split(path: str | Path | None = None) -> SplitSection:
     """The ``[split]`` of ``posesynth/recipes/split_default.toml`` <- the split recipe at ``path``
     (keys it does not list keep split_default's values)."""
     return load_recipe(SplitRecipe, read_recipe(DEFAULT_SPLIT), str(DEFAULT_SPLIT), path).split
+
+
+@functools.cache
+def _shipped_split() -> SplitSection:
+    """split_default.toml's ``[split]``, read once (``PrepareOptions``' four split defaults)."""
+    return load_split()
 
 
 def split_files(labels: list[FileLabels], opts: PrepareOptions) -> set[str]:
