@@ -167,8 +167,8 @@ def format_direction(name: str, out: Path, frechet: dict | None) -> str:
                      "\nno gap to close: the oracle is not better than unadapted")
     if frechet:
         f = frechet["adapt"]
-        lines.append(f"\n2D Fréchet distance (adapt's measure): start {f['start']:.4g}, adapted cameras "
-                     f"{f['cameras']:.4g}, adapted cameras and generator {f['adapted']:.4g}; stores: "
+        lines.append(f"\n2D Fréchet distance (adapt's measure): start {f['start']:.4g}, aligned cameras and bodies "
+                     f"{f['aligned']:.4g}, and generator {f['adapted']:.4g}; stores: "
                      + ", ".join(f"{k} {v:.4g}" for k, v in frechet["stores"].items()))
     return "\n".join(lines)
 

@@ -33,8 +33,11 @@ class BetasPrior:
 
     def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
         """(n, K) betas; the normal draws come from ``generator`` on the CPU."""
-        noise = torch.randn(n, len(self.mean), generator=generator).clamp(-self.clip, self.clip)
-        return self.mean + self.std * noise
+        return self.from_normal(torch.randn(n, len(self.mean), generator=generator))
+
+    def from_normal(self, normal: torch.Tensor) -> torch.Tensor:
+        """Standard normal draws (n, K) -> the betas (n, K) they give under this prior."""
+        return self.mean.to(normal) + self.std.to(normal) * normal.clamp(-self.clip, self.clip)
 
     @classmethod
     def standard(cls, num_betas: int, std: float, clip: float) -> BetasPrior:

@@ -7,15 +7,19 @@ import numpy as np
 import pytest
 import torch
 
-from posesynth.adapt.cameras import CameraSearch, camera_objective, fit_cameras
+from posesynth.adapt.alignment import Alignment, AlignmentObjective, AlignmentSpace, fit_alignment
+from posesynth.adapt.bodies import PROPORTION_BETAS
 from posesynth.adapt.errors import AdaptError
 from posesynth.adapt.finetune import FineTuner
 from posesynth.adapt.recipe import load_adapt_recipe
 from posesynth.adapt.run import adapt
+from posesynth.adapt.search import SearchSizes
 from posesynth.adapt.state import state_path
 from posesynth.adapt.views import pose_bodies, view_coords
 from posesynth.body_model import load_body_model
+from posesynth.body_prior import BetasPrior
 from posesynth.cameras import CameraDistribution, load_camera_preset
+from posesynth.config import RecipeError
 from posesynth.gan.checkpoint import load_checkpoint, read_checkpoint_file
 from posesynth.outputs import OutputError
 from posesynth.pose_source import StorePoseSource
@@ -23,7 +27,8 @@ from posesynth.gan.train import train
 from test_gan import TINY
 from test_sampling import training_store
 
-SEARCH = CameraSearch(population=8, elites=3, iterations=3)
+SEARCH = SearchSizes(population=16, elites=4, iterations=5)
+SHOULDER, TORSO = PROPORTION_BETAS[4], PROPORTION_BETAS[6]  # the shoulder-width and pelvis-to-neck betas
 
 
 @pytest.fixture(scope="module")
@@ -33,43 +38,92 @@ def checkpoint(tmp_path_factory):
     return train(None, training_store(tmp_path_factory), out, TINY + ("train.steps=2",), progress=False)
 
 
-def gan_bodies(checkpoint, n, seed):
+def gan_bodies(checkpoint, n, seed, prior=None):
+    """``n`` of the GAN's poses, on its own bodies or on bodies of ``prior``."""
     batch = load_checkpoint(checkpoint).sample(n, torch.Generator().manual_seed(seed))
-    return pose_bodies(batch.rotmats, batch.betas, load_body_model(), "h36m17")
+    betas = batch.betas if prior is None else prior.sample(n, torch.Generator().manual_seed(seed + 100))
+    return pose_bodies(batch.rotmats, betas, load_body_model(), "h36m17")
 
 
-@pytest.fixture(scope="module")
-def surveillance_target(checkpoint):
-    """Normalised 2D (600, 17, 2) of the GAN's poses through surveillance cameras (20-50 degrees)."""
+def target_coords(checkpoint, cameras, prior=None):
+    """Normalised 2D (600, 17, 2) of the GAN's poses through ``cameras`` (on bodies of ``prior``)."""
     with torch.no_grad():
-        return view_coords(gan_bodies(checkpoint, 600, 1), load_camera_preset("surveillance"),
+        return view_coords(gan_bodies(checkpoint, 600, 1, prior), load_camera_preset(cameras),
                            torch.Generator().manual_seed(2)).numpy()
 
 
+def other_bodies(checkpoint):
+    """The GAN's betas prior with shoulders 2 units wider and the torso 2 units shorter."""
+    prior = load_checkpoint(checkpoint).betas_prior
+    mean = prior.mean.clone()
+    mean[SHOULDER] += 2.0
+    mean[TORSO] -= 2.0
+    return BetasPrior(mean, prior.std, prior.clip)
+
+
+def fit(checkpoint, target, camera_ranges, bodies):
+    source = load_checkpoint(checkpoint)
+    generator = torch.Generator().manual_seed(3)
+    with torch.no_grad():
+        rotmats = source.sample(600, generator).rotmats
+    objective = AlignmentObjective(rotmats, torch.randn(600, 10, generator=generator), load_body_model(), "h36m17",
+                                   target, seed=4)
+    space = AlignmentSpace.make(Alignment(load_camera_preset("h36m"), source.betas_prior), camera_ranges, bodies,
+                                load_body_model())
+    return fit_alignment(objective, space, SEARCH, seed=0)
+
+
 @pytest.fixture(scope="module")
-def fitted(checkpoint, surveillance_target):
-    with torch.no_grad():
-        objective = camera_objective(gan_bodies(checkpoint, 600, 3), surveillance_target, "h36m17", seed=4)
-    return fit_cameras(objective, load_camera_preset("h36m"), SEARCH, seed=0)
+def camera_fit(checkpoint):
+    return fit(checkpoint, target_coords(checkpoint, "surveillance"), ["elevation_deg", "roll_deg"], False)
 
 
-def test_camera_adaptation_moves_the_elevation_towards_the_targets(fitted):
+@pytest.fixture(scope="module")
+def body_fit(checkpoint):
+    return fit(checkpoint, target_coords(checkpoint, "h36m", other_bodies(checkpoint)), [], True)
+
+
+def test_camera_alignment_moves_the_elevation_towards_the_targets(camera_fit):
     start = sum(load_camera_preset("h36m").elevation_deg) / 2  # 9 degrees; the target's middle is 35
-    assert abs(sum(fitted.distribution.elevation_deg) / 2 - 35.0) < abs(start - 35.0) - 10.0
+    assert abs(sum(camera_fit.alignment.cameras.elevation_deg) / 2 - 35.0) < abs(start - 35.0) - 10.0
 
 
-def test_camera_adaptation_lowers_the_distance_to_the_target(fitted):
-    assert fitted.after < 0.5 * fitted.before and list(fitted.history) == sorted(fitted.history, reverse=True)
+def test_camera_alignment_lowers_the_distance_to_the_target(camera_fit):
+    assert camera_fit.after < 0.5 * camera_fit.before
+    assert list(camera_fit.history) == sorted(camera_fit.history, reverse=True)
 
 
-def test_camera_adaptation_is_deterministic_under_its_seed(checkpoint, surveillance_target, fitted):
-    with torch.no_grad():
-        objective = camera_objective(gan_bodies(checkpoint, 600, 3), surveillance_target, "h36m17", seed=4)
-    assert fit_cameras(objective, load_camera_preset("h36m"), SEARCH, seed=0) == fitted
+def test_camera_alignment_keeps_the_ranges_it_does_not_fit(camera_fit, checkpoint):
+    start = load_camera_preset("h36m")
+    fitted = camera_fit.alignment.cameras
+    assert (fitted.distance_m, fitted.focal_px) == (start.distance_m, start.focal_px)
+    assert camera_fit.alignment.betas_prior.to_dict() == load_checkpoint(checkpoint).betas_prior.to_dict()
+
+
+def test_body_alignment_moves_the_proportions_towards_the_targets(body_fit, checkpoint):
+    start, fitted = load_checkpoint(checkpoint).betas_prior.mean, body_fit.alignment.betas_prior.mean
+    assert fitted[SHOULDER] - start[SHOULDER] > 1.0 and fitted[TORSO] - start[TORSO] < -1.0
+    assert body_fit.alignment.cameras == load_camera_preset("h36m") and body_fit.after < 0.5 * body_fit.before
+
+
+def test_alignment_is_deterministic_under_its_seed(checkpoint, body_fit):
+    again = fit(checkpoint, target_coords(checkpoint, "h36m", other_bodies(checkpoint)), [], True)
+    assert again == body_fit
+
+
+def test_an_unknown_camera_range_is_refused():
+    with pytest.raises(RecipeError, match="align.camera_ranges: 'azimuth_deg' is not one of elevation_deg"):
+        load_adapt_recipe(overrides=['align.camera_ranges=["azimuth_deg"]'])
+
+
+def test_a_focal_range_the_start_cameras_do_not_have_is_refused(checkpoint):
+    with pytest.raises(AdaptError, match="the start cameras .align.start. have no fov_deg; they give focal_px"):
+        AlignmentSpace.make(Alignment(load_camera_preset("h36m"), load_checkpoint(checkpoint).betas_prior),
+                            ["fov_deg"], False, load_body_model())
 
 
 # ---------------------------------------------------------------------------- fine-tuning, the checkpoint
-SMALL_ADAPT = ["cameras.fit=false", "cameras.poses=300", "finetune.steps=200", "finetune.batch_size=64",
+SMALL_ADAPT = ["align.camera_ranges=[]", "align.bodies=false", "align.poses=300", "finetune.steps=200", "finetune.batch_size=64",
                "finetune.lr_g=1e-3", "finetune.state_every=50", "measure.poses=600"]
 
 
@@ -94,7 +148,7 @@ def adapted(checkpoint, real_target, tmp_path_factory):
 
 def test_fine_tuning_lowers_the_distance_to_a_target_of_other_poses(adapted):
     d = adapted.frechet_2d
-    assert d["cameras"] == d["start"] and d["adapted"] < 0.8 * d["start"]
+    assert d["aligned"] == d["start"] and d["adapted"] < 0.8 * d["start"]
 
 
 def test_an_adapted_checkpoint_records_its_target_cameras_and_distances(adapted, real_target):

@@ -13,7 +13,7 @@ from posesynth.gan.checkpoint import read_checkpoint_file
 from test_adapt import checkpoint, gan_bodies  # noqa: F401  (a module fixture)
 from test_sampling import SMALL, training_store
 
-QUICK = ["cameras.poses=300", "cameras.population=4", "cameras.elites=2", "cameras.iterations=2",
+QUICK = ["align.poses=300", "align.population=4", "align.elites=2", "align.iterations=2",
          "finetune.steps=4", "finetune.batch_size=32", "measure.poses=300"]
 SAMPLE = [x for s in SMALL for x in ("--set", s)]
 

@@ -3,7 +3,9 @@
 - ``target``: the target 2D files (``posesynth.keypoint_files``), their fully visible frames;
 - ``frechet``: the Fréchet distance between sets of normalised 2D poses;
 - ``views``: generated poses -> bodies -> cameras -> normalised 2D (differentiable);
-- ``cameras``: the camera distribution fitted to the target (cross-entropy method);
+- ``search``: the cross-entropy method;
+- ``cameras``, ``bodies``: a camera distribution's ranges and a betas prior's proportions as search vectors;
+- ``alignment``: both fitted together to the target (the global alignment);
 - ``critic3d``: the 3D GAN's discriminator from the checkpoint's training state (``--training-state``);
 - ``finetune``: the generator fine-tuned against a 2D discriminator;
 - ``recipe``: the adaptation recipe (``posesynth/recipes/adapt_default.toml``);

@@ -1,29 +1,24 @@
-"""Camera adaptation (PoseDA's global alignment): fit a camera distribution to the target's 2D.
+"""The camera part of the global alignment: a camera distribution's ranges as a search vector.
 
-With the poses fixed, the ranges of ``CameraDistribution``'s ``elevation_deg``, ``roll_deg``,
-``distance_m`` and its focal length (``focal_px`` or ``fov_deg``, whichever the starting
-distribution has) are searched by the cross-entropy method for the smallest Fréchet distance
-(``posesynth.adapt.frechet``) between the projected poses' normalised 2D and the target's.
-Each range is searched as its centre and half-width, within ``BOUNDS``; every other key
-(azimuth, image size, lens, jitter) stays as it is.  Every candidate sees the same poses through
-cameras drawn from the same seed (common random numbers), so candidates differ only by their
-ranges, and the search is deterministic under its seed.
+Each fitted range of ``CameraDistribution`` (``CAMERA_RANGES``: ``elevation_deg``, ``roll_deg``,
+``distance_m`` and the focal length, ``focal_px`` or ``fov_deg`` whichever the distribution has)
+is searched as its centre and half-width, within ``BOUNDS``; every other key (azimuth, image
+size, lens, jitter) stays as it is.
 
-Focal length and distance change normalised 2D only through perspective and the lens (and the
-distance through keeping the body in frame), so they are fitted loosely; elevation and roll
-change it most.
+Normalised 2D is blind to the person's size, so distance and focal length reach it only through
+perspective and the lens: a search that may move them bends the 2D the way a different body or
+pose would, and finds cameras that are not the target's (measured: docs/adapt.md).  The default
+recipe fits elevation and roll only.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from collections.abc import Sequence
+from dataclasses import replace
 
 import numpy as np
-import torch
 
-from posesynth.adapt.frechet import frechet_2d_gaussians, gaussian, normalised_2d
-from posesynth.adapt.views import Bodies, view_coords
+from posesynth.adapt.errors import AdaptError
 from posesynth.cameras import CameraDistribution
 
 # key -> (centre lo, centre hi, widest half-width, lowest value of the range, highest)
@@ -34,91 +29,46 @@ BOUNDS: dict[str, tuple[float, float, float, float, float]] = {
     "focal_px": (100.0, 20000.0, 5000.0, 50.0, 30000.0),
     "fov_deg": (5.0, 120.0, 40.0, 2.0, 150.0),
 }
+CAMERA_RANGES = tuple(BOUNDS)
 
 
-@dataclass(frozen=True)
-class CameraSearch:
-    """The cross-entropy method's sizes (the adapt recipe's ``[cameras]``)."""
-
-    population: int  # candidates per iteration
-    elites: int  # the best this many set the next iteration's distribution
-    iterations: int
-
-
-@dataclass(frozen=True)
-class CameraFit:
-    distribution: CameraDistribution  # the best found (the start if nothing beat it)
-    before: float  # the distance with the starting distribution
-    after: float  # with the fitted one
-    history: tuple[float, ...]  # the best distance after each iteration
+def camera_keys(dist: CameraDistribution, names: Sequence[str]) -> tuple[str, ...]:
+    """The ranges ``names`` (``align.camera_ranges``) of ``dist`` to fit, checked."""
+    for name in names:
+        if name not in BOUNDS:
+            raise AdaptError(f"align.camera_ranges: {name!r} is not one of {', '.join(CAMERA_RANGES)}")
+        if getattr(dist, name) is None:
+            other = "fov_deg" if name == "focal_px" else "focal_px"
+            raise AdaptError(f"align.camera_ranges: the start cameras (align.start) have no {name}; "
+                             f"they give {other}")
+    return tuple(dict.fromkeys(names))
 
 
-def fitted_keys(dist: CameraDistribution) -> tuple[str, ...]:
-    return ("elevation_deg", "roll_deg", "distance_m", "focal_px" if dist.focal_px is not None else "fov_deg")
-
-
-def to_vector(dist: CameraDistribution) -> np.ndarray:
-    """(2 k,) centre and half-width of each fitted range."""
+def to_vector(dist: CameraDistribution, keys: Sequence[str]) -> np.ndarray:
+    """(2 k,) centre and half-width of each range of ``keys``."""
     out = []
-    for key in fitted_keys(dist):
+    for key in keys:
         lo, hi = getattr(dist, key)
         out += [(lo + hi) / 2, (hi - lo) / 2]
-    return np.array(out)
+    return np.array(out, dtype=float)
 
 
-def from_vector(dist: CameraDistribution, v: np.ndarray) -> CameraDistribution:
-    """``dist`` with the fitted ranges of ``v`` (centre, half-width pairs), held within ``BOUNDS``."""
+def from_vector(dist: CameraDistribution, v: np.ndarray, keys: Sequence[str]) -> CameraDistribution:
+    """``dist`` with the ranges of ``keys`` from ``v`` (centre, half-width pairs), held within ``BOUNDS``."""
     ranges = {}
-    for i, key in enumerate(fitted_keys(dist)):
+    for i, key in enumerate(keys):
         c_lo, c_hi, widest, lo, hi = BOUNDS[key]
         centre, half = float(np.clip(v[2 * i], c_lo, c_hi)), float(np.clip(v[2 * i + 1], 0.0, widest))
         ranges[key] = (max(lo, centre - half), min(hi, centre + half))
     return replace(dist, **ranges)
 
 
-def initial_spread(dist: CameraDistribution) -> np.ndarray:
+def initial_spread(dist: CameraDistribution, keys: Sequence[str]) -> np.ndarray:
     """(2 k,) the first iteration's standard deviation of each centre and half-width."""
     out = []
-    for key, (centre, _) in zip(fitted_keys(dist), to_vector(dist).reshape(-1, 2)):
+    for key, (centre, _) in zip(keys, to_vector(dist, keys).reshape(-1, 2)):
         if key in ("elevation_deg", "roll_deg"):
             out += [15.0 if key == "elevation_deg" else 5.0, 5.0]
         else:
             out += [0.3 * abs(centre), 0.15 * abs(centre)]
-    return np.array(out)
-
-
-def fit_cameras(objective: Callable[[CameraDistribution], float], start: CameraDistribution,
-                search: CameraSearch, seed: int, log: Callable[[str], None] | None = None) -> CameraFit:
-    """The cross-entropy method from ``start``: ``objective(dist)`` is the distance to minimise
-    (deterministic for a given ``dist``)."""
-    rng = np.random.default_rng(seed)
-    mean, std = to_vector(start), initial_spread(start)
-    floor = 0.02 * std
-    before = best_value = objective(start)
-    best, history = start, []
-    for it in range(search.iterations):
-        candidates = [from_vector(start, mean + std * rng.standard_normal(len(mean))) for _ in range(search.population)]
-        values = np.array([objective(c) for c in candidates])
-        order = np.argsort(values, kind="stable")[: search.elites]
-        elite = np.stack([to_vector(candidates[i]) for i in order])
-        mean, std = elite.mean(0), np.maximum(elite.std(0), floor)
-        if values[order[0]] < best_value:
-            best, best_value = candidates[order[0]], float(values[order[0]])
-        history.append(best_value)
-        if log:
-            log(f"cameras: iteration {it + 1}/{search.iterations}, best Fréchet distance {best_value:.4g}")
-    return CameraFit(best, before, best_value, tuple(history))
-
-
-def camera_objective(bodies: Bodies, target: np.ndarray, layout: str, seed: int) -> Callable[[CameraDistribution], float]:
-    """``dist`` -> the Fréchet distance between ``bodies`` seen through cameras of ``dist``
-    (drawn from ``seed``, the same draws for every ``dist``) and the target's normalised camera
-    coordinates (N, J, 2) of set ``layout``."""
-    reference = gaussian(normalised_2d(target, layout))
-
-    @torch.no_grad()
-    def objective(dist: CameraDistribution) -> float:
-        coords = view_coords(bodies, dist, torch.Generator().manual_seed(seed))
-        return frechet_2d_gaussians(gaussian(normalised_2d(coords, layout)), reference)
-
-    return objective
+    return np.array(out, dtype=float)

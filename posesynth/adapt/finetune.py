@@ -3,7 +3,7 @@
 A small MLP discriminator sees normalised 2D poses (root-centred, unit scale:
 ``frechet.normalised_2d``, (B, 2 J)): the target's, and the generator's poses through cameras of
 the adapted distribution (``views``: generator -> 6D rotations -> forward kinematics on bodies of
-the checkpoint's betas prior -> keypoints -> cameras -> normalisation, differentiable).  One step
+the aligned betas prior -> keypoints -> cameras -> normalisation, differentiable).  One step
 updates the discriminator (non-saturating loss, R1 on the target's 2D), then the generator:
 
 - ``adversarial``: fool the 2D discriminator;

@@ -6,6 +6,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from posesynth.adapt.cameras import CAMERA_RANGES
+from posesynth.adapt.search import SearchSizes
 from posesynth.config import AT_LEAST_ONE, FRACTION, NON_NEGATIVE, POSITIVE, Recipe, RecipeError, Section, \
     load_recipe, read_recipe, ruled
 from posesynth.resources import packaged_path
@@ -14,21 +16,29 @@ DEFAULT_ADAPT_RECIPE = packaged_path("recipes", "adapt_default.toml")
 
 
 @dataclass(frozen=True)
-class CamerasSection(Section):
-    """``[cameras]``: the camera fit (``posesynth.adapt.cameras``)."""
+class AlignSection(Section):
+    """``[align]``: the global alignment of cameras and bodies (``posesynth.adapt.alignment``)."""
 
-    NAME = "cameras"
+    NAME = "align"
 
-    fit: bool
     start: str  # a camera preset or a TOML file with a [camera] table
+    camera_ranges: list[str]  # of posesynth.adapt.cameras.CAMERA_RANGES; [] keeps the start's cameras
+    bodies: bool  # fit the betas prior's proportions
     poses: int = ruled(AT_LEAST_ONE)
     population: int = ruled(AT_LEAST_ONE)
     elites: int = ruled(AT_LEAST_ONE)
     iterations: int = ruled(AT_LEAST_ONE)
 
     def check(self) -> None:
+        unknown = [name for name in self.camera_ranges if name not in CAMERA_RANGES]
+        if unknown:
+            raise RecipeError(f"align.camera_ranges: {unknown[0]!r} is not one of {', '.join(CAMERA_RANGES)}")
         if self.elites > self.population:
-            raise RecipeError(f"cameras.elites ({self.elites}) must be at most cameras.population ({self.population})")
+            raise RecipeError(f"align.elites ({self.elites}) must be at most align.population ({self.population})")
+
+    @property
+    def sizes(self) -> SearchSizes:
+        return SearchSizes(self.population, self.elites, self.iterations)
 
 
 @dataclass(frozen=True)
@@ -65,7 +75,7 @@ class MeasureSection(Section):
 class AdaptRecipe(Recipe):
     """A whole adaptation recipe (``posesynth adapt --recipe``)."""
 
-    cameras: CamerasSection
+    align: AlignSection
     finetune: FinetuneSection
     measure: MeasureSection
 

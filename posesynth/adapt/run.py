@@ -1,21 +1,24 @@
 """``posesynth adapt``: a GAN checkpoint fitted to a target's 2D, written as a checkpoint like any other.
 
 1. read the target 2D (``target``) and the checkpoint; check the body model;
-2. fit the camera distribution (``cameras``, from ``[cameras].start``) to the target, the
-   generator fixed;
-3. fine-tune the generator against a 2D discriminator through the adapted cameras (``finetune``);
+2. the global alignment (``alignment``, from ``[align].start`` and the checkpoint's betas
+   prior): the camera ranges and body proportions fitted to the target, the generator fixed;
+3. fine-tune the generator against a 2D discriminator through the aligned cameras and bodies
+   (``finetune``);
 4. measure the Fréchet distance of the generator's normalised 2D to the target's
-   (``[measure].poses`` poses, the same latents, bodies and camera draws each time): with the
-   original generator through the starting cameras (``start``), through the adapted cameras
-   (``cameras``), and the fine-tuned generator through them (``adapted``);
-5. write the checkpoint (``gan.checkpoint.save_checkpoint``) with an ``adapted`` record: the
-   target files (paths, sha256, frames), the adapted ``[camera]`` table, the distances, the
-   recipe, the seed and the source checkpoint.
+   (``[measure].poses`` poses, the same latents, body draws and camera draws each time): the
+   original generator with the start (``start``), with the alignment (``aligned``), and the
+   fine-tuned generator with it (``adapted``);
+5. write the checkpoint (``gan.checkpoint.save_checkpoint``) with the aligned betas prior as its
+   own and an ``adapted`` record: the target files (paths, sha256, frames), the adapted
+   ``[camera]`` table, the start's prior, the distances, the recipe, the seed and the source
+   checkpoint.
 
-``sample``, ``render`` and the rest load it as any checkpoint; ``sample`` and ``render`` draw
-cameras from its adapted table unless the sampling recipe or ``--set`` names a camera preset
-(``sample_recipe.resolve_sample_recipe``'s ``camera``).  Resumable: ``<out>.state`` keeps the
-camera fit and the fine-tuner's state (``adapt.state``); ``resume=True`` finishes the run.
+``sample``, ``render`` and the rest load it as any checkpoint (and so draw bodies from the aligned
+prior); ``sample`` and ``render`` draw cameras from its adapted table unless the sampling recipe
+or ``--set`` names a camera preset (``sample_recipe.resolve_sample_recipe``'s ``camera``).
+Resumable: ``<out>.state`` keeps the alignment and the fine-tuner's state (``adapt.state``);
+``resume=True`` finishes the run.
 """
 
 from __future__ import annotations
@@ -31,16 +34,16 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from posesynth.adapt.cameras import CameraFit, CameraSearch, camera_objective, fit_cameras
+from posesynth.adapt.alignment import Alignment, AlignmentFit, AlignmentObjective, AlignmentSpace, fit_alignment
 from posesynth.adapt.critic3d import load_critic
 from posesynth.adapt.errors import AdaptError
 from posesynth.adapt.finetune import FineTuner
 from posesynth.adapt.recipe import AdaptRecipe, load_adapt_recipe
 from posesynth.adapt.state import read_state, run_key, saved_fit, state_path, write_state
 from posesynth.adapt.target import Target2D, read_target
-from posesynth.adapt.views import Bodies, pose_bodies
 from posesynth.body_model import BodyModel, load_body_model
-from posesynth.cameras import CameraDistribution, load_camera_preset
+from posesynth.body_prior import BetasPrior
+from posesynth.cameras import load_camera_preset
 from posesynth.gan.checkpoint import GanPoseSource, load_checkpoint, read_checkpoint_file, save_checkpoint
 from posesynth.outputs import check_output
 from posesynth.run_record import run_record
@@ -51,49 +54,55 @@ from posesynth.sampling.generate import check_body_model
 class AdaptResult:
     out: Path
     target_poses: int
-    camera: CameraDistribution
-    frechet_2d: dict[str, float]  # start, cameras, adapted
+    alignment: Alignment
+    frechet_2d: dict[str, float]  # start, aligned, adapted
     steps: int
     seconds: float
 
 
 def sub_seed(seed: int, stream: str) -> int:
-    """A 63-bit seed for one stream of draws (``cameras``, ``finetune``, ``measure``) of a run."""
+    """A 63-bit seed for one stream of draws (``align``, ``finetune``, ``measure``) of a run."""
     return int.from_bytes(hashlib.sha256(f"posesynth.adapt:{seed}:{stream}".encode()).digest()[:8], "little") >> 1
 
 
-def sample_bodies(source: GanPoseSource, n: int, seed: int, body: BodyModel, layout: str,
-                  device: torch.device) -> Bodies:
-    """``n`` of the source's poses (the first ``n`` of ``seed``'s draws) posed on its betas."""
+def objective(source: GanPoseSource, n: int, seed: int, stream: str, body: BodyModel, target: Target2D,
+              device: torch.device) -> AlignmentObjective:
+    """The alignment objective on the first ``n`` poses of ``source``'s draws for ``stream`` of
+    run ``seed`` (and as many standard-normal body draws after them; its cameras from the
+    ``stream + " cameras"`` stream)."""
+    generator = torch.Generator().manual_seed(sub_seed(seed, stream))
     with torch.no_grad():
-        batch = source.sample(n, torch.Generator().manual_seed(seed), device=device)
-        return pose_bodies(batch.rotmats, batch.betas, body, layout)
+        rotmats = source.sample(n, generator, device=device).rotmats
+    normal = torch.randn(n, len(source.betas_prior.mean), generator=generator)
+    return AlignmentObjective(rotmats, normal, body, target.layout, target.coords, sub_seed(seed, f"{stream} cameras"))
 
 
-def with_generator(source: GanPoseSource, generator: torch.nn.Module) -> GanPoseSource:
-    """``source`` drawing from ``generator`` instead of its own."""
+def with_alignment(source: GanPoseSource, generator: torch.nn.Module | None = None,
+                   betas_prior: BetasPrior | None = None) -> GanPoseSource:
+    """``source`` drawing from ``generator`` and bodies of ``betas_prior`` instead of its own."""
     other = copy.copy(source)
-    other.generator = generator.eval()
+    other.generator = (generator or source.generator).eval()
+    other.betas_prior = betas_prior or source.betas_prior
     return other
 
 
-def start_cameras(recipe: AdaptRecipe) -> CameraDistribution:
+def start_alignment(source: GanPoseSource, recipe: AdaptRecipe) -> Alignment:
     try:
-        return load_camera_preset(recipe.cameras.start)
+        return Alignment(load_camera_preset(recipe.align.start), source.betas_prior)
     except ValueError as exc:
-        raise AdaptError(f"cameras.start: {exc}") from None
+        raise AdaptError(f"align.start: {exc}") from None
 
 
-def fit_target_cameras(source: GanPoseSource, target: Target2D, recipe: AdaptRecipe, seed: int, body: BodyModel,
-                       device: torch.device, log: Callable[[str], None] | None) -> CameraFit:
-    """Step 2: the camera distribution fitted to the target (or the start, ``cameras.fit = false``)."""
-    start, c = start_cameras(recipe), recipe.cameras
-    bodies = sample_bodies(source, c.poses, sub_seed(seed, "cameras"), body, target.layout, device)
-    objective = camera_objective(bodies, target.coords, target.layout, sub_seed(seed, "camera draws"))
-    if not c.fit:
-        value = objective(start)
-        return CameraFit(start, value, value, ())
-    return fit_cameras(objective, start, CameraSearch(c.population, c.elites, c.iterations), seed, log)
+def align(source: GanPoseSource, target: Target2D, recipe: AdaptRecipe, seed: int, body: BodyModel,
+          device: torch.device, log: Callable[[str], None] | None) -> AlignmentFit:
+    """Step 2: the global alignment fitted to the target."""
+    a = recipe.align
+    try:
+        space = AlignmentSpace.make(start_alignment(source, recipe), a.camera_ranges, a.bodies, body)
+    except ValueError as exc:
+        raise AdaptError(f"align.bodies: {exc}") from None
+    fitting = objective(source, a.poses, seed, "align", body, target, device)
+    return fit_alignment(fitting, space, a.sizes, seed, log)
 
 
 def finetune(tuner: FineTuner, steps: int, log_every: int, state_every: int, save: Callable[[FineTuner], None],
@@ -112,16 +121,17 @@ def finetune(tuner: FineTuner, steps: int, log_every: int, state_every: int, sav
     return tuner.generator.eval().requires_grad_(False)
 
 
-def tuned_generator(source: GanPoseSource, target: Target2D, fit: CameraFit, recipe: AdaptRecipe, seed: int,
+def tuned_generator(source: GanPoseSource, target: Target2D, fit: AlignmentFit, recipe: AdaptRecipe, seed: int,
                     body: BodyModel, device: torch.device, state: dict[str, Any] | None,
                     save: Callable[[FineTuner], None], progress: bool,
                     log: Callable[[str], None] | None, critic: torch.nn.Module | None = None) -> torch.nn.Module:
-    """The generator fine-tuned by the recipe (the source's own when ``finetune.steps = 0``),
-    from the saved ``state``'s fine-tuner when it has one."""
+    """The generator fine-tuned by the recipe through the aligned cameras and bodies (the
+    source's own when ``finetune.steps = 0``), from the saved ``state``'s fine-tuner when it has one."""
     s = recipe.finetune
     if s.steps == 0:
         return source.generator
-    tuner = FineTuner(source, torch.as_tensor(target.coords), target.layout, fit.distribution, body, s,
+    aligned = with_alignment(source, betas_prior=fit.alignment.betas_prior)
+    tuner = FineTuner(aligned, torch.as_tensor(target.coords), target.layout, fit.alignment.cameras, body, s,
                       sub_seed(seed, "finetune"), device, critic)
     if state is not None and state["tuner"] is not None:
         tuner.load_state_dict(state["tuner"])
@@ -132,11 +142,10 @@ def tuned_generator(source: GanPoseSource, target: Target2D, fit: CameraFit, rec
     return finetune(tuner, s.steps, s.log_every, s.state_every, save, progress)
 
 
-def measure(source: GanPoseSource, cameras: CameraDistribution, target: Target2D, recipe: AdaptRecipe, seed: int,
+def measure(source: GanPoseSource, alignment: Alignment, target: Target2D, recipe: AdaptRecipe, seed: int,
             body: BodyModel, device: torch.device) -> float:
-    """The Fréchet distance of ``source``'s normalised 2D through ``cameras`` to the target's."""
-    bodies = sample_bodies(source, recipe.measure.poses, sub_seed(seed, "measure"), body, target.layout, device)
-    return camera_objective(bodies, target.coords, target.layout, sub_seed(seed, "measure draws"))(cameras)
+    """The Fréchet distance of ``source``'s normalised 2D with ``alignment`` to the target's."""
+    return objective(source, recipe.measure.poses, seed, "measure", body, target, device)(alignment)
 
 
 def adapt(checkpoint: str | Path, target_2d: str | Path, out: str | Path, recipe: AdaptRecipe | None = None,
@@ -150,53 +159,59 @@ def adapt(checkpoint: str | Path, target_2d: str | Path, out: str | Path, recipe
     the checkpoint's ``state.pt``, whose 3D discriminator then joins the fine-tuning (``critic3d``)."""
     begin = time.perf_counter()
     recipe, out, device = recipe or load_adapt_recipe(), check_output(out, overwrite), torch.device(device)
-    start_cameras(recipe)
     target = read_target(target_2d, normalised)
     source, body = load_checkpoint(checkpoint, device), load_body_model(body_model)
     check_body_model(source, body)
+    start = start_alignment(source, recipe)
     critic = None if training_state is None else load_critic(training_state, source)
     critic_file = None if training_state is None else str(training_state)
     body = body.to(device)
     key, state_file = run_key(source.sha256, target.record(), recipe.to_dict(), [seed, critic_file]), state_path(out)
     state = read_state(state_file, key, resume)
-    fit = saved_fit(state) if state is not None else fit_target_cameras(source, target, recipe, seed, body, device, log)
+    fit = saved_fit(state) if state is not None else align(source, target, recipe, seed, body, device, log)
     write_state(state_file, key, fit, None if state is None else state["tuner"])
     generator = tuned_generator(source, target, fit, recipe, seed, body, device, state,
                                 lambda tuner: write_state(state_file, key, fit, tuner.state_dict()), progress, log,
                                 critic)
-    tuned = with_generator(source, generator)
-    distances = {"start": measure(source, start_cameras(recipe), target, recipe, seed, body, device),
-                 "cameras": measure(source, fit.distribution, target, recipe, seed, body, device),
-                 "adapted": measure(tuned, fit.distribution, target, recipe, seed, body, device)}
-    record = {"target": target.record(), "camera": fit.distribution.to_dict(), "camera_start": recipe.cameras.start,
-              "frechet_2d": distances, "camera_search": list(fit.history), "recipe": recipe.to_dict(), "seed": seed,
+    tuned = with_alignment(source, generator, fit.alignment.betas_prior)
+    distances = {"start": measure(source, start, target, recipe, seed, body, device),
+                 "aligned": measure(source, fit.alignment, target, recipe, seed, body, device),
+                 "adapted": measure(tuned, fit.alignment, target, recipe, seed, body, device)}
+    record = {"target": target.record(), "camera": fit.alignment.cameras.to_dict(), "camera_start": recipe.align.start,
+              "betas_prior_start": start.betas_prior.to_dict(), "frechet_2d": distances,
+              "align_search": list(fit.history), "recipe": recipe.to_dict(), "seed": seed,
               "training_state": critic_file,
               "source": {"path": str(checkpoint), "sha256": source.sha256}, "run": run_record(device)}
-    write_adapted(source, out, tuned.generator, record, overwrite)
+    write_adapted(tuned, out, record, overwrite)
     state_file.unlink(missing_ok=True)
-    return AdaptResult(out, len(target), fit.distribution, distances, recipe.finetune.steps,
+    return AdaptResult(out, len(target), fit.alignment, distances, recipe.finetune.steps,
                        time.perf_counter() - begin)
 
 
-def write_adapted(source: GanPoseSource, out: Path, generator: torch.nn.Module, record: dict[str, Any],
-                  overwrite: bool) -> None:
-    """``source``'s checkpoint with ``generator``'s weights and the ``adapted`` record, at ``out``."""
-    p = read_checkpoint_file(source.path)
-    save_checkpoint(out, generator, p["recipe"], source.label_field, source.label_names, source.body_model,
-                    p["step"], source.training_files, source.betas_prior, source.joint_limits, p.get("run"),
+def write_adapted(tuned: GanPoseSource, out: Path, record: dict[str, Any], overwrite: bool) -> None:
+    """The checkpoint of ``tuned`` (the source with the fine-tuned generator and the aligned
+    betas prior) with the ``adapted`` record, at ``out``."""
+    p = read_checkpoint_file(tuned.path)
+    save_checkpoint(out, tuned.generator, p["recipe"], tuned.label_field, tuned.label_names, tuned.body_model,
+                    p["step"], tuned.training_files, tuned.betas_prior, tuned.joint_limits, p.get("run"),
                     adapted=record, overwrite=overwrite)
 
 
 def format_result(result: AdaptResult) -> str:
     """What ``posesynth adapt`` prints at the end."""
-    d, c = result.frechet_2d, result.camera
+    d, c = result.frechet_2d, result.alignment.cameras
     focal = f"focal_px {_range(c.focal_px)}" if c.focal_px is not None else f"fov_deg {_range(c.fov_deg)}"
     return "\n".join([
         f"2D Fréchet distance to the target ({result.target_poses:,} poses): start {d['start']:.4g}, "
-        f"adapted cameras {d['cameras']:.4g}, adapted cameras and generator {d['adapted']:.4g}",
+        f"aligned cameras and bodies {d['aligned']:.4g}, and generator {d['adapted']:.4g}",
         f"cameras: elevation_deg {_range(c.elevation_deg)}, roll_deg {_range(c.roll_deg)}, "
         f"distance_m {_range(c.distance_m)}, {focal}",
+        f"bodies: betas prior mean {_betas(result.alignment.betas_prior)}",
         f"wrote {result.out} ({result.steps} fine-tuning steps, {result.seconds:.0f} s)"])
+
+
+def _betas(prior: BetasPrior) -> str:
+    return "[" + ", ".join(f"{v:.2g}" for v in prior.mean.tolist()) + "]"
 
 
 def _range(r: tuple[float, float]) -> str:

@@ -1,8 +1,8 @@
 """Resuming ``posesynth adapt``: a state file beside the output, ``<out>.state``.
 
 It holds the run's key (the sha256 of the source checkpoint's digest, the target's record, the
-recipe, the seed and the training state used), the fitted cameras (so a resumed run does not search again) and, once
-fine-tuning has begun, the fine-tuner's state every ``finetune.state_every`` steps (weights,
+recipe, the seed and the training state used), the global alignment (so a resumed run does not
+search again) and, once fine-tuning has begun, the fine-tuner's state every ``finetune.state_every`` steps (weights,
 optimisers, random state: a resumed run ends with the weights an uninterrupted one does).  It is
 written atomically, read with ``weights_only=True``, and removed when the checkpoint is written.
 """
@@ -16,9 +16,8 @@ from typing import Any
 
 import torch
 
-from posesynth.adapt.cameras import CameraFit
+from posesynth.adapt.alignment import Alignment, AlignmentFit
 from posesynth.adapt.errors import AdaptError
-from posesynth.cameras import CameraDistribution
 from posesynth.outputs import atomic_output
 from posesynth.torch_files import load_tensors_file
 
@@ -51,14 +50,14 @@ def read_state(path: Path, key: str, resume: bool) -> dict[str, Any] | None:
     return state
 
 
-def saved_fit(state: dict[str, Any]) -> CameraFit:
-    c = state["cameras"]
-    return CameraFit(CameraDistribution.from_dict(c["distribution"]), c["before"], c["after"], tuple(c["history"]))
+def saved_fit(state: dict[str, Any]) -> AlignmentFit:
+    a = state["alignment"]
+    return AlignmentFit(Alignment.from_dict(a["fitted"]), a["before"], a["after"], tuple(a["history"]))
 
 
-def write_state(path: Path, key: str, fit: CameraFit, tuner: dict[str, Any] | None) -> None:
-    """The run's state: its key, the camera fit and the fine-tuner's ``state_dict`` (or None)."""
-    cameras = {"distribution": fit.distribution.to_dict(), "before": fit.before, "after": fit.after,
-               "history": list(fit.history)}
+def write_state(path: Path, key: str, fit: AlignmentFit, tuner: dict[str, Any] | None) -> None:
+    """The run's state: its key, the alignment and the fine-tuner's ``state_dict`` (or None)."""
+    alignment = {"fitted": fit.alignment.to_dict(), "before": fit.before, "after": fit.after,
+                 "history": list(fit.history)}
     with atomic_output(path) as tmp:
-        torch.save({"format": FORMAT, "key": key, "cameras": cameras, "tuner": tuner}, tmp)
+        torch.save({"format": FORMAT, "key": key, "alignment": alignment, "tuner": tuner}, tmp)
