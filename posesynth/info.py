@@ -15,8 +15,9 @@ from typing import Any
 import numpy as np
 import zarr
 
-from posesynth.store import ATTR, StoreError, incomplete_store_error, open_store
-from posesynth.stores import samples, training
+from posesynth.store import ATTR, damaged_store_error, incomplete_store_error, open_store
+from posesynth.stores import checked_arrays, samples, training
+from posesynth.stores.arrays import read_array
 
 STATS_ROWS = 65536  # rows read at a time for the statistics
 
@@ -24,10 +25,6 @@ STATS_ROWS = 65536  # rows read at a time for the statistics
 def disk_size(path: Path) -> int:
     """Bytes of every file under ``path``."""
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
-
-
-def _arrays(group: zarr.Group) -> dict[str, zarr.Array]:
-    return {name: a for name, a in sorted(group.members(max_depth=None)) if isinstance(a, zarr.Array)}
 
 
 def _rows(arr: zarr.Array) -> int:
@@ -39,7 +36,7 @@ def store_info(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     group = open_store(path, allow_incomplete=True)
     meta = dict(group.attrs[ATTR])
-    arrays = _arrays(group)
+    arrays = checked_arrays(group)
     _check_parts(path, group, meta, arrays)
     info: dict[str, Any] = {
         "path": str(path),
@@ -79,7 +76,7 @@ def _check_parts(path: Path, group: zarr.Group, meta: dict[str, Any], arrays: di
         if missing and not meta.get("complete"):
             raise incomplete_store_error(path, what, missing)
         if missing:
-            raise StoreError(f"{path}: damaged store: marked complete, but {what} missing ({', '.join(missing)})")
+            raise damaged_store_error(path, f"marked complete, but {what} missing ({', '.join(missing)})")
 
 
 def _sample_info(group: zarr.Group, arrays: dict[str, zarr.Array]) -> dict[str, Any]:
@@ -139,19 +136,19 @@ def _sample_statistics(arrays: dict[str, zarr.Array], ranges: list[tuple[int, in
     for start, stop in ranges:
         for lo in range(start, stop, STATS_ROWS):
             rows = slice(lo, min(stop, lo + STATS_ROWS))
-            pelvis = arrays[samples.keypoints_path("smpl24", "camera")][rows][:, :, 0]  # (n, V, 3)
+            pelvis = read_array(arrays[samples.keypoints_path("smpl24", "camera")], rows)[:, :, 0]  # (n, V, 3)
             stats["camera_distance_m"].add(np.linalg.norm(pelvis, axis=-1))
-            stats["focal_px"].add(arrays[samples.camera_path("K")][rows][:, :, 0, 0])  # (n, V)
+            stats["focal_px"].add(read_array(arrays[samples.camera_path("K")], rows)[:, :, 0, 0])  # (n, V)
             for s in sets:
-                visible = arrays[samples.keypoints_path(s, "visible")][rows]  # (n, V, J)
+                visible = read_array(arrays[samples.keypoints_path(s, "visible")], rows)  # (n, V, J)
                 stats[f"visible_fraction/{s}"].add((visible == samples.VISIBLE).mean(-1))
     return {name: r.result() for name, r in stats.items()}
 
 
 def _training_info(group: zarr.Group) -> dict[str, Any]:
     attrs = group.attrs
-    split = group[training.SPLIT_PATH][:]
-    source = group[training.label_path("source")][:]
+    split = read_array(group[training.SPLIT_PATH])
+    source = read_array(group[training.label_path("source")])
     sources = attrs["labels"]["source"]
     return {
         "fps": attrs.get("fps"),

@@ -283,15 +283,84 @@ def mark_complete(group: zarr.Group, **extra: Any) -> None:
     group.attrs[ATTR] = meta
 
 
+# What Zarr raises for a metadata file it cannot parse (bad bytes, bad JSON, missing keys; for
+# some Zarr v2 files it even asserts), and for a chunk it cannot decode (a checksum, a blosc stream).
+METADATA_ERRORS = (ValueError, TypeError, KeyError, AttributeError, AssertionError)
+CHUNK_ERRORS = (ValueError, RuntimeError)
+METADATA_FILES = ("zarr.json", ".zarray", ".zgroup")  # a folder holding one is a node of the store
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message, or its class name when it has none."""
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
 def open_group(path: str | Path, mode: str = "r") -> zarr.Group:
     """``zarr.open_group``, with a StoreError naming the store when its metadata cannot be read."""
     try:
         return zarr.open_group(str(path), mode=mode)
     except OSError as exc:
         raise StoreError(f"{path}: cannot open the store: {os_reason(exc)}") from None
-    except (ValueError, TypeError, KeyError, AttributeError) as exc:  # what Zarr raises for corrupt JSON
-        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise StoreError(f"{path}: not a readable Zarr store: its metadata is corrupt ({detail})") from None
+    except METADATA_ERRORS as exc:
+        raise StoreError(f"{path}: not a readable Zarr store: its metadata is corrupt ({first_line(exc)})") from None
+
+
+def store_folder(node: zarr.Group | zarr.Array) -> Path:
+    """The folder of the store that holds ``node``, as it was given when the store was opened."""
+    return Path(node.store.root)
+
+
+def damaged_store_error(path: str | Path, what: str) -> StoreError:
+    """The error for a part of a store that is not as posesynth writes it: ``<path>: damaged
+    store: <what>``, ``what`` naming the array or attribute and what is wrong with it."""
+    return StoreError(f"{path}: damaged store: {what}")
+
+
+def store_arrays(group: zarr.Group) -> dict[str, zarr.Array]:
+    """Every array of the store ``group`` by its path in it (``keypoints/h36m17/pixels``), sorted;
+    the metadata of each node is read, one at a time, so one that cannot be read is a "damaged
+    store" StoreError naming it."""
+    path, arrays, groups = store_folder(group), {}, [""]
+    while groups:
+        prefix = groups.pop()
+        for folder in sorted((path / prefix).iterdir()):
+            if not any((folder / name).is_file() for name in METADATA_FILES):
+                continue  # a chunk folder, or no part of the store
+            name = prefix + folder.name
+            try:
+                node = group[name]
+            except METADATA_ERRORS as exc:
+                raise damaged_store_error(path, f"the metadata of {name} cannot be read ({first_line(exc)})") from None
+            if isinstance(node, zarr.Array):
+                arrays[name] = node
+            else:
+                groups.append(name + "/")
+    return dict(sorted(arrays.items()))
+
+
+def check_attributes(group: zarr.Group, types: dict[str, type | tuple[type, type]]) -> None:
+    """A "damaged store" StoreError naming the first attribute of ``group`` that is not of its
+    type in ``types`` (name -> type, or (type, type of each entry) for a list or dict);
+    attributes ``types`` does not list, or the store does not have, are not checked."""
+    for key, kind in types.items():
+        kind, entry = kind if isinstance(kind, tuple) else (kind, None)
+        value = group.attrs.get(key, kind())  # an attribute the store lacks is not checked
+        if not isinstance(value, kind):
+            raise damaged_store_error(store_folder(group), f"attribute {key!r} is {_shown(value)}, "
+                                                           f"not {_TYPE_NAMES[kind]}")
+        entries = (value.items() if isinstance(value, dict) else enumerate(value)) if entry else ()
+        for name, item in entries:
+            if not isinstance(item, entry):
+                raise damaged_store_error(store_folder(group), f"attribute {key!r}: its entry {name!r} is "
+                                                               f"{_shown(item)}, not {_TYPE_NAMES[entry]}")
+
+
+_TYPE_NAMES = {dict: "a dict", list: "a list", str: "a string", int: "an int"}
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def incomplete_store_error(path: str | Path, what: str, missing: list[str]) -> StoreError:

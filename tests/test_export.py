@@ -10,6 +10,8 @@ from click.testing import CliRunner
 from posesynth.cli import main
 from posesynth.export import ExportError, export_store
 from posesynth.store import open_store
+from test_errors import error_line
+from test_info import WRONG_ATTRIBUTES, damaged_sample_store
 from test_sampling import read_all, sample_store, training_store
 
 
@@ -43,6 +45,29 @@ def test_h5_holds_every_array_and_the_attributes(tmp_path, samples):
 def test_an_unknown_format_is_refused(tmp_path, samples):
     with pytest.raises(ExportError, match="unknown export format"):
         export_store(samples, "csv", tmp_path / "x.csv")
+
+
+@pytest.mark.parametrize(("attribute", "message"), WRONG_ATTRIBUTES)
+def test_an_attribute_of_the_wrong_type_is_a_damaged_store_written_nowhere(tmp_path, tmp_path_factory, attribute,
+                                                                            message):
+    store = damaged_sample_store(tmp_path, tmp_path_factory, "attribute", attribute)
+    out = tmp_path / "out"
+    assert f"error: {store}: damaged store: {message}" in \
+        error_line(["export", store, "--format", "videopose3d", "--out", out])
+    assert not out.exists()
+
+
+def test_unreadable_array_metadata_is_a_damaged_store_naming_the_array(tmp_path, tmp_path_factory):
+    store = damaged_sample_store(tmp_path, tmp_path_factory, "metadata")
+    assert f"error: {store}: damaged store: the metadata of smpl/betas cannot be read" in \
+        error_line(["export", store, "--format", "npz", "--out", tmp_path / "out.npz"])
+
+
+def test_a_corrupt_chunk_is_a_damaged_store_naming_the_array_and_leaves_no_file(tmp_path, tmp_path_factory):
+    store = damaged_sample_store(tmp_path, tmp_path_factory, "chunk")
+    assert f"error: {store}: damaged store: array keypoints/smpl24/camera: a chunk cannot be read" in \
+        error_line(["export", store, "--format", "npz", "--out", tmp_path / "out.npz"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["damaged.zarr"]
 
 
 def test_cli_export_training_store_as_npz(tmp_path, tmp_path_factory):

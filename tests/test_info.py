@@ -3,11 +3,14 @@
 import json
 import shutil
 
+import numpy as np
+import pytest
 import zarr
 from click.testing import CliRunner
 
 from posesynth.cli import main
 from posesynth.info import info_text, store_info
+from test_errors import error_line
 from test_sampling import sample_store, training_store
 
 
@@ -97,3 +100,43 @@ def test_store_predating_run_and_shape_space(tmp_path, tmp_path_factory):
     assert info["run"] is None and info["shape_space"] is None
     text = info_text(copy)
     assert "  run " not in text and "shape space" not in text and "training store, complete" in text
+
+
+# ---------------------------------------------------------------------------- damaged stores
+def damaged_sample_store(tmp_path, tmp_path_factory, damage: str, value=None):
+    """A copy of the shared sample store with one part damaged: ``"attribute"`` (attribute ``value[0]``
+    set to ``value[1]``), ``"metadata"`` (garbage bytes as smpl/betas' zarr.json) or ``"chunk"``
+    (random bytes over a shard of keypoints/smpl24/camera, its length kept)."""
+    copy = tmp_path / "damaged.zarr"
+    shutil.copytree(sample_store(tmp_path_factory), copy)
+    if damage == "attribute":
+        zarr.open_group(str(copy), mode="r+").attrs[value[0]] = value[1]
+    elif damage == "metadata":
+        (copy / "smpl" / "betas" / "zarr.json").write_bytes(b"\x80\x81\xfe not json")
+    else:
+        shard = next(p for p in sorted((copy / "keypoints" / "smpl24" / "camera" / "c").rglob("*")) if p.is_file())
+        shard.write_bytes(np.random.default_rng(0).bytes(shard.stat().st_size))
+    return copy
+
+
+WRONG_ATTRIBUTES = [
+    (("labels", 5), "attribute 'labels' is 5, not a list"),
+    (("keypoint_sets", {"h36m17": 5}), "attribute 'keypoint_sets': its entry 'h36m17' is 5, not a dict"),
+]
+
+
+@pytest.mark.parametrize(("attribute", "message"), WRONG_ATTRIBUTES)
+def test_an_attribute_of_the_wrong_type_is_a_damaged_store_naming_it(tmp_path, tmp_path_factory, attribute, message):
+    store = damaged_sample_store(tmp_path, tmp_path_factory, "attribute", attribute)
+    assert f"error: {store}: damaged store: {message}" in error_line(["info", store])
+
+
+def test_unreadable_array_metadata_is_a_damaged_store_naming_the_array(tmp_path, tmp_path_factory):
+    store = damaged_sample_store(tmp_path, tmp_path_factory, "metadata")
+    assert f"error: {store}: damaged store: the metadata of smpl/betas cannot be read" in error_line(["info", store])
+
+
+def test_a_corrupt_chunk_is_a_damaged_store_naming_the_array(tmp_path, tmp_path_factory):
+    store = damaged_sample_store(tmp_path, tmp_path_factory, "chunk")
+    assert f"error: {store}: damaged store: array keypoints/smpl24/camera: a chunk cannot be read" in \
+        error_line(["info", store])

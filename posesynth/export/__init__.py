@@ -83,6 +83,9 @@ def export_store(path: str | Path, fmt: str, out: str | Path, *, name: str | Non
     without its suffix; ``options``: the other fields of ``ExportOptions``.
     """
     from posesynth.store import open_store
+    from posesynth.stores import checked_arrays
 
     write = exporter(fmt)
-    return write(open_store(path), Path(out), ExportOptions(name or Path(path).stem, **options))
+    group = open_store(path)
+    checked_arrays(group)  # a damaged store is refused before any file is written
+    return write(group, Path(out), ExportOptions(name or Path(path).stem, **options))

@@ -28,13 +28,11 @@ from tqdm import tqdm
 
 from posesynth.export import ExportOptions
 from posesynth.outputs import atomic_output
+from posesynth.store import store_arrays
+from posesynth.stores.arrays import read_array
 
 GZIP_LEVEL = 4
 ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # every member's timestamp: the same store gives the same bytes
-
-
-def _arrays(group: zarr.Group) -> dict[str, zarr.Array]:
-    return {name: a for name, a in sorted(group.members(max_depth=None)) if isinstance(a, zarr.Array)}
 
 
 def row_blocks(arr: zarr.Array) -> list[slice]:
@@ -72,13 +70,13 @@ def _attrs_json(group: zarr.Group) -> str:
 
 def _chunks_of(arr: zarr.Array, bar: tqdm) -> Iterable[np.ndarray]:
     for rows in row_blocks(arr):
-        yield arr[rows]
+        yield read_array(arr, rows)
         bar.update()
 
 
 def export_npz(group: zarr.Group, out: Path, options: ExportOptions) -> list[Path]:
     """Every array of ``group`` and its attributes (JSON) in one uncompressed ``.npz``."""
-    arrays = _arrays(group)
+    arrays = store_arrays(group)
     with (atomic_output(out, options.overwrite) as tmp,
           zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED, allowZip64=True) as zf,
           progress(sum(len(row_blocks(a)) for a in arrays.values()), "npz") as bar):
@@ -93,7 +91,7 @@ def export_h5(group: zarr.Group, out: Path, options: ExportOptions) -> list[Path
     """Every array of ``group`` as a gzip-compressed HDF5 dataset, attributes as JSON strings on the root."""
     import h5py
 
-    arrays = _arrays(group)
+    arrays = store_arrays(group)
     with (atomic_output(out, options.overwrite) as tmp, h5py.File(tmp, "w") as f,
           progress(sum(len(row_blocks(a)) for a in arrays.values()), "h5") as bar):
         for key, value in group.attrs.items():
@@ -103,6 +101,6 @@ def export_h5(group: zarr.Group, out: Path, options: ExportOptions) -> list[Path
             gzip = {"compression": "gzip", "compression_opts": GZIP_LEVEL} if chunks else {}
             ds = f.create_dataset(name, shape=arr.shape, dtype=arr.dtype, chunks=chunks, **gzip)
             for rows in row_blocks(arr):
-                ds[rows] = arr[rows]
+                ds[rows] = read_array(arr, rows)
                 bar.update()
     return [out]

@@ -47,6 +47,7 @@ from posesynth.export.videopose3d import (Rows, check_request, described, empty,
                                           placements, save, subject_rows)
 from posesynth.export.views import view_chunks
 from posesynth.outputs import check_output
+from posesynth.stores.arrays import read_array
 from posesynth.stores.samples import LABEL_PATH, keypoints_path
 
 TRAIN_SUBJECTS = ("S1", "S5", "S6", "S7", "S8")
@@ -151,7 +152,7 @@ def export_h36m(group: zarr.Group, out: Path, options: ExportOptions) -> list[Pa
                           "2D belongs to its own cameras (use --format videopose3d)")
     path_3d = check_output(out / "data_3d_h36m.npz", options.overwrite)
     path_2d = check_output(out / f"data_2d_h36m_{options.name}_{options.set_2d}.npz", options.overwrite)
-    rows = subject_rows(group[LABEL_PATH][:], group.attrs.get("labels", []), options.test_fraction,
+    rows = subject_rows(read_array(group[LABEL_PATH]), group.attrs.get("labels", []), options.test_fraction,
                         TRAIN_SUBJECTS, TEST_SUBJECTS)
     _write_3d(group, rows, path_3d, options.overwrite)
     _write_2d(group, rows, options, path_2d)

@@ -58,6 +58,7 @@ import zarr
 from posesynth.export import ExportError, ExportOptions
 from posesynth.export.views import check_sample_store, keypoint_set, pixels_array, view_chunks
 from posesynth.outputs import atomic_output, check_output
+from posesynth.stores.arrays import read_array
 from posesynth.stores.samples import CAMERA_PARAMS, LABEL_PATH, camera_path, keypoints_path, num_views
 
 TRAIN_SUBJECTS, TEST_SUBJECTS = ("train",), ("test",)
@@ -174,7 +175,7 @@ def export_videopose3d(group: zarr.Group, out: Path, options: ExportOptions) -> 
     paths = [check_output(out / name, options.overwrite) for name in
              (f"data_3d_{options.name}.npz", f"data_2d_{options.name}_{key}.npz",
               f"data_2d_custom_{options.name}_{key}.npz")]
-    rows = subject_rows(group[LABEL_PATH][:], group.attrs.get("labels", []), options.test_fraction,
+    rows = subject_rows(read_array(group[LABEL_PATH]), group.attrs.get("labels", []), options.test_fraction,
                         TRAIN_SUBJECTS, TEST_SUBJECTS)
     _write_3d(group, rows, options, paths[0])
     _write_2d(group, rows, options, pixels, paths[1], paths[2])
@@ -219,7 +220,8 @@ def _write_2d(group: zarr.Group, rows: Rows, options: ExportOptions, pixels: str
         for s, a, frames, src in placements(rows, lo, lo + len(chunk[pixels])):
             for v, view in enumerate(views):
                 view[s][a][frames] = chunk[pixels][src, v]
-    w, h = (int(x) for x in group[camera_path("image_size")][0, 0])  # one image size per store (its cameras')
+    image_size = read_array(group[camera_path("image_size")], (0, 0))  # one image size per store (its cameras')
+    w, h = (int(x) for x in image_size)
     names = group.attrs["keypoint_sets"][options.set_2d]["joint_names"]
     meta = keypoints_metadata(options.set_2d, names, keypoint_set_3d=options.keypoint_set, noisy=options.noisy)
     positions = per_view(views)

@@ -23,6 +23,7 @@ from posesynth.export import ExportError, ExportOptions
 from posesynth.export.arrays import progress, row_blocks
 from posesynth.store import ATTR
 from posesynth.stores import samples
+from posesynth.stores.arrays import read_array
 
 BOX_SCALE = 1.2
 
@@ -70,7 +71,7 @@ def view_chunks(group: zarr.Group, names: list[str], desc: str) -> Iterator[tupl
     blocks = row_blocks(group[names[0]])
     with progress(len(blocks), desc) as bar:
         for block in blocks:
-            yield block.start, {name: group[name][block] for name in names}
+            yield block.start, {name: read_array(group[name], block) for name in names}
             bar.update()
 
 

@@ -1,5 +1,5 @@
 """One per-row array of a store: its spec (``ArraySpec``: path, shape in symbols, dtype, axis
-names) and reading rows of it (``read_rows``)."""
+names) and reading rows of it (``read_array``, ``read_rows``)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from posesynth.store import CHUNK_ERRORS, damaged_store_error, first_line, store_folder
 
 SAMPLE_AXIS = "sample"
 Shapes = dict[str, tuple[tuple[int, ...], str]]  # array path -> (shape after the sample axis, dtype)
@@ -42,11 +44,22 @@ class ArraySpec:
         return f"({', '.join(axes)}{',' if len(axes) == 1 else ''}) {self.dtype}"
 
 
+def read_array(array: Any, rows: Any = slice(None)) -> np.ndarray:
+    """``array[rows]`` of a Zarr array; a chunk that cannot be decoded (a damaged file) is a
+    "damaged store" StoreError naming the store and the array."""
+    try:
+        return np.asarray(array[rows])
+    except CHUNK_ERRORS as exc:
+        reason = first_line(exc).split(". ")[0]  # not the checksums' raw bytes that follow
+        raise damaged_store_error(store_folder(array),
+                                  f"array {array.path}: a chunk cannot be read ({reason})") from None
+
+
 def read_rows(array: Any, rows: np.ndarray) -> np.ndarray:
     """Rows ``rows`` (M,) of a Zarr array (N, ...), any order, repeats allowed -> (M, ...),
     reading each needed chunk once: one slice when the rows are dense, else the unique rows."""
     lo, hi = int(rows.min()), int(rows.max()) + 1
     if hi - lo <= 4 * len(rows) + 64:
-        return np.asarray(array[lo:hi])[rows - lo]
+        return read_array(array, slice(lo, hi))[rows - lo]
     unique, inverse = np.unique(rows, return_inverse=True)
-    return np.asarray(array.oindex[unique])[inverse]
+    return read_array(array, unique)[inverse]

@@ -32,6 +32,12 @@ VISIBLE = VISIBLE_IN_FRAME | VISIBLE_NOT_OCCLUDED  # 3: the usual mask
 VISIBILITY = ("keypoints/<set>/visible: bit 0 = in frame, bit 1 = not self-occluded "
               "(capsule model of the body, posesynth.visibility); 3 = visible")  # the store's attribute
 
+# The type of each group attribute (docs/sample_store.md), as readers rely on it: name -> type, or
+# (type, type of each entry).  ``posesynth.stores.checked_arrays`` holds a store to it.
+ATTRIBUTES = {"recipe": dict, "seed": int, "source": dict, "labels": (list, str), "keypoint_sets": (dict, dict),
+              "skeleton": dict, "camera_convention": str, "visibility": str, "units": dict, "body_model": str,
+              "shape_space": dict, "block_size": int, "shards_done": (list, int), "run": dict}
+
 
 def _known(name: str, names: tuple[str, ...], what: str) -> str:
     if name not in names:

@@ -28,6 +28,12 @@ JOINTS_PATH = "joints"
 FRAME_PATH = "frame"
 SPLIT_PATH = "split"
 
+# The type of each group attribute, as readers rely on it: name -> type, or (type, type of each
+# entry).  ``posesynth.stores.checked_arrays`` holds a store to it.
+ATTRIBUTES = {"body_model": str, "shape_space": dict, "run": dict, "skeleton": dict, "rotation_format": str,
+              "units": dict, "labels": (dict, list), "splits": (list, str), "split_rule": dict, "skipped": list,
+              "retarget": dict}
+
 ARRAYS: tuple[ArraySpec, ...] = (
     ArraySpec("global_orient", (3,), "float32", ("sample", "axis_angle")),
     ArraySpec("body_pose", (69,), "float32", ("sample", "pose_param")),
