@@ -171,7 +171,8 @@ def train(recipe, data, out, overrides, device, body_model) -> None:
               "Default: the shipped one, posesynth/assets/checkpoints/default.pt.")
 @click.option("--data", required=True, type=click.Path(exists=True, path_type=Path),
               help="Training store whose validation split is the reference.")
-@click.option("--n", "num", default=100_000, show_default=True, help="Generated poses to compare.")
+@click.option("--n", "num", default=100_000, show_default=True, type=click.IntRange(min=1),
+              help="Generated poses to compare.")
 @click.option("--seed", default=0, show_default=True,
               help="Judge the poses `posesynth sample --seed SEED` draws from the source (before [augment]).")
 @click.option("--json", "json_out", type=click.Path(path_type=Path), help="Also write the results as JSON.")
@@ -276,12 +277,14 @@ def sample(num, out, checkpoint, recipe, overrides, label, seed, views, device, 
     --dask or --device.  An interrupted run is finished by running it again with --resume.
     """
     from posesynth.gan.checkpoint import adapted_camera
+    from posesynth.outputs import check_not_an_input
     from posesynth.sample_recipe import resolve_sample_recipe
     from posesynth.sampling import sample_to_store
 
     extra = [f"sample.label={json.dumps(label)}"] if label is not None else []
     extra += [f"camera.views={views}"] if views is not None else []
     source = checkpoint or _default_checkpoint()
+    check_not_an_input(out, {"--checkpoint": source})
     resolved = resolve_sample_recipe(recipe, [*overrides, *extra], adapted_camera(source))
     summary = sample_to_store(source, out, num, seed, resolved, device=device, workers=workers,
                               dask_address=dask_address, resume=resume, overwrite=overwrite,
@@ -402,7 +405,8 @@ def lift_train(data_specs, model, out, steps, keypoint_set, noisy, seed, overrid
 @lift.command("eval", short_help="a lifter on a store: MPJPE, PA-MPJPE (mm)")
 @click.argument("lifter_path", metavar="LIFTER", type=click.Path(path_type=Path))
 @click.option("--data", "store", required=True, type=click.Path(exists=True, path_type=Path), help="A sample store.")
-@click.option("--hypotheses", default=5, show_default=True, help="cGAN: hypotheses per input for best/mean-of-K.")
+@click.option("--hypotheses", default=5, show_default=True, type=click.IntRange(min=1),
+              help="cGAN: hypotheses per input for best/mean-of-K.")
 @click.option("--noisy", is_flag=True, help="Lift the store's detector-noise 2D.")
 @click.option("--json", "json_out", type=click.Path(path_type=Path), help="Also write the numbers as JSON.")
 def lift_eval(lifter_path, store, hypotheses, noisy, json_out) -> None:
@@ -427,16 +431,19 @@ def lift_eval(lifter_path, store, hypotheses, noisy, json_out) -> None:
               help="Detector 2D (.npz: keypoints (N, J, 2) pixels with K, or normalised; see posesynth.lifting.predict).")
 @click.option("--out", type=click.Path(path_type=Path), help="Output .npz (default: <keypoints>_3d.npz).")
 @click.option("--normalised", is_flag=True, help="The keypoints are normalised camera coordinates ((u - cx) / fx, ...).")
-@click.option("--hypotheses", default=0, show_default=True, help="cGAN: also write this many hypotheses per frame.")
+@click.option("--hypotheses", default=0, show_default=True, type=click.IntRange(min=0),
+              help="cGAN: also write this many hypotheses per frame.")
 @click.option("--seed", default=0, show_default=True, help="Seed of the hypotheses' noise.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing file at --out.")
 def lift_predict(lifter_path, keypoints, out, normalised, hypotheses, seed, overwrite) -> None:
     """Lift a detector's 2D keypoints to root-relative camera-frame 3D (and SMPL for a cGAN)."""
     from posesynth.lifting.checkpoint import load_lifter
     from posesynth.lifting.predict import predict_file
-    from posesynth.outputs import check_output
+    from posesynth.outputs import check_not_an_input, check_output
 
-    out = check_output(out or keypoints.with_name(keypoints.stem + "_3d.npz"), overwrite)
+    out = out or keypoints.with_name(keypoints.stem + "_3d.npz")
+    check_not_an_input(out, {"--keypoints": keypoints, "LIFTER": lifter_path})
+    out = check_output(out, overwrite)
     n = predict_file(load_lifter(lifter_path), keypoints, out, normalised, hypotheses, seed, overwrite)
     click.echo(f"wrote {out} ({n} frames)")
 
@@ -449,7 +456,8 @@ def lift_predict(lifter_path, keypoints, out, normalised, hypotheses, seed, over
               help="Samples of STORE to draw: I, I,J,K or A:B[:STEP] (mixable: 0,5,10:20).")
 @click.option("--checkpoint", type=click.Path(exists=True, path_type=Path),
               help="Draw fresh samples from this checkpoint instead of a store.")
-@click.option("--n", "num", default=16, show_default=True, help="With --checkpoint: how many samples.")
+@click.option("--n", "num", default=16, show_default=True, type=click.IntRange(min=1),
+              help="With --checkpoint: how many samples.")
 @click.option("--label", help="With --checkpoint: condition on this label.")
 @click.option("--seed", default=0, show_default=True, help="With --checkpoint: the sampling seed.")
 @click.option("--recipe", type=RecipeFile(),
@@ -478,11 +486,13 @@ def render(store, out, indices, checkpoint, num, label, seed, recipe, view, came
     Clean 2D keypoints are blue, noisy 2D (when the store has them) red; keypoints not visible
     (not in frame or self-occluded) are hollow rings; a legend under the grid says so.
     """
+    from posesynth.outputs import check_not_an_input
     from posesynth.render import render_checkpoint, render_store
 
     require_extra("render", "posesynth render", "PIL", "moderngl", "matplotlib")
     if (store is None) == (checkpoint is None):
         raise UsageError("give either a STORE or --checkpoint")
+    check_not_an_input(out, {"STORE": store, "--checkpoint": checkpoint})
     kp = None if keypoint_set.lower() == "none" else keypoint_set
     if store is not None:
         path = render_store(store, out, indices, view, kp, body_model, size, cols, renderer, camera_view, overwrite,

@@ -24,7 +24,7 @@ def resolve_device(device: str | torch.device) -> torch.device:
     if device.type not in ("cpu", "cuda"):
         raise UsageError(f"--device {device}: posesynth runs on auto, cpu, cuda or cuda:N only")
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise UsageError("--device cuda: this machine has no CUDA device (use --device cpu or auto)")
+        raise UsageError(f"--device {device}: this machine has no CUDA device (use --device cpu or auto)")
     if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
         raise UsageError(f"--device {device}: this machine has {torch.cuda.device_count()} CUDA device(s)")
     return device

@@ -37,9 +37,12 @@ def load_keypoint_arrays(path: str | Path, error: type[Exception]) -> dict[str, 
     if not zipfile.is_zipfile(path):
         raise error(f"{path}: not an .npz keypoint file")
     try:
-        data = dict(np.load(path, allow_pickle=False))
-    except (OSError, ValueError) as exc:
-        raise error(f"{path}: not a readable .npz keypoint file ({exc})") from None
+        with np.load(path, allow_pickle=False) as npz:  # closed even when an array cannot be loaded
+            data = {name: npz[name] for name in npz.files}
+    except (OSError, ValueError) as exc:  # numpy's ValueError for an object array names pickles
+        reason = ("holds an object (pickled) array, so it was not loaded: posesynth reads plain arrays only (save "
+                  "them with np.savez)" if "pickle" in str(exc) else f"not a readable .npz keypoint file ({exc})")
+        raise error(f"{path}: {reason}") from None
     if "keypoints" not in data:
         raise error(f"{path}: no 'keypoints' array (it has {', '.join(sorted(data)) or 'nothing'})")
     return data

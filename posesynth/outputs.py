@@ -4,6 +4,8 @@
 prediction, a picture, a mesh): an existing file is refused unless ``overwrite`` (the
 command's ``--overwrite``), and a folder that cannot hold it (a regular file in the way, a
 read-only or unwritable folder) is refused up front, before the command does its work.
+``check_not_an_input`` refuses an output (a file or a store) that is one of the command's
+inputs, which ``--overwrite`` would otherwise replace.
 
 ``atomic_output`` is the one way every file is written: the writer gets a temporary name in
 the same folder, ``.<stem>.<random>.partial<suffix>`` (the suffix kept for writers that pick
@@ -58,6 +60,15 @@ def check_output(path: str | Path, overwrite: bool = False) -> Path:
         raise OutputError(f"{path} already exists; pass --overwrite to replace it")
     check_folder(path.parent)
     return path
+
+
+def check_not_an_input(out: str | Path, inputs: dict[str, str | Path | None]) -> None:
+    """OutputError when ``out`` (the command's ``--out``) resolves to the same path as one of its
+    ``inputs`` (option -> path; None: not given), which writing ``out`` would replace."""
+    for option, path in inputs.items():
+        if path is not None and Path(out).resolve() == Path(path).resolve():
+            raise OutputError(f"--out {out} and {option} {path} are the same path: writing --out would replace "
+                              "that input; give another --out")
 
 
 def partial_name(path: Path) -> Path:

@@ -38,6 +38,12 @@ def test_cuda_without_a_cuda_device_says_so(monkeypatch):
         resolve_device("cuda")
 
 
+def test_a_cuda_index_without_a_cuda_device_is_named_as_given(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(UsageError, match=r"--device cuda:7: this machine has no CUDA device"):
+        resolve_device("cuda:7")
+
+
 def test_a_cuda_index_past_the_last_device_says_how_many(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)

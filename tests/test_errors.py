@@ -16,7 +16,7 @@ from posesynth.body_model import DEFAULT_BODY_MODEL
 from posesynth.cli import CommandError, main
 from posesynth.config import RecipeError
 from posesynth.gan.checkpoint import DEFAULT_CHECKPOINT
-from posesynth.errors import PosesynthError
+from posesynth.errors import PosesynthError, UsageError
 from posesynth.render import RenderError, parse_indices
 from test_sampling import sample_store, training_store
 
@@ -104,6 +104,19 @@ def test_render_size_must_be_at_least_one_pixel(tmp_path, size):
         error_line(["render", tmp_path, "--out", tmp_path / "g.png", "--size", size])
 
 
+@pytest.mark.parametrize(("command", "option", "value"), [
+    (["render", "--checkpoint", "{tmp}", "--out", "{tmp}/g.png"], "--n", "0"),
+    (["render", "--checkpoint", "{tmp}", "--out", "{tmp}/g.png"], "--n", "-3"),
+    (["evaluate", "--checkpoint", "{tmp}", "--data", "{tmp}"], "--n", "0"),
+    (["lift", "eval", "{tmp}/l.pt", "--data", "{tmp}"], "--hypotheses", "0"),
+    (["lift", "predict", "{tmp}/l.pt", "--keypoints", "{tmp}"], "--hypotheses", "-1"),
+])
+def test_a_count_below_its_minimum_is_refused_by_its_option(tmp_path, command, option, value):
+    result = CliRunner().invoke(main, [a.format(tmp=tmp_path) for a in command] + [option, value])
+    assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+    assert f"Invalid value for '{option}': {value} is not in the range" in result.output
+
+
 @pytest.mark.parametrize("command", [
     ["train", "--data", "{tmp}", "--out", "{tmp}/run"],
     ["lift", "train", "--data", "{tmp}", "--out", "{tmp}/l.pt"],
@@ -189,6 +202,16 @@ def test_random_bytes_as_an_npz_keypoint_file_are_not_called_pickled(tmp_path):
         read_keypoints(path)
 
 
+def test_an_npz_keypoint_file_with_an_object_array_is_named_and_not_loaded(tmp_path):
+    from posesynth.keypoint_files import load_keypoint_arrays
+
+    path = tmp_path / "k.npz"
+    np.savez(path, keypoints=np.array([NeverUnpickled()], dtype=object))
+    with pytest.raises(UsageError, match=r"k.npz: holds an object \(pickled\) array, so it was not loaded") as err:
+        load_keypoint_arrays(path, UsageError)
+    assert "allow_pickle" not in str(err.value)
+
+
 # ---------------------------------------------------------------------------- 7. oversized pictures
 def test_render_refuses_an_index_that_selects_more_samples_than_a_grid_holds(tmp_path, tmp_path_factory):
     store = sample_store(tmp_path_factory)
@@ -204,9 +227,32 @@ def test_an_index_range_is_counted_without_being_listed():
 
 def test_render_from_a_checkpoint_refuses_a_grid_over_the_pixel_limit_before_sampling(tmp_path, tmp_path_factory):
     train = training_store(tmp_path_factory)
-    message = error_line(["render", "--checkpoint", train, "--n", "100000", "--out", tmp_path / "g.png"])
-    assert "100,000 samples in a 317 x 316 grid of 512 px cells make a" in message
+    message = error_line(["render", "--checkpoint", train, "--n", "1000", "--out", tmp_path / "g.png"])
+    assert "1,000 samples in a 32 x 32 grid of 512 px cells make a 16,508 x 16,508 picture" in message
     assert "over the 100 megapixel limit" in message
+
+
+def test_render_from_a_checkpoint_refuses_more_cells_than_a_grid_draws_however_small(tmp_path, tmp_path_factory):
+    train = training_store(tmp_path_factory)
+    message = error_line(["render", "--checkpoint", train, "--n", "20000", "--size", "1", "--out", tmp_path / "g.png"])
+    assert "20,000 samples asked; one grid draws at most 10,000" in message
+
+
+def test_render_refuses_an_index_over_the_cell_limit_before_reading_samples(tmp_path, tmp_path_factory, monkeypatch):
+    from posesynth.render import samples
+
+    monkeypatch.setattr(samples, "read_rows", lambda *a: pytest.fail("samples were read"))
+    store = sample_store(tmp_path_factory)
+    index = ",".join(["0:1500"] * 7)
+    message = error_line(["render", store, "--index", index, "--size", "1", "--out", tmp_path / "g.png"])
+    assert "selects 10,500 samples; one grid of cells this size holds at most 10,000" in message
+    assert "--size" not in message  # smaller cells would not help
+
+
+def test_a_single_cell_too_large_is_one_sample(tmp_path, tmp_path_factory):
+    store = sample_store(tmp_path_factory)
+    message = error_line(["render", store, "--index", "0:4", "--size", "100000", "--out", tmp_path / "g.png"])
+    assert "1 sample in a 1 x 1 grid of 100000 px cells makes a 100,000 x 100,000 picture" in message
 
 
 def test_a_grid_narrower_than_its_columns_is_as_wide_as_its_samples():

@@ -2,6 +2,7 @@
 and every file is written under a temporary name and renamed at the end, so a failed or killed
 write never leaves a truncated file under the final name."""
 
+import shutil
 import signal
 import subprocess
 import sys
@@ -14,7 +15,7 @@ from click.testing import CliRunner
 
 from posesynth.cli import main
 from posesynth.outputs import OutputError, atomic_output, check_output
-from test_sampling import sample_store
+from test_sampling import sample_store, training_store
 
 DETECTIONS = Path(__file__).parent / "detections" / "h36m17.npz"
 
@@ -105,6 +106,27 @@ def test_lift_predict_refuses_an_existing_output_before_loading_anything(tmp_pat
     out = existing(tmp_path / "p.npz")
     refused(CliRunner().invoke(main, ["lift", "predict", str(tmp_path / "none.pt"), "--keypoints", str(DETECTIONS),
                                       "--out", str(out)]), out)
+
+
+def test_sample_refuses_to_write_over_the_training_store_it_replays(tmp_path, tmp_path_factory):
+    store = tmp_path / "T.zarr"
+    shutil.copytree(training_store(tmp_path_factory), store)
+    before = sorted(store.rglob("*"))
+    result = CliRunner().invoke(main, ["sample", "--n", "10", "--checkpoint", str(store), "--out", str(store),
+                                       "--overwrite"])
+    assert result.exit_code == 1, result.output
+    assert result.output == (f"error: --out {store} and --checkpoint {store} are the same path: writing --out "
+                             "would replace that input; give another --out\n")
+    assert sorted(store.rglob("*")) == before
+
+
+def test_lift_predict_refuses_to_write_over_its_keypoints_file(tmp_path):
+    keypoints = tmp_path / "k.npz"
+    shutil.copy(DETECTIONS, keypoints)
+    result = CliRunner().invoke(main, ["lift", "predict", str(tmp_path / "none.pt"), "--keypoints", str(keypoints),
+                                       "--out", str(tmp_path / "." / "k.npz"), "--overwrite"])
+    assert result.exit_code == 1 and f"and --keypoints {keypoints} are the same path" in result.output, result.output
+    assert keypoints.read_bytes() == DETECTIONS.read_bytes()
 
 
 def test_render_refuses_an_existing_picture_before_drawing(tmp_path, samples):

@@ -27,6 +27,8 @@ from posesynth.rig_map import detect_rig
 from posesynth.rotations import matrix_to_axis_angle
 from posesynth.skeleton import JOINT_INDEX, SMPL_JOINT_NAMES, SMPL_PARENTS
 from posesynth.store import add_array, create_store, mark_complete
+from test_errors import error_line
+from test_info import damaged_sample_store
 
 # CI sets POSESYNTH_REQUIRE_GL=1 so that a machine without EGL fails instead of skipping.
 GL_REQUIRED = os.environ.get("POSESYNTH_REQUIRE_GL", "") not in ("", "0")
@@ -618,6 +620,12 @@ def test_render_command_on_a_training_store_uses_canonical_views(tmp_path, body,
     assert res.exit_code != 0 and "no cameras" in res.output
     res = CliRunner().invoke(main, ["render", str(store), "--index", "9", "--out", str(tmp_path / "x.png")])
     assert res.exit_code != 0 and "out of range" in res.output
+
+
+def test_render_names_a_damaged_store_before_drawing(tmp_path, tmp_path_factory):
+    store = damaged_sample_store(tmp_path, tmp_path_factory, "metadata")
+    assert f"error: {store}: damaged store: the metadata of smpl/betas cannot be read" in \
+        error_line(["render", store, "--index", "0:2", "--out", tmp_path / "g.png"])
 
 
 # ---------------------------------------------------------------------------- from a checkpoint

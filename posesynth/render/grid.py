@@ -14,6 +14,10 @@ from posesynth.render.legend import LegendEntry, grid_font, legend_strip
 
 GRID_GAP = 4  # pixels between cells
 MAX_GRID_PIXELS = 100_000_000  # a 10,000 x 10,000 picture, 300 MB in memory
+# The most cells (samples) one grid draws, however small: every cell's samples, posed mesh and
+# picture are held in memory until the grid is made, 150-250 KB a cell (measured: 1,000 cells of
+# 1 px peak at 0.6 GB; 20,000 took about 5 GB), so a grid stays under about 2.5 GB.
+MAX_GRID_CELLS = 10_000
 
 
 def grid_shape(n: int, cell: int, cols: int | None = None) -> tuple[int, int, int, int]:
@@ -25,8 +29,9 @@ def grid_shape(n: int, cell: int, cols: int | None = None) -> tuple[int, int, in
 
 
 def max_grid_cells(cell: int) -> int:
-    """About the most cells of ``cell`` pixels a grid of ``MAX_GRID_PIXELS`` holds."""
-    return max(1, MAX_GRID_PIXELS // (max(1, cell) + GRID_GAP) ** 2)
+    """About the most cells of ``cell`` pixels a grid holds: ``MAX_GRID_CELLS``, or fewer where
+    they would make a picture of more than ``MAX_GRID_PIXELS``."""
+    return max(1, min(MAX_GRID_CELLS, MAX_GRID_PIXELS // (max(1, cell) + GRID_GAP) ** 2))
 
 
 def check_grid(n: int, cell: int, cols: int | None = None) -> None:
@@ -36,9 +41,13 @@ def check_grid(n: int, cell: int, cols: int | None = None) -> None:
         raise RenderError(f"--size must be a cell size of at least 1 pixel, got {cell!r}")
     if cols is not None and cols < 1:
         raise RenderError(f"--cols must be at least 1, got {cols}")
+    if n > MAX_GRID_CELLS:
+        raise RenderError(f"{n:,} samples asked; one grid draws at most {MAX_GRID_CELLS:,} (each is held in memory "
+                          "until the grid is made): draw fewer samples (--index, --n)")
     c, r, w, h = grid_shape(n, cell, cols)
     if w * h > MAX_GRID_PIXELS:
-        raise RenderError(f"{n:,} samples in a {c} x {r} grid of {cell} px cells make a {w:,} x {h:,} picture "
+        samples, make = ("1 sample", "makes") if n == 1 else (f"{n:,} samples", "make")
+        raise RenderError(f"{samples} in a {c} x {r} grid of {cell} px cells {make} a {w:,} x {h:,} picture "
                           f"({w * h / 1e6:,.0f} megapixels, over the {MAX_GRID_PIXELS / 1e6:.0f} megapixel limit); "
                           "draw fewer samples (--index, --n) or smaller cells (--size)")
 

@@ -12,7 +12,7 @@ import numpy as np
 from posesynth.render.camera import RenderCamera
 from posesynth.render.draw import keypoint_edges
 from posesynth.render.errors import RenderError
-from posesynth.render.grid import MAX_GRID_PIXELS
+from posesynth.render.grid import MAX_GRID_CELLS, MAX_GRID_PIXELS
 from posesynth.stores import samples as sample_store, training as training_store
 from posesynth.stores.arrays import read_rows
 
@@ -75,7 +75,8 @@ def parse_indices(text: str, n: int, limit: int | None = None) -> np.ndarray:
         raise RenderError(f"index {text!r} selects no sample (the store has {n})")
     if limit is not None and count > limit:
         raise RenderError(f"--index {text} selects {count:,} samples; one grid of cells this size holds at most "
-                          f"{limit:,} ({MAX_GRID_PIXELS / 1e6:.0f} megapixels): select fewer, or a smaller --size")
+                          f"{limit:,} (at most {MAX_GRID_CELLS:,} cells and {MAX_GRID_PIXELS / 1e6:.0f} megapixels): "
+                          "select fewer" + (", or a smaller --size" if limit < MAX_GRID_CELLS else ""))
     return np.fromiter((i for r in parts for i in r), dtype=np.int64, count=count)
 
 
@@ -105,8 +106,10 @@ def read_store_samples(path: str | Path, indices: str | Sequence[int] = "0:16", 
     samples ``indices`` may select (``parse_indices``).
     """
     from posesynth.store import open_store
+    from posesynth.stores import checked_arrays
 
     group = open_store(path)
+    checked_arrays(group)  # a damaged store is named before anything is read
     attrs = dict(group.attrs)
     kind = attrs["posesynth"].get("kind")
     if kind not in (sample_store.KIND, training_store.KIND):
