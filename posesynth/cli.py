@@ -228,8 +228,8 @@ def evaluate(checkpoint, data, num, seed, json_out, no_conditional, plots_dir, h
               "then keeps the fine-tuned poses human too (finetune.critic_3d).")
 def adapt(checkpoint, target_2d, out, recipe, overrides, seed, device, normalised, body_model, overwrite,
           resume, training_state) -> None:
-    """Fit a GAN checkpoint to a domain from its unlabelled 2D keypoints: the camera distribution
-    first, then the generator against a 2D discriminator (docs/adapt.md).
+    """Fit a GAN checkpoint to a domain from its unlabelled 2D keypoints: its camera distribution
+    and body prior first, then the generator against a 2D discriminator (docs/adapt.md).
 
     Writes a checkpoint like any other; `posesynth sample --checkpoint OUT` draws its cameras
     from the adapted distribution unless --recipe or --set names a camera preset.
@@ -237,8 +237,11 @@ def adapt(checkpoint, target_2d, out, recipe, overrides, seed, device, normalise
     from posesynth.adapt.recipe import load_adapt_recipe
     from posesynth.adapt.run import adapt as run_adapt, format_result
     from posesynth.devices import resolve_device
+    from posesynth.outputs import check_not_an_input
 
-    result = run_adapt(checkpoint or _default_checkpoint(), target_2d, out, load_adapt_recipe(recipe, overrides),
+    checkpoint = checkpoint or _default_checkpoint()
+    check_not_an_input(out, {"--checkpoint": checkpoint, "--target-2d": target_2d, "--training-state": training_state})
+    result = run_adapt(checkpoint, target_2d, out, load_adapt_recipe(recipe, overrides),
                        seed, resolve_device(device), normalised, body_model, overwrite, resume, training_state,
                        progress=sys.stderr.isatty(), log=lambda m: click.echo(m, err=True))
     click.echo(format_result(result))

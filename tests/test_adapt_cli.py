@@ -13,7 +13,7 @@ from posesynth.gan.checkpoint import read_checkpoint_file
 from test_adapt import checkpoint, gan_bodies  # noqa: F401  (a module fixture)
 from test_sampling import SMALL, training_store
 
-QUICK = ["align.poses=300", "align.population=4", "align.elites=2", "align.iterations=2",
+QUICK = ["align.poses=300", "align.population=4", "align.elites=2", "align.iterations=2", "align.view_steps=20",
          "finetune.steps=4", "finetune.batch_size=32", "measure.poses=300"]
 SAMPLE = [x for s in SMALL for x in ("--set", s)]
 
@@ -81,3 +81,10 @@ def test_render_draws_an_adapted_checkpoint(adapted, tmp_path):
     invoke("render", "--checkpoint", adapted, "--recipe", recipe, "--n", 2, "--size", 64, "--out", tmp_path / "a.png",
            "--renderer", "matplotlib")
     assert (tmp_path / "a.png").is_file()
+
+
+def test_adapt_refuses_to_write_over_its_checkpoint(checkpoint, adapted):  # noqa: F811
+    res = CliRunner().invoke(main, ["adapt", "--checkpoint", str(adapted), "--target-2d",
+                                    str(adapted.parent / "target.npz"), "--normalised", "--out", str(adapted),
+                                    "--overwrite"])
+    assert res.exit_code == 1 and "are the same path" in res.output and adapted.is_file()

@@ -14,7 +14,7 @@ so candidates differ only by what is fitted, and the search is deterministic und
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -24,6 +24,7 @@ from posesynth.adapt import cameras as camera_space
 from posesynth.adapt.bodies import BodySpace
 from posesynth.adapt.frechet import frechet_2d_gaussians, gaussian, normalised_2d
 from posesynth.adapt.search import SearchSizes, cross_entropy
+from posesynth.adapt.viewpoint import ViewRegressor, view_distance
 from posesynth.adapt.views import pose_bodies, view_coords
 from posesynth.body_model import BodyModel
 from posesynth.body_prior import BetasPrior
@@ -99,20 +100,50 @@ class AlignmentObjective:
         self.reference = gaussian(normalised_2d(target, layout))
 
     @torch.no_grad()
-    def __call__(self, alignment: Alignment) -> float:
+    def coords(self, alignment: Alignment) -> torch.Tensor:
+        """The poses' normalised camera coordinates (B, J, 2) with ``alignment``."""
         betas = alignment.betas_prior.from_normal(self.normal)
         bodies = pose_bodies(self.rotmats, betas.to(self.rotmats.device), self.body, self.layout)
-        coords = view_coords(bodies, alignment.cameras, torch.Generator().manual_seed(self.seed))
-        return frechet_2d_gaussians(gaussian(normalised_2d(coords, self.layout)), self.reference)
+        return view_coords(bodies, alignment.cameras, torch.Generator().manual_seed(self.seed))
+
+    def __call__(self, alignment: Alignment) -> float:
+        return frechet_2d_gaussians(gaussian(normalised_2d(self.coords(alignment), self.layout)), self.reference)
+
+
+class ViewObjective:
+    """``alignment`` -> the distance (degrees) between a ``ViewRegressor``'s readings of the
+    poses of ``poses`` (an ``AlignmentObjective``) with ``alignment`` and its readings of the
+    target's normalised 2D ``target`` (N, J, 2) (``viewpoint.view_distance``)."""
+
+    def __init__(self, poses: AlignmentObjective, regressor: ViewRegressor, target: np.ndarray) -> None:
+        self.poses, self.regressor = poses, regressor
+        self.reference = regressor.read(torch.as_tensor(target))
+
+    def __call__(self, alignment: Alignment) -> float:
+        return view_distance(self.regressor.read(self.poses.coords(alignment)), self.reference)
 
 
 def fit_alignment(objective: Callable[[Alignment], float], space: AlignmentSpace, sizes: SearchSizes, seed: int,
-                  log: Callable[[str], None] | None = None) -> AlignmentFit:
-    """The cross-entropy search over ``space`` (the start when it fits nothing)."""
+                  log: Callable[[str], None] | None = None, what: str = "Fréchet distance") -> AlignmentFit:
+    """The cross-entropy search of ``objective`` (its values named ``what`` in the log) over
+    ``space`` (the start when it fits nothing)."""
     if not space.camera_keys and space.bodies is None:
         value = objective(space.start)
         return AlignmentFit(space.start, value, value, ())
     result = cross_entropy(lambda v: objective(space.from_vector(v)), space.to_vector(space.start), space.spread(),
-                           space.clip, sizes, seed, log)
+                           space.clip, sizes, seed, log, what)
     best = space.start if result.after >= result.before else space.from_vector(result.best)
     return AlignmentFit(best, result.before, result.after, result.history)
+
+
+def fit_by_view(view: ViewObjective, frechet: AlignmentObjective, space: AlignmentSpace, sizes: SearchSizes,
+                seed: int, log: Callable[[str], None] | None = None) -> AlignmentFit:
+    """Cameras by the view statistic, then bodies by the Fréchet distance with those cameras.
+    ``before`` and ``after`` are Fréchet distances; ``history`` is the body search's."""
+    cameras = fit_alignment(view, replace(space, bodies=None), sizes, seed, log, "view distance (deg)").alignment.cameras
+    if log:
+        log("align: cameras by view: elevation_deg [{:.3g}, {:.3g}], roll_deg [{:.3g}, {:.3g}]".format(
+            *cameras.elevation_deg, *cameras.roll_deg))
+    rest = replace(space, start=replace(space.start, cameras=cameras), camera_keys=())
+    fit = fit_alignment(frechet, rest, sizes, seed + 1, log)
+    return replace(fit, before=frechet(space.start))

@@ -13,6 +13,7 @@ from posesynth.config import AT_LEAST_ONE, FRACTION, NON_NEGATIVE, POSITIVE, Rec
 from posesynth.resources import packaged_path
 
 DEFAULT_ADAPT_RECIPE = packaged_path("recipes", "adapt_default.toml")
+CAMERAS_BY = ("view", "frechet")
 
 
 @dataclass(frozen=True)
@@ -23,7 +24,9 @@ class AlignSection(Section):
 
     start: str  # a camera preset or a TOML file with a [camera] table
     camera_ranges: list[str]  # of posesynth.adapt.cameras.CAMERA_RANGES; [] keeps the start's cameras
+    cameras_by: str  # "view" (posesynth.adapt.viewpoint) or "frechet" (with the bodies)
     bodies: bool  # fit the betas prior's proportions
+    view_steps: int = ruled(AT_LEAST_ONE)  # the view regressor's training steps
     poses: int = ruled(AT_LEAST_ONE)
     population: int = ruled(AT_LEAST_ONE)
     elites: int = ruled(AT_LEAST_ONE)
@@ -33,6 +36,8 @@ class AlignSection(Section):
         unknown = [name for name in self.camera_ranges if name not in CAMERA_RANGES]
         if unknown:
             raise RecipeError(f"align.camera_ranges: {unknown[0]!r} is not one of {', '.join(CAMERA_RANGES)}")
+        if self.cameras_by not in CAMERAS_BY:
+            raise RecipeError(f"align.cameras_by must be one of {', '.join(CAMERAS_BY)}, got {self.cameras_by!r}")
         if self.elites > self.population:
             raise RecipeError(f"align.elites ({self.elites}) must be at most align.population ({self.population})")
 

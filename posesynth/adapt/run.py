@@ -34,13 +34,16 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from posesynth.adapt.alignment import Alignment, AlignmentFit, AlignmentObjective, AlignmentSpace, fit_alignment
+from posesynth.adapt.alignment import (
+    Alignment, AlignmentFit, AlignmentObjective, AlignmentSpace, ViewObjective, fit_alignment, fit_by_view,
+)
 from posesynth.adapt.critic3d import load_critic
 from posesynth.adapt.errors import AdaptError
 from posesynth.adapt.finetune import FineTuner
 from posesynth.adapt.recipe import AdaptRecipe, load_adapt_recipe
 from posesynth.adapt.state import read_state, run_key, saved_fit, state_path, write_state
 from posesynth.adapt.target import Target2D, read_target
+from posesynth.adapt.viewpoint import train_view_regressor
 from posesynth.body_model import BodyModel, load_body_model
 from posesynth.body_prior import BetasPrior
 from posesynth.cameras import load_camera_preset
@@ -102,7 +105,12 @@ def align(source: GanPoseSource, target: Target2D, recipe: AdaptRecipe, seed: in
     except ValueError as exc:
         raise AdaptError(f"align.bodies: {exc}") from None
     fitting = objective(source, a.poses, seed, "align", body, target, device)
-    return fit_alignment(fitting, space, a.sizes, seed, log)
+    if a.cameras_by == "frechet" or not space.camera_keys:
+        return fit_alignment(fitting, space, a.sizes, seed, log)
+    regressor = train_view_regressor(fitting.rotmats, body, target.layout, space.start.cameras, a.view_steps,
+                                     sub_seed(seed, "view regressor"))
+    view = ViewObjective(fitting, regressor, target.coords)
+    return fit_by_view(view, fitting, space, a.sizes, seed, log)
 
 
 def finetune(tuner: FineTuner, steps: int, log_every: int, state_every: int, save: Callable[[FineTuner], None],

@@ -34,9 +34,10 @@ class SearchResult:
 
 def cross_entropy(objective: Callable[[np.ndarray], float], start: np.ndarray, spread: np.ndarray,
                   clip: Callable[[np.ndarray], np.ndarray], sizes: SearchSizes, seed: int,
-                  log: Callable[[str], None] | None = None) -> SearchResult:
+                  log: Callable[[str], None] | None = None, what: str = "value") -> SearchResult:
     """Minimise ``objective`` from ``start`` (D,), the first Gaussian's standard deviations
-    ``spread`` (D,) (never shrinking below 2% of them); ``clip`` maps a vector into the box."""
+    ``spread`` (D,) (never shrinking below 2% of them); ``clip`` maps a vector into the box;
+    ``log`` hears the best value (named ``what``) after each iteration."""
     rng = np.random.default_rng(seed)
     mean, std, floor = start, spread, 0.02 * spread
     best, best_value = start, objective(start)
@@ -51,5 +52,5 @@ def cross_entropy(objective: Callable[[np.ndarray], float], start: np.ndarray, s
             best, best_value = candidates[order[0]], float(values[order[0]])
         history.append(best_value)
         if log:
-            log(f"align: iteration {it + 1}/{sizes.iterations}, best Fréchet distance {best_value:.4g}")
+            log(f"align: iteration {it + 1}/{sizes.iterations}, best {what} {best_value:.4g}")
     return SearchResult(best, before, best_value, tuple(history))

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import torch
 
 from posesynth.body_model import BodyModel
-from posesynth.cameras import CameraDistribution, project, sample_cameras
+from posesynth.cameras import CameraDistribution, Cameras, project, sample_cameras
 from posesynth.keypoint_sets import compute_keypoints
 from posesynth.kinematics import forward_kinematics
 
@@ -42,8 +42,13 @@ def view_coords(bodies: Bodies, dist: CameraDistribution, generator: torch.Gener
     """Normalised camera coordinates (B * V, J, 2), ``(u - cx) / fx`` of the projected pixels
     (lens included, as a detector's pixels through ``K``), of ``bodies`` through cameras drawn
     from ``dist`` with ``generator`` (a CPU generator, ``sample_cameras``' draws)."""
+    return seen(bodies, dist, generator)[0]
+
+
+def seen(bodies: Bodies, dist: CameraDistribution, generator: torch.Generator) -> tuple[torch.Tensor, Cameras]:
+    """``view_coords`` (B * V, J, 2) and the cameras (B, V) drawn for them."""
     cams = sample_cameras(dist, bodies.joints.detach(), generator, keypoints_world=bodies.keypoints.detach())
     pixels, _ = project(bodies.keypoints, cams)  # (B, V, J, 2)
     f = torch.stack([cams.K[..., 0, 0], cams.K[..., 1, 1]], -1)[:, :, None]
     c = cams.K[..., :2, 2][:, :, None]
-    return ((pixels - c) / f).flatten(0, 1)
+    return ((pixels - c) / f).flatten(0, 1), cams

@@ -1,0 +1,108 @@
+"""A learnt view statistic: the camera's elevation and roll read from each 2D pose.
+
+In 2D, view and pose stand in for each other, so a distance between whole 2D distributions
+(``frechet``) lets a camera search bend the view to make up for poses the source lacks
+(measured: docs/adapt.md).  ``ViewRegressor`` reads the view alone: a small MLP trained on the
+source's own poses, on bodies of every adult proportion (the wide body range), seen through
+``PROBE`` cameras far wider than any domain's, to regress each normalised 2D pose's camera
+elevation and roll (degrees; ``camera_angles`` of the drawn camera).  Trained on every pose the
+source makes and every body, it learns what the view does to a pose's 2D whatever the pose and
+the body (as far as the source's poses reach: a target pose the source never makes is read
+less well).
+
+``ViewDistance`` then compares *estimates with estimates*: the regressor's readings of the
+target's 2D against its readings of generated poses through a candidate camera distribution,
+per angle the mean absolute difference of their quantiles (the 1D Wasserstein distance, in
+degrees), summed.  A regressor's bias (it pulls readings towards the middle of its training
+views) is the same on both sides, so it cancels.
+
+Shapes: B poses, J keypoints of the target's set.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import torch
+
+from posesynth.adapt.frechet import normalised_2d
+from posesynth.adapt.views import pose_bodies, seen
+from posesynth.body_model import BodyModel
+from posesynth.body_range import WideBodyRange
+from posesynth.cameras import CameraDistribution, Cameras
+from posesynth.gan.networks import mlp
+from posesynth.keypoint_sets import KEYPOINT_SETS
+
+PROBE = {"elevation_deg": (-45.0, 85.0), "roll_deg": (-45.0, 45.0)}  # the regressor's training views
+ANGLE_SCALE = 45.0  # degrees per unit of the regressor's output
+QUANTILES = torch.linspace(0.02, 0.98, 49, dtype=torch.float64)
+WIDTH = 256
+BATCH = 512
+
+
+def camera_angles(cams: Cameras) -> torch.Tensor:
+    """(B * V, 2) each camera's elevation (above the horizontal, looking down) and roll, degrees.
+    ``R``'s rows are the camera's axes in world coordinates (+y up): the optical axis's height
+    gives the elevation, the right and down axes' heights the roll (``cameras.look_at_rotation``)."""
+    R = cams.R.flatten(0, 1).double()
+    elevation = torch.asin((-R[:, 2, 1]).clamp(-1.0, 1.0))
+    roll = torch.atan2(R[:, 0, 1], -R[:, 1, 1])
+    return torch.rad2deg(torch.stack([elevation, roll], -1))
+
+
+class ViewRegressor(torch.nn.Module):
+    """Normalised 2D (B, J, 2) of keypoint set ``layout`` -> (B, 2) elevation and roll, degrees."""
+
+    def __init__(self, layout: str) -> None:
+        super().__init__()
+        self.layout = layout
+        self.net = mlp([2 * len(KEYPOINT_SETS[layout].joint_names), WIDTH, WIDTH, WIDTH, 2])
+
+    def forward(self, coords: torch.Tensor) -> torch.Tensor:
+        return ANGLE_SCALE * self.net(normalised_2d(coords, self.layout).float())
+
+    @torch.no_grad()
+    def read(self, coords: torch.Tensor, batch: int = 8192) -> torch.Tensor:
+        """(N, J, 2) -> (N, 2) in float64, in batches."""
+        self.eval()
+        return torch.cat([self(coords[i:i + batch]) for i in range(0, len(coords), batch)]).double()
+
+
+def probe_cameras(start: CameraDistribution) -> CameraDistribution:
+    """``start`` with the regressor's wide elevation and roll ranges."""
+    return replace(start, **PROBE)
+
+
+def train_view_regressor(rotmats: torch.Tensor, body: BodyModel, layout: str, start: CameraDistribution,
+                         steps: int, seed: int) -> ViewRegressor:
+    """A ``ViewRegressor`` trained on poses ``rotmats`` (N, 24, 3, 3), each step ``BATCH`` of them
+    on fresh bodies of the wide body range (``body_range.WideBodyRange``: every adult proportion
+    and rig convention, so that the readings do not depend on the source's bodies) through fresh
+    ``probe_cameras(start)`` cameras; seeded."""
+    rng = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    cams_dist, bodies = probe_cameras(start), WideBodyRange.for_body(body)
+    model = ViewRegressor(layout).to(rotmats.device)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
+    for _ in range(steps):
+        rows = torch.randint(len(rotmats), (BATCH,), generator=rng)
+        with torch.no_grad():
+            posed = pose_bodies(rotmats[rows], bodies.sample(BATCH, rng).to(rotmats.device), body, layout)
+            coords, cams = seen(posed, cams_dist, rng)
+        loss = (model(coords) - camera_angles(cams).float()).div(ANGLE_SCALE).pow(2).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        schedule.step()
+    return model.eval().requires_grad_(False)
+
+
+def quantiles(readings: torch.Tensor) -> torch.Tensor:
+    """(N, 2) -> (Q, 2) the ``QUANTILES`` of each angle."""
+    return torch.quantile(readings, QUANTILES.to(readings), dim=0)
+
+
+def view_distance(a: torch.Tensor, b: torch.Tensor) -> float:
+    """The summed 1D Wasserstein distances (degrees) between two sets of (N, 2) readings' angles."""
+    return float((quantiles(a) - quantiles(b)).abs().mean(0).sum())
