@@ -22,6 +22,8 @@ once per seed (``--seeds``, default 3), on
                   downstream's "real + synthetic"; its stores are reused when it has them)
     adapted       real source + the adapted GAN through its adapted cameras
     oracle        the target's real 3D: its training files through the target cameras (another seed)
+    target_cameras  (only with ``--diagnostics``) real source + the fold GAN through the target's
+                  own cameras, which adapt never sees: what a perfect camera fit could give at best
 
 MPJPE (mm, root-relative camera-frame h36m17) on the test store, mean ± std over the seeds, and
 the share of the unadapted -> oracle gap the adapted store closes; also the 2D Fréchet distances
@@ -58,6 +60,9 @@ from posesynth.stores.samples import camera_path, keypoints_path
 
 PLAIN = ["augment.wide_bodies=0.0", "augment.tilt=0.0", "augment.crossover=0.0"]
 ROWS = ("unadapted", "adapted", "oracle")
+# --diagnostics: the fold GAN (its own bodies, default augmentation) through the target's own
+# cameras, which adapt never sees: what a perfect camera fit could give at best
+DIAGNOSTIC_ROWS = ("target_cameras",)
 SEEDS = {"target_2d": 5000, "oracle": 6000, "test": 7000}
 
 
@@ -108,11 +113,14 @@ def build_direction(name: str, args, size: dict) -> dict:
     adapted_store = make_store(load_checkpoint(adapted), d / "adapted.zarr", n * len(PRESETS), 0,
                                adapted_recipe(adapted))
     oracle = make_store(seen, d / "oracle.zarr", n * len(PRESETS), SEEDS["oracle"], target_recipe)
+    train = {"unadapted": real + unadapted, "adapted": real + [(adapted_store, 1.0)], "oracle": [(oracle, 1.0)]}
+    if args.diagnostics:
+        gan_target = make_store(load_checkpoint(gan), d / "gan_target_cameras.zarr", n * len(PRESETS), 0,
+                                sample_recipe(args.target_cameras, None, []))
+        train["target_cameras"] = real + [(gan_target, 1.0)]
     test = make_store(StorePoseSource(store, split="val"), d / "test.zarr", size["test_n"], SEEDS["test"],
                       target_recipe)
-    return {"train": {"unadapted": real + unadapted, "adapted": real + [(adapted_store, 1.0)],
-                      "oracle": [(oracle, 1.0)]},
-            "test": test, "target": target, "adapted": adapted,
+    return {"train": train, "test": test, "target": target, "adapted": adapted,
             "stores": {"unadapted": [s for s, _ in unadapted], "adapted": [adapted_store]}}
 
 
@@ -131,7 +139,7 @@ def run_lifters(directions: dict[str, dict], args, size: dict) -> None:
     jobs = []
     with ProcessPoolExecutor(args.workers, mp_context=get_context("spawn"), initializer=_one_thread) as pool:
         for name, built in directions.items():
-            for row in ROWS:
+            for row in built["train"]:
                 data = [(str(s), w) for s, w in built["train"][row]]
                 for seed in range(args.seeds):
                     path = result_path(args.out, name, row, seed)
@@ -156,9 +164,9 @@ def distances(name: str, built: dict) -> dict:
 
 def format_direction(name: str, out: Path, frechet: dict | None) -> str:
     cells = {row: [json.loads(p.read_text())["test"] for p in sorted((out / "results" / name / row).glob("seed*.json"))]
-             for row in ROWS}
+             for row in ROWS + DIAGNOSTIC_ROWS}
     lines = [f"### {name} (target cameras never seen by adapt)", "", "| training data | MPJPE (mm) |", "|---|---|"]
-    for row in ROWS:
+    for row in ROWS + tuple(r for r in DIAGNOSTIC_ROWS if cells[r]):
         v = cells[row]
         lines.append(f"| {row} | " + (f"{np.mean(v):.1f} ± {np.std(v):.1f} ({len(v)} seeds)" if v else "not run") + " |")
     if all(cells[r] for r in ROWS):
@@ -188,6 +196,8 @@ def main() -> None:
                         help="override of the adaptation recipe, e.g. finetune.steps=1000 (repeatable)")
     parser.add_argument("--no-critic", action="store_true",
                         help="adapt without the fold GAN's 3D discriminator (its training state)")
+    parser.add_argument("--diagnostics", action="store_true",
+                        help="also train on the fold GAN through the target's own cameras (a perfect camera fit)")
     parser.add_argument("--seeds", type=int, default=3, help="lifter seeds per cell")
     parser.add_argument("--steps", type=int, help="override the lifter's steps")
     parser.add_argument("--fold-gan-steps", type=int, help="override the cross-source GANs' steps (if trained here)")
