@@ -45,8 +45,8 @@ import numpy as np
 import zarr
 
 from downstream import (
-    CROSS_FOLDS, PRESETS, SIZES, _complete, _one_thread, fold_gan, fold_store, make_store, sample_recipe,
-    train_and_test,
+    CROSS_FOLDS, PRESETS, _complete, _one_thread, add_size_options, benchmark_size, fold_gan, fold_store, make_store,
+    sample_recipe, train_and_test,
 )
 from posesynth.adapt.distance import store_distance
 from posesynth.adapt.recipe import load_adapt_recipe
@@ -98,7 +98,7 @@ def build_direction(name: str, args, size: dict) -> dict:
     fold_dir, d = args.downstream / "folds" / name, args.out / name
     d.mkdir(parents=True, exist_ok=True)
     store = fold_store(args.data, fold_dir / "train.zarr", train_source, test_source)
-    gan = fold_gan(store, fold_dir / "gan", args.fold_gan_steps or size["fold_gan_steps"], args.device)
+    gan = fold_gan(store, fold_dir / "gan", size["fold_gan_steps"], args.device)
     target_pool = fold_store(args.data, d / "target_pool.zarr", test_source, test_source)  # train: its training files
     target_recipe = sample_recipe(args.target_cameras, None, PLAIN)
     seen = StorePoseSource(target_pool, split="train")
@@ -187,7 +187,6 @@ def main() -> None:
     parser.add_argument("--downstream", type=Path, default=Path("runs/downstream"),
                         help="downstream.py's --out: its fold stores, fold GANs and real stores are reused")
     parser.add_argument("--out", type=Path, default=Path("runs/adapt"))
-    parser.add_argument("--size", choices=sorted(SIZES), default="default")
     parser.add_argument("--folds", default=",".join(CROSS_FOLDS))
     parser.add_argument("--target-cameras", default="surveillance", help="camera preset of the target domain")
     parser.add_argument("--target-n", type=int, default=20_000, help="target 2D poses")
@@ -198,17 +197,10 @@ def main() -> None:
                         help="adapt without the fold GAN's 3D discriminator (its training state)")
     parser.add_argument("--diagnostics", action="store_true",
                         help="also train on the fold GAN through the target's own cameras (a perfect camera fit)")
-    parser.add_argument("--seeds", type=int, default=3, help="lifter seeds per cell")
-    parser.add_argument("--steps", type=int, help="override the lifter's steps")
-    parser.add_argument("--fold-gan-steps", type=int, help="override the cross-source GANs' steps (if trained here)")
-    parser.add_argument("--train-n", type=int, help="override the training samples per source and preset")
-    parser.add_argument("--test-n", type=int, help="override the test samples")
-    parser.add_argument("--workers", type=int, default=2, help="lifters trained at once (one thread each)")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--report", action="store_true", help="only print the tables of the cached results")
+    add_size_options(parser)
     args = parser.parse_args()
-    size = {**SIZES[args.size], **{k: v for k, v in (("train_n", args.train_n), ("test_n", args.test_n)) if v}}
-    size["lifter"] = {**size["lifter"], **({"steps": args.steps} if args.steps else {})}
+    size = benchmark_size(args)
     names = args.folds.split(",")
     frechet: dict[str, dict] = {}
     if not args.report:

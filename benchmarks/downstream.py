@@ -289,12 +289,31 @@ def variant_name(args) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:8]
 
 
+def add_size_options(parser: argparse.ArgumentParser) -> None:
+    """The options this benchmark and ``adapt.py`` share: their size, their lifters, ``--report``."""
+    parser.add_argument("--size", choices=sorted(SIZES), default="default")
+    parser.add_argument("--seeds", type=int, default=3, help="lifter seeds per cell")
+    parser.add_argument("--steps", type=int, help="override the lifter's steps")
+    parser.add_argument("--fold-gan-steps", type=int, help="override the cross-source GANs' steps (when trained)")
+    parser.add_argument("--train-n", type=int, help="override the training samples per source and preset")
+    parser.add_argument("--test-n", type=int, help="override the test samples")
+    parser.add_argument("--workers", type=int, default=2, help="lifters trained at once (one thread each)")
+    parser.add_argument("--report", action="store_true", help="only print the tables of the cached results")
+
+
+def benchmark_size(args) -> dict:
+    """``SIZES[args.size]`` with the overrides of ``add_size_options``."""
+    overrides = {"train_n": args.train_n, "test_n": args.test_n, "fold_gan_steps": args.fold_gan_steps}
+    size = {**SIZES[args.size], **{k: v for k, v in overrides.items() if v}}
+    size["lifter"] = {**size["lifter"], **({"steps": args.steps} if args.steps else {})}
+    return size
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=Path("train.zarr"), help="prepare store (default split)")
     parser.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT, help="the split fold's GAN")
     parser.add_argument("--out", type=Path, default=Path("runs/downstream"))
-    parser.add_argument("--size", choices=sorted(SIZES), default="default")
     parser.add_argument("--recipe", type=Path, default=DEFAULT_SAMPLE_RECIPE,
                         help="sampling recipe of the synthetic stores (default: the default store's)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -305,13 +324,7 @@ def main() -> None:
                              "each fold's real stores (default 0: off)")
     parser.add_argument("--folds", default="split,bandai_namco>hdm05,hdm05>bandai_namco")
     parser.add_argument("--sets", default="real,synthetic,recombination")
-    parser.add_argument("--seeds", type=int, default=3, help="lifter seeds per cell")
-    parser.add_argument("--steps", type=int, help="override the lifter's steps")
-    parser.add_argument("--fold-gan-steps", type=int, help="override the cross-source GANs' steps")
-    parser.add_argument("--train-n", type=int, help="override the training samples per source and preset")
-    parser.add_argument("--test-n", type=int, help="override the test samples per preset")
-    parser.add_argument("--workers", type=int, default=2, help="lifters trained at once (one thread each)")
-    parser.add_argument("--report", action="store_true", help="only print the table of the cached results")
+    add_size_options(parser)
     args = parser.parse_args()
     if not args.report:
         run(args)
@@ -323,9 +336,8 @@ def main() -> None:
 
 def run(args) -> None:
     start = time.perf_counter()
-    size = {**SIZES[args.size], **{k: v for k, v in (("train_n", args.train_n), ("test_n", args.test_n)) if v}}
-    size["lifter"] = {**size["lifter"], **({"steps": args.steps} if args.steps else {})}
-    gan_steps = args.fold_gan_steps or size["fold_gan_steps"]
+    size = benchmark_size(args)
+    gan_steps = size["fold_gan_steps"]
     variant = variant_name(args)
     plain = ["augment.wide_bodies=0.0", "augment.tilt=0.0", "augment.crossover=0.0"]
     folds = []
