@@ -24,6 +24,8 @@ once per seed (``--seeds``, default 3), on
     oracle        the target's real 3D: its training files through the target cameras (another seed)
     target_cameras  (only with ``--diagnostics``) real source + the fold GAN through the target's
                   own cameras, which adapt never sees: what a perfect camera fit could give at best
+    adapted_mixed (only with ``--diagnostics``) real source + the adapted checkpoint, half through
+                  its adapted cameras, half through the broad ``in_the_wild`` preset
 
 MPJPE (mm, root-relative camera-frame h36m17) on the test store, mean ± std over the seeds, and
 the share of the unadapted -> oracle gap the adapted store closes; also the 2D Fréchet distances
@@ -61,8 +63,9 @@ from posesynth.stores.samples import camera_path, keypoints_path
 PLAIN = ["augment.wide_bodies=0.0", "augment.tilt=0.0", "augment.crossover=0.0"]
 ROWS = ("unadapted", "adapted", "oracle")
 # --diagnostics: the fold GAN (its own bodies, default augmentation) through the target's own
-# cameras, which adapt never sees: what a perfect camera fit could give at best
-DIAGNOSTIC_ROWS = ("target_cameras",)
+# cameras, which adapt never sees: what a perfect camera fit could give at best; and the adapted
+# checkpoint half through its own cameras, half through the broad in_the_wild preset
+DIAGNOSTIC_ROWS = ("target_cameras", "adapted_mixed")
 SEEDS = {"target_2d": 5000, "oracle": 6000, "test": 7000}
 
 
@@ -118,6 +121,9 @@ def build_direction(name: str, args, size: dict) -> dict:
         gan_target = make_store(load_checkpoint(gan), d / "gan_target_cameras.zarr", n * len(PRESETS), 0,
                                 sample_recipe(args.target_cameras, None, []))
         train["target_cameras"] = real + [(gan_target, 1.0)]
+        adapted_wild = make_store(load_checkpoint(adapted), d / "adapted_in_the_wild.zarr", n * len(PRESETS), 1,
+                                  sample_recipe("in_the_wild", None, []))
+        train["adapted_mixed"] = real + [(adapted_store, 0.5), (adapted_wild, 0.5)]
     test = make_store(StorePoseSource(store, split="val"), d / "test.zarr", size["test_n"], SEEDS["test"],
                       target_recipe)
     return {"train": train, "test": test, "target": target, "adapted": adapted,
@@ -196,7 +202,8 @@ def main() -> None:
     parser.add_argument("--no-critic", action="store_true",
                         help="adapt without the fold GAN's 3D discriminator (its training state)")
     parser.add_argument("--diagnostics", action="store_true",
-                        help="also train on the fold GAN through the target's own cameras (a perfect camera fit)")
+                        help="also the diagnostic rows: the fold GAN through the target's own cameras (a perfect "
+                             "camera fit), and the adapted checkpoint half through the in_the_wild preset")
     parser.add_argument("--device", default="cpu")
     add_size_options(parser)
     args = parser.parse_args()
