@@ -222,3 +222,10 @@ def test_a_coco17_target_adapts_through_the_same_pipeline(checkpoint, tmp_path):
     result = adapt(checkpoint, tmp_path / "coco.npz", tmp_path / "a.pt",
                    load_adapt_recipe(overrides=SMALL_ADAPT + ["finetune.steps=5"]), normalised=True)
     assert read_checkpoint_file(result.out)["adapted"]["target"]["layout"] == "coco17"
+
+
+def test_a_focal_range_the_start_cameras_do_not_have_is_named_by_adapt(checkpoint, real_target, tmp_path):
+    recipe = load_adapt_recipe(overrides=SMALL_ADAPT + ['align.camera_ranges=["fov_deg"]'])
+    with pytest.raises(AdaptError, match=r"^align\.camera_ranges: the start cameras"):
+        adapt(checkpoint, real_target, tmp_path / "a.pt", recipe, normalised=True)
+    assert not (tmp_path / "a.pt").exists()

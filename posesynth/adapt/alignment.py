@@ -1,10 +1,12 @@
 """Global alignment (PoseDA's): the camera distribution and the body prior fitted to the target's 2D.
 
 With the generator fixed, the chosen ranges of the camera distribution (``adapt.cameras``) and
-the proportions of the betas prior (``adapt.bodies``) are searched together by the cross-entropy
-method (``adapt.search``) for the smallest Fréchet distance (``adapt.frechet``) between the
-generated poses' normalised 2D and the target's.  Together, because in 2D they stand in for each
-other: a camera fitted alone bends the view to make up for bodies of other proportions.
+the proportions of the betas prior (``adapt.bodies``) are searched by the cross-entropy method
+(``adapt.search``).  ``fit_alignment`` searches both together for the smallest Fréchet distance
+(``adapt.frechet``) between the generated poses' normalised 2D and the target's
+(``align.cameras_by = "frechet"``); ``fit_by_view`` (the default) fits the cameras first by a
+view regressor's readings (``ViewObjective``, ``adapt.viewpoint``), where view and pose do not
+stand in for each other, then the bodies by the Fréchet distance with those cameras.
 
 ``AlignmentObjective`` gives every candidate the same poses, the same standard-normal body draws
 (turned into betas by the candidate's prior) and the same camera draws (common random numbers),

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from posesynth.adapt.errors import AdaptError
 from posesynth.body_model import BodyModel
 from posesynth.body_prior import BetasPrior
 from posesynth.body_range import PROPORTION_LIMITS, SEGMENTS, segment_lengths
@@ -37,8 +38,8 @@ class BodySpace:
     @classmethod
     def for_body(cls, start: BetasPrior, body: BodyModel) -> BodySpace:
         if len(start.mean) <= max(PROPORTION_BETAS) or body.num_betas <= max(PROPORTION_BETAS):
-            raise ValueError(f"{body.identity}: fitting body proportions needs the 10 named shape directions "
-                             "of posesynth's body model (and a betas prior of 10)")
+            raise AdaptError(f"align.bodies: {body.identity}: fitting body proportions needs the 10 named shape "
+                             "directions of posesynth's body model (and a betas prior of 10)")
         unit = torch.zeros(1 + len(PROPORTION_BETAS), body.num_betas, dtype=body.dtype, device=body.device)
         for i, beta in enumerate(PROPORTION_BETAS):
             unit[1 + i, beta] = 1.0

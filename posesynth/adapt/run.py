@@ -89,21 +89,20 @@ def with_alignment(source: GanPoseSource, generator: torch.nn.Module | None = No
     return other
 
 
-def start_alignment(source: GanPoseSource, recipe: AdaptRecipe) -> Alignment:
-    try:
-        return Alignment(load_camera_preset(recipe.align.start), source.betas_prior)
-    except ValueError as exc:
-        raise AdaptError(f"align.start: {exc}") from None
-
-
-def align(source: GanPoseSource, target: Target2D, recipe: AdaptRecipe, seed: int, body: BodyModel,
-          device: torch.device, log: Callable[[str], None] | None) -> AlignmentFit:
-    """Step 2: the global alignment fitted to the target."""
+def alignment_space(source: GanPoseSource, recipe: AdaptRecipe, body: BodyModel) -> AlignmentSpace:
+    """What the recipe's ``[align]`` searches, from its start cameras and the source's betas prior."""
     a = recipe.align
     try:
-        space = AlignmentSpace.make(start_alignment(source, recipe), a.camera_ranges, a.bodies, body)
+        cameras = load_camera_preset(a.start)
     except ValueError as exc:
-        raise AdaptError(f"align.bodies: {exc}") from None
+        raise AdaptError(f"align.start: {exc}") from None
+    return AlignmentSpace.make(Alignment(cameras, source.betas_prior), a.camera_ranges, a.bodies, body)
+
+
+def align(source: GanPoseSource, space: AlignmentSpace, target: Target2D, recipe: AdaptRecipe, seed: int,
+          body: BodyModel, device: torch.device, log: Callable[[str], None] | None) -> AlignmentFit:
+    """Step 2: the global alignment over ``space`` fitted to the target."""
+    a = recipe.align
     fitting = objective(source, a.poses, seed, "align", body, target, device)
     if a.cameras_by == "frechet" or not space.camera_keys:
         return fit_alignment(fitting, space, a.sizes, seed, log)
@@ -170,23 +169,23 @@ def adapt(checkpoint: str | Path, target_2d: str | Path, out: str | Path, recipe
     target = read_target(target_2d, normalised)
     source, body = load_checkpoint(checkpoint, device), load_body_model(body_model)
     check_body_model(source, body)
-    start = start_alignment(source, recipe)
+    space = alignment_space(source, recipe, body)
     critic = None if training_state is None else load_critic(training_state, source)
     critic_file = None if training_state is None else str(training_state)
     body = body.to(device)
     key, state_file = run_key(source.sha256, target.record(), recipe.to_dict(), [seed, critic_file]), state_path(out)
     state = read_state(state_file, key, resume)
-    fit = saved_fit(state) if state is not None else align(source, target, recipe, seed, body, device, log)
+    fit = saved_fit(state) if state is not None else align(source, space, target, recipe, seed, body, device, log)
     write_state(state_file, key, fit, None if state is None else state["tuner"])
     generator = tuned_generator(source, target, fit, recipe, seed, body, device, state,
                                 lambda tuner: write_state(state_file, key, fit, tuner.state_dict()), progress, log,
                                 critic)
     tuned = with_alignment(source, generator, fit.alignment.betas_prior)
-    distances = {"start": measure(source, start, target, recipe, seed, body, device),
+    distances = {"start": measure(source, space.start, target, recipe, seed, body, device),
                  "aligned": measure(source, fit.alignment, target, recipe, seed, body, device),
                  "adapted": measure(tuned, fit.alignment, target, recipe, seed, body, device)}
     record = {"target": target.record(), "camera": fit.alignment.cameras.to_dict(), "camera_start": recipe.align.start,
-              "betas_prior_start": start.betas_prior.to_dict(), "frechet_2d": distances,
+              "betas_prior_start": space.start.betas_prior.to_dict(), "frechet_2d": distances,
               "align_search": list(fit.history), "recipe": recipe.to_dict(), "seed": seed,
               "training_state": critic_file,
               "source": {"path": str(checkpoint), "sha256": source.sha256}, "run": run_record(device)}

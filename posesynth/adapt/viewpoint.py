@@ -10,7 +10,7 @@ source makes and every body, it learns what the view does to a pose's 2D whateve
 the body (as far as the source's poses reach: a target pose the source never makes is read
 less well).
 
-``ViewDistance`` then compares *estimates with estimates*: the regressor's readings of the
+``view_distance`` then compares *readings with readings*: the regressor's readings of the
 target's 2D against its readings of generated poses through a candidate camera distribution,
 per angle the mean absolute difference of their quantiles (the 1D Wasserstein distance, in
 degrees), summed.  A regressor's bias (it pulls readings towards the middle of its training
