@@ -5,8 +5,10 @@ the proportions of the betas prior (``adapt.bodies``) are searched by the cross-
 (``adapt.search``).  ``fit_alignment`` searches both together for the smallest Fréchet distance
 (``adapt.frechet``) between the generated poses' normalised 2D and the target's
 (``align.cameras_by = "frechet"``); ``fit_by_view`` (the default) fits the cameras first by a
-view regressor's readings (``ViewObjective``, ``adapt.viewpoint``), where view and pose do not
-stand in for each other, then the bodies by the Fréchet distance with those cameras.
+regressor's readings of the view (``ReadingObjective``, ``adapt.viewpoint``), where view and
+pose do not stand in for each other, then the bodies with those cameras: by the same regressor's
+readings of the body's proportions (``align.bodies_by = "readings"``, the default) or by the
+Fréchet distance (``"frechet"``).
 
 ``AlignmentObjective`` gives every candidate the same poses, the same standard-normal body draws
 (turned into betas by the candidate's prior) and the same camera draws (common random numbers),
@@ -15,6 +17,7 @@ so candidates differ only by what is fitted, and the search is deterministic und
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -26,7 +29,7 @@ from posesynth.adapt import cameras as camera_space
 from posesynth.adapt.bodies import BodySpace
 from posesynth.adapt.frechet import frechet_2d_gaussians, gaussian, normalised_2d
 from posesynth.adapt.search import SearchSizes, cross_entropy
-from posesynth.adapt.viewpoint import ViewRegressor, view_distance
+from posesynth.adapt.viewpoint import BODY_READINGS, VIEW_READINGS, ViewRegressor, reading_distance
 from posesynth.adapt.views import pose_bodies, view_coords
 from posesynth.body_model import BodyModel
 from posesynth.body_prior import BetasPrior
@@ -112,17 +115,24 @@ class AlignmentObjective:
         return frechet_2d_gaussians(gaussian(normalised_2d(self.coords(alignment), self.layout)), self.reference)
 
 
-class ViewObjective:
-    """``alignment`` -> the distance (degrees) between a ``ViewRegressor``'s readings of the
-    poses of ``poses`` (an ``AlignmentObjective``) with ``alignment`` and its readings of the
-    target's normalised 2D ``target`` (N, J, 2) (``viewpoint.view_distance``)."""
+class ReadingObjective:
+    """``alignment`` -> the distance (degrees, percent) between a ``ViewRegressor``'s readings
+    ``names`` of the poses of ``poses`` (an ``AlignmentObjective``) with ``alignment`` and its
+    readings of the target's normalised 2D ``target`` (N, J, 2) (``viewpoint.reading_distance``)."""
 
-    def __init__(self, poses: AlignmentObjective, regressor: ViewRegressor, target: np.ndarray) -> None:
-        self.poses, self.regressor = poses, regressor
+    def __init__(self, poses: AlignmentObjective, regressor: ViewRegressor, target: np.ndarray,
+                 names: tuple[str, ...] = VIEW_READINGS) -> None:
+        self.poses, self.regressor, self.names = poses, regressor, names
         self.reference = regressor.read(torch.as_tensor(target))
 
+    def reading(self, names: tuple[str, ...]) -> ReadingObjective:
+        """The same objective on the readings ``names``."""
+        other = copy.copy(self)
+        other.names = names
+        return other
+
     def __call__(self, alignment: Alignment) -> float:
-        return view_distance(self.regressor.read(self.poses.coords(alignment)), self.reference)
+        return reading_distance(self.regressor.read(self.poses.coords(alignment)), self.reference, self.names)
 
 
 def fit_alignment(objective: Callable[[Alignment], float], space: AlignmentSpace, sizes: SearchSizes, seed: int,
@@ -138,14 +148,19 @@ def fit_alignment(objective: Callable[[Alignment], float], space: AlignmentSpace
     return AlignmentFit(best, result.before, result.after, result.history)
 
 
-def fit_by_view(view: ViewObjective, frechet: AlignmentObjective, space: AlignmentSpace, sizes: SearchSizes,
-                seed: int, log: Callable[[str], None] | None = None) -> AlignmentFit:
-    """Cameras by the view statistic, then bodies by the Fréchet distance with those cameras.
-    ``before`` and ``after`` are Fréchet distances; ``history`` is the body search's."""
-    cameras = fit_alignment(view, replace(space, bodies=None), sizes, seed, log, "view distance (deg)").alignment.cameras
+def fit_by_view(view: ReadingObjective, frechet: AlignmentObjective, space: AlignmentSpace, sizes: SearchSizes,
+                seed: int, log: Callable[[str], None] | None = None, bodies_by: str = "readings") -> AlignmentFit:
+    """Cameras by the view readings, then bodies with those cameras by the body readings
+    (``bodies_by = "readings"``) or the Fréchet distance (``"frechet"``).  ``before`` and ``after``
+    are Fréchet distances; ``history`` is the body search's."""
+    cameras = fit_alignment(view.reading(VIEW_READINGS), replace(space, bodies=None), sizes, seed, log,
+                            "view distance (deg)").alignment.cameras
     if log:
         log("align: cameras by view: elevation_deg [{:.3g}, {:.3g}], roll_deg [{:.3g}, {:.3g}]".format(
             *cameras.elevation_deg, *cameras.roll_deg))
     rest = replace(space, start=replace(space.start, cameras=cameras), camera_keys=())
+    if bodies_by == "readings" and rest.bodies is not None:
+        found = fit_alignment(view.reading(BODY_READINGS), rest, sizes, seed + 1, log, "body distance (%)")
+        return AlignmentFit(found.alignment, frechet(space.start), frechet(found.alignment), found.history)
     fit = fit_alignment(frechet, rest, sizes, seed + 1, log)
     return replace(fit, before=frechet(space.start))

@@ -14,6 +14,7 @@ from posesynth.resources import packaged_path
 
 DEFAULT_ADAPT_RECIPE = packaged_path("recipes", "adapt_default.toml")
 CAMERAS_BY = ("view", "frechet")
+BODIES_BY = ("readings", "frechet")
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,7 @@ class AlignSection(Section):
     camera_ranges: list[str]  # of posesynth.adapt.cameras.CAMERA_RANGES; [] keeps the start's cameras
     cameras_by: str  # "view" (posesynth.adapt.viewpoint) or "frechet" (with the bodies)
     bodies: bool  # fit the betas prior's proportions
+    bodies_by: str  # with cameras_by = "view": "readings" (posesynth.adapt.viewpoint) or "frechet"
     view_steps: int = ruled(AT_LEAST_ONE)  # the view regressor's training steps
     poses: int = ruled(AT_LEAST_ONE)
     population: int = ruled(AT_LEAST_ONE)
@@ -38,6 +40,8 @@ class AlignSection(Section):
             raise RecipeError(f"align.camera_ranges: {unknown[0]!r} is not one of {', '.join(CAMERA_RANGES)}")
         if self.cameras_by not in CAMERAS_BY:
             raise RecipeError(f"align.cameras_by must be one of {', '.join(CAMERAS_BY)}, got {self.cameras_by!r}")
+        if self.bodies_by not in BODIES_BY:
+            raise RecipeError(f"align.bodies_by must be one of {', '.join(BODIES_BY)}, got {self.bodies_by!r}")
         if self.elites > self.population:
             raise RecipeError(f"align.elites ({self.elites}) must be at most align.population ({self.population})")
 
@@ -68,6 +72,23 @@ class FinetuneSection(Section):
 
 
 @dataclass(frozen=True)
+class InvertSection(Section):
+    """``[invert]``: latents fitted to the target's poses (``posesynth.adapt.inversion``), which the
+    adapted checkpoint draws its poses around."""
+
+    NAME = "invert"
+
+    poses: int = ruled(NON_NEGATIVE)  # target poses lifted (at most); 0: no inversion, latents from N(0, 1)
+    starts: int = ruled(AT_LEAST_ONE)
+    start_steps: int = ruled(NON_NEGATIVE)
+    steps: int = ruled(NON_NEGATIVE)
+    lr: float = ruled(POSITIVE)
+    latent: float = ruled(NON_NEGATIVE)  # weight of the mean squared latent above 1
+    limits: float = ruled(NON_NEGATIVE)  # weight of the joint limits' penalty (checkpoints with limits)
+    jitter: float = ruled(NON_NEGATIVE)  # the adapted checkpoint's latents: a fitted one + jitter * N(0, 1)
+
+
+@dataclass(frozen=True)
 class MeasureSection(Section):
     """``[measure]``: the size of the before/after Fréchet distances."""
 
@@ -82,6 +103,7 @@ class AdaptRecipe(Recipe):
 
     align: AlignSection
     finetune: FinetuneSection
+    invert: InvertSection
     measure: MeasureSection
 
 

@@ -5,20 +5,24 @@
    prior): the camera ranges and body proportions fitted to the target, the generator fixed;
 3. fine-tune the generator against a 2D discriminator through the aligned cameras and bodies
    (``finetune``);
-4. measure the Fréchet distance of the generator's normalised 2D to the target's
+4. lift the target's poses through the (fine-tuned) generator (``inversion``: a latent per
+   target pose whose generated pose reprojects onto it), the adapted checkpoint's latent bank
+   (``gan.latents``), so that its samples follow the target's poses;
+5. measure the Fréchet distance of the generator's normalised 2D to the target's
    (``[measure].poses`` poses, the same latents, body draws and camera draws each time): the
    original generator with the start (``start``), with the alignment (``aligned``), and the
-   fine-tuned generator with it (``adapted``);
-5. write the checkpoint (``gan.checkpoint.save_checkpoint``) with the aligned betas prior as its
-   own and an ``adapted`` record: the target files (paths, sha256, frames), the adapted
-   ``[camera]`` table, the start's prior, the distances, the recipe, the seed and the source
-   checkpoint.
+   fine-tuned generator with it and its latent bank (``adapted``);
+6. write the checkpoint (``gan.checkpoint.save_checkpoint``) with the aligned betas prior as its
+   own, the latent bank, and an ``adapted`` record: the target files (paths, sha256, frames), the
+   adapted ``[camera]`` table, the start's prior, the distances, the inversion's reprojection
+   errors, the recipe, the seed and the source checkpoint.  A source's own latent bank is not
+   carried over (its latents belong to the generator before fine-tuning).
 
 ``sample``, ``render`` and the rest load it as any checkpoint (and so draw bodies from the aligned
 prior); ``sample`` and ``render`` draw cameras from its adapted table unless the sampling recipe
 or ``--set`` names a camera preset (``sample_recipe.resolve_sample_recipe``'s ``camera``).
 Resumable: ``<out>.state`` keeps the alignment and the fine-tuner's state (``adapt.state``);
-``resume=True`` finishes the run.
+``resume=True`` finishes the run (the inversion, a few minutes, is redone).
 """
 
 from __future__ import annotations
@@ -35,11 +39,12 @@ import torch
 from tqdm import tqdm
 
 from posesynth.adapt.alignment import (
-    Alignment, AlignmentFit, AlignmentObjective, AlignmentSpace, ViewObjective, fit_alignment, fit_by_view,
+    Alignment, AlignmentFit, AlignmentObjective, AlignmentSpace, ReadingObjective, fit_alignment, fit_by_view,
 )
 from posesynth.adapt.critic3d import load_critic
 from posesynth.adapt.errors import AdaptError
 from posesynth.adapt.finetune import FineTuner
+from posesynth.adapt.inversion import Inversion, invert
 from posesynth.adapt.recipe import AdaptRecipe, load_adapt_recipe
 from posesynth.adapt.state import read_state, run_key, saved_fit, state_path, write_state
 from posesynth.adapt.target import Target2D, read_target
@@ -48,6 +53,7 @@ from posesynth.body_model import BodyModel, load_body_model
 from posesynth.body_prior import BetasPrior
 from posesynth.cameras import load_camera_preset
 from posesynth.gan.checkpoint import GanPoseSource, load_checkpoint, read_checkpoint_file, save_checkpoint
+from posesynth.gan.latents import LatentBank
 from posesynth.outputs import check_output
 from posesynth.run_record import run_record
 from posesynth.sampling.generate import check_body_model
@@ -59,6 +65,7 @@ class AdaptResult:
     target_poses: int
     alignment: Alignment
     frechet_2d: dict[str, float]  # start, aligned, adapted
+    inversion: dict[str, float] | None  # Inversion.summary(), None without inversion
     steps: int
     seconds: float
 
@@ -81,11 +88,13 @@ def objective(source: GanPoseSource, n: int, seed: int, stream: str, body: BodyM
 
 
 def with_alignment(source: GanPoseSource, generator: torch.nn.Module | None = None,
-                   betas_prior: BetasPrior | None = None) -> GanPoseSource:
-    """``source`` drawing from ``generator`` and bodies of ``betas_prior`` instead of its own."""
+                   betas_prior: BetasPrior | None = None, latent_bank: LatentBank | None = None) -> GanPoseSource:
+    """``source`` drawing from ``generator``, bodies of ``betas_prior`` and latents of
+    ``latent_bank`` (standard normal ones when None) instead of its own."""
     other = copy.copy(source)
     other.generator = (generator or source.generator).eval()
     other.betas_prior = betas_prior or source.betas_prior
+    other.latent_bank = latent_bank
     return other
 
 
@@ -108,8 +117,8 @@ def align(source: GanPoseSource, space: AlignmentSpace, target: Target2D, recipe
         return fit_alignment(fitting, space, a.sizes, seed, log)
     regressor = train_view_regressor(fitting.rotmats, body, target.layout, space.start.cameras, a.view_steps,
                                      sub_seed(seed, "view regressor"))
-    view = ViewObjective(fitting, regressor, target.coords)
-    return fit_by_view(view, fitting, space, a.sizes, seed, log)
+    readings = ReadingObjective(fitting, regressor, target.coords)
+    return fit_by_view(readings, fitting, space, a.sizes, seed, log, a.bodies_by)
 
 
 def finetune(tuner: FineTuner, steps: int, log_every: int, state_every: int, save: Callable[[FineTuner], None],
@@ -149,6 +158,20 @@ def tuned_generator(source: GanPoseSource, target: Target2D, fit: AlignmentFit, 
     return finetune(tuner, s.steps, s.log_every, s.state_every, save, progress)
 
 
+def lift_target(tuned: GanPoseSource, target: Target2D, recipe: AdaptRecipe, seed: int, body: BodyModel,
+                device: torch.device, progress: bool) -> Inversion | None:
+    """Step 4: latents of ``tuned``'s generator for the target's poses, on bodies of its (aligned)
+    prior's mean; None when ``invert.poses = 0``."""
+    s = recipe.invert
+    if s.poses == 0:
+        return None
+    bar = tqdm(total=min(s.poses, len(target)), desc="lifting the target", unit="pose", disable=not progress)
+    inversion = invert(tuned, torch.as_tensor(target.coords), target.layout, tuned.betas_prior.mean, body, s,
+                       sub_seed(seed, "invert"), device, bar.update)
+    bar.close()
+    return inversion
+
+
 def measure(source: GanPoseSource, alignment: Alignment, target: Target2D, recipe: AdaptRecipe, seed: int,
             body: BodyModel, device: torch.device) -> float:
     """The Fréchet distance of ``source``'s normalised 2D with ``alignment`` to the target's."""
@@ -181,27 +204,31 @@ def adapt(checkpoint: str | Path, target_2d: str | Path, out: str | Path, recipe
                                 lambda tuner: write_state(state_file, key, fit, tuner.state_dict()), progress, log,
                                 critic)
     tuned = with_alignment(source, generator, fit.alignment.betas_prior)
+    inversion = lift_target(tuned, target, recipe, seed, body, device, progress)
+    if inversion is not None:
+        tuned.latent_bank = LatentBank(inversion.latents, recipe.invert.jitter)
     distances = {"start": measure(source, space.start, target, recipe, seed, body, device),
                  "aligned": measure(source, fit.alignment, target, recipe, seed, body, device),
                  "adapted": measure(tuned, fit.alignment, target, recipe, seed, body, device)}
     record = {"target": target.record(), "camera": fit.alignment.cameras.to_dict(), "camera_start": recipe.align.start,
               "betas_prior_start": space.start.betas_prior.to_dict(), "frechet_2d": distances,
-              "align_search": list(fit.history), "recipe": recipe.to_dict(), "seed": seed,
+              "align_search": list(fit.history), "inversion": None if inversion is None else inversion.summary(),
+              "recipe": recipe.to_dict(), "seed": seed,
               "training_state": critic_file,
               "source": {"path": str(checkpoint), "sha256": source.sha256}, "run": run_record(device)}
     write_adapted(tuned, out, record, overwrite)
     state_file.unlink(missing_ok=True)
-    return AdaptResult(out, len(target), fit.alignment, distances, recipe.finetune.steps,
+    return AdaptResult(out, len(target), fit.alignment, distances, record["inversion"], recipe.finetune.steps,
                        time.perf_counter() - begin)
 
 
 def write_adapted(tuned: GanPoseSource, out: Path, record: dict[str, Any], overwrite: bool) -> None:
-    """The checkpoint of ``tuned`` (the source with the fine-tuned generator and the aligned
-    betas prior) with the ``adapted`` record, at ``out``."""
+    """The checkpoint of ``tuned`` (the source with the fine-tuned generator, the aligned betas
+    prior and the latent bank) with the ``adapted`` record, at ``out``."""
     p = read_checkpoint_file(tuned.path)
     save_checkpoint(out, tuned.generator, p["recipe"], tuned.label_field, tuned.label_names, tuned.body_model,
                     p["step"], tuned.training_files, tuned.betas_prior, tuned.joint_limits, p.get("run"),
-                    adapted=record, overwrite=overwrite)
+                    adapted=record, overwrite=overwrite, latent_bank=tuned.latent_bank)
 
 
 def format_result(result: AdaptResult) -> str:
@@ -214,7 +241,15 @@ def format_result(result: AdaptResult) -> str:
         f"cameras: elevation_deg {_range(c.elevation_deg)}, roll_deg {_range(c.roll_deg)}, "
         f"distance_m {_range(c.distance_m)}, {focal}",
         f"bodies: betas prior mean {_betas(result.alignment.betas_prior)}",
+        *_lifted(result.inversion),
         f"wrote {result.out} ({result.steps} fine-tuning steps, {result.seconds:.0f} s)"])
+
+
+def _lifted(inversion: dict[str, float] | None) -> list[str]:
+    if inversion is None:
+        return []
+    return [f"latent bank: {inversion['poses']:,} target poses lifted through the generator, reprojection error "
+            f"(normalised 2D, RMS) median {inversion['error_median']:.3g}, 90th percentile {inversion['error_p90']:.3g}"]
 
 
 def _betas(prior: BetasPrior) -> str:

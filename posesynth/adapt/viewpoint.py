@@ -1,20 +1,22 @@
-"""A learnt view statistic: the camera's elevation and roll read from each 2D pose.
+"""Learnt view and body statistics: the camera's elevation and roll, and the body's proportions, read from each 2D pose.
 
 In 2D, view and pose stand in for each other, so a distance between whole 2D distributions
 (``frechet``) lets a camera search bend the view to make up for poses the source lacks
 (measured: docs/adapt.md).  ``ViewRegressor`` reads the view alone: a small MLP trained on the
 source's own poses, on bodies of every adult proportion (the wide body range), seen through
 ``PROBE`` cameras far wider than any domain's, to regress each normalised 2D pose's camera
-elevation and roll (degrees; ``camera_angles`` of the drawn camera).  Trained on every pose the
-source makes and every body, it learns what the view does to a pose's 2D whatever the pose and
-the body (as far as the source's poses reach: a target pose the source never makes is read
-less well).
+elevation and roll (degrees; ``camera_angles`` of the drawn camera) and its body's proportions
+(``body_proportions``: each ``body_range.SEGMENTS`` length against the template's, the body's
+size taken out, in percent).  Trained on every pose the source makes, every body and every
+view, it learns what the view and the body each do to a pose's 2D whatever the other two are
+(as far as the source's poses reach: a target pose the source never makes is read less well).
 
-``view_distance`` then compares *readings with readings*: the regressor's readings of the
-target's 2D against its readings of generated poses through a candidate camera distribution,
-per angle the mean absolute difference of their quantiles (the 1D Wasserstein distance, in
-degrees), summed.  A regressor's bias (it pulls readings towards the middle of its training
-views) is the same on both sides, so it cancels.
+A reading is ``(B, R)``: ``VIEW_READINGS`` then ``BODY_READINGS``.  ``reading_distance`` then
+compares *readings with readings*: the regressor's readings of the target's 2D against its
+readings of generated poses through a candidate camera distribution and body prior, per reading
+the mean absolute difference of their quantiles (the 1D Wasserstein distance, in degrees or
+percent), summed over the chosen readings.  A regressor's bias (it pulls readings towards the
+middle of its training range) is the same on both sides, so it cancels.
 
 Shapes: B poses, J keypoints of the target's set.
 """
@@ -28,13 +30,18 @@ import torch
 from posesynth.adapt.frechet import normalised_2d
 from posesynth.adapt.views import pose_bodies, seen
 from posesynth.body_model import BodyModel
-from posesynth.body_range import WideBodyRange
+from posesynth.body_range import SEGMENTS, STATURE_BETA, WideBodyRange
 from posesynth.cameras import CameraDistribution, Cameras
 from posesynth.gan.networks import mlp
 from posesynth.keypoint_sets import KEYPOINT_SETS
 
 PROBE = {"elevation_deg": (-45.0, 85.0), "roll_deg": (-45.0, 45.0)}  # the regressor's training views
-ANGLE_SCALE = 45.0  # degrees per unit of the regressor's output
+VIEW_READINGS = ("elevation_deg", "roll_deg")
+BODY_READINGS = tuple(f"{name}_pct" for name in SEGMENTS)
+READINGS = VIEW_READINGS + BODY_READINGS
+# the regressor's outputs are readings / SCALE: 45 degrees, 30 percent (the wide body range's
+# half-width is 30-40 percent)
+SCALE = torch.tensor([45.0] * len(VIEW_READINGS) + [30.0] * len(BODY_READINGS))
 QUANTILES = torch.linspace(0.02, 0.98, 49, dtype=torch.float64)
 WIDTH = 256
 BATCH = 512
@@ -50,20 +57,30 @@ def camera_angles(cams: Cameras) -> torch.Tensor:
     return torch.rad2deg(torch.stack([elevation, roll], -1))
 
 
+def body_proportions(betas: torch.Tensor, bodies: WideBodyRange) -> torch.Tensor:
+    """(B, K) betas -> (B, S) each segment's length against the template's after the body's size
+    (its stature beta) is taken out, in percent (100: the template's proportion)."""
+    scale = 1.0 + bodies.scale_per_beta * betas[:, STATURE_BETA:STATURE_BETA + 1]
+    return 100.0 * bodies.lengths(betas) / (scale * bodies.template)
+
+
 class ViewRegressor(torch.nn.Module):
-    """Normalised 2D (B, J, 2) of keypoint set ``layout`` -> (B, 2) elevation and roll, degrees."""
+    """Normalised 2D (B, J, 2) of keypoint set ``layout`` -> (B, R) readings (``READINGS``):
+    elevation and roll in degrees, then the body's proportions in percent."""
 
     def __init__(self, layout: str) -> None:
         super().__init__()
         self.layout = layout
-        self.net = mlp([2 * len(KEYPOINT_SETS[layout].joint_names), WIDTH, WIDTH, WIDTH, 2])
+        self.net = mlp([2 * len(KEYPOINT_SETS[layout].joint_names), WIDTH, WIDTH, WIDTH, len(READINGS)])
+        self.register_buffer("scale", SCALE.clone())
+        self.register_buffer("offset", torch.tensor([0.0] * len(VIEW_READINGS) + [100.0] * len(BODY_READINGS)))
 
     def forward(self, coords: torch.Tensor) -> torch.Tensor:
-        return ANGLE_SCALE * self.net(normalised_2d(coords, self.layout).float())
+        return self.offset + self.scale * self.net(normalised_2d(coords, self.layout).float())
 
     @torch.no_grad()
     def read(self, coords: torch.Tensor, batch: int = 8192) -> torch.Tensor:
-        """(N, J, 2) -> (N, 2) in float64, in batches."""
+        """(N, J, 2) -> (N, R) in float64, in batches."""
         self.eval()
         return torch.cat([self(coords[i:i + batch]) for i in range(0, len(coords), batch)]).double()
 
@@ -88,9 +105,10 @@ def train_view_regressor(rotmats: torch.Tensor, body: BodyModel, layout: str, st
     for _ in range(steps):
         rows = torch.randint(len(rotmats), (BATCH,), generator=rng)
         with torch.no_grad():
-            posed = pose_bodies(rotmats[rows], bodies.sample(BATCH, rng).to(rotmats.device), body, layout)
-            coords, cams = seen(posed, cams_dist, rng)
-        loss = (model(coords) - camera_angles(cams).float()).div(ANGLE_SCALE).pow(2).mean()
+            betas = bodies.sample(BATCH, rng).to(rotmats.device)
+            coords, cams = seen(pose_bodies(rotmats[rows], betas, body, layout), cams_dist, rng)
+            truth = torch.cat([camera_angles(cams), body_proportions(betas, bodies).double()], -1).float()
+        loss = (model(coords) - truth).div(model.scale).pow(2).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -99,10 +117,12 @@ def train_view_regressor(rotmats: torch.Tensor, body: BodyModel, layout: str, st
 
 
 def quantiles(readings: torch.Tensor) -> torch.Tensor:
-    """(N, 2) -> (Q, 2) the ``QUANTILES`` of each angle."""
+    """(N, R) -> (Q, R) the ``QUANTILES`` of each reading."""
     return torch.quantile(readings, QUANTILES.to(readings), dim=0)
 
 
-def view_distance(a: torch.Tensor, b: torch.Tensor) -> float:
-    """The summed 1D Wasserstein distances (degrees) between two sets of (N, 2) readings' angles."""
-    return float((quantiles(a) - quantiles(b)).abs().mean(0).sum())
+def reading_distance(a: torch.Tensor, b: torch.Tensor, names: tuple[str, ...] = VIEW_READINGS) -> float:
+    """The summed 1D Wasserstein distances (degrees, percent) between two sets of (N, R)
+    readings, over the readings ``names``."""
+    columns = [READINGS.index(name) for name in names]
+    return float((quantiles(a[:, columns]) - quantiles(b[:, columns])).abs().mean(0).sum())

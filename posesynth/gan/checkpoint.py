@@ -7,7 +7,8 @@ generator is built around, the betas prior, the joint limits of the training pos
 plausibility filter of tempered sampling), the body model's identity, the posesynth
 version and the training run's record (``run``: versions, device, command line;
 ``posesynth.run_record``), and for a checkpoint made by ``posesynth adapt`` what it was adapted
-to (``adapted``: the target, the adapted camera table, the 2D distances; ``posesynth.adapt.run``).
+to (``adapted``: the target, the adapted camera table, the 2D distances; ``posesynth.adapt.run``)
+with the latents fitted to its poses (``latent_bank``: ``posesynth.gan.latents``; format 2).
 ``load_checkpoint`` returns a ``GanPoseSource`` that ``sample`` draws poses from.
 """
 
@@ -22,6 +23,7 @@ import torch
 
 from posesynth import __version__
 from posesynth.errors import PosesynthError
+from posesynth.gan.latents import LatentBank
 from posesynth.gan.networks import Generator
 from posesynth.gan.recipe import TrainRecipe
 from posesynth.outputs import atomic_output
@@ -33,7 +35,7 @@ from posesynth.rotations import rot6d_to_matrix
 from posesynth.torch_files import load_tensors_file
 
 FORMAT = "posesynth-gan"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: an optional latent bank (1: none; what is written when there is none)
 DEFAULT_CHECKPOINT = packaged_path("assets", "checkpoints", "default.pt")
 
 
@@ -45,15 +47,18 @@ def save_checkpoint(path: str | Path, generator: Generator, recipe: dict, label_
                     label_names: tuple[str, ...], body_model: str, step: int,
                     training_files: tuple[str, ...] = (), betas_prior: BetasPrior | None = None,
                     joint_limits: JointLimits | None = None, run: dict[str, Any] | None = None,
-                    adapted: dict[str, Any] | None = None, overwrite: bool = True) -> None:
+                    adapted: dict[str, Any] | None = None, overwrite: bool = True,
+                    latent_bank: LatentBank | None = None) -> None:
     """Write the sampling checkpoint atomically (a temporary file, then a rename).
     ``training_files`` names the mocap files it was trained on, so that evaluations can
     refuse a validation split the generator has seen; ``run``: the training run's record
-    (``posesynth.run_record``); ``adapted``: what ``adapt`` adapted it to (plain values)."""
+    (``posesynth.run_record``); ``adapted``: what ``adapt`` adapted it to (plain values);
+    ``latent_bank``: the latents its draws start from (format 2; without it, format 1, which
+    every posesynth reads)."""
     path = Path(path)
     payload = {
         "format": FORMAT,
-        "format_version": FORMAT_VERSION,
+        "format_version": 1 if latent_bank is None else 2,
         "posesynth_version": __version__,
         "recipe": recipe,
         "label_field": label_field,
@@ -65,6 +70,7 @@ def save_checkpoint(path: str | Path, generator: Generator, recipe: dict, label_
         "joint_limits": None if joint_limits is None else joint_limits.to_dict(),
         "run": run,
         **({} if adapted is None else {"adapted": adapted}),
+        **({} if latent_bank is None else {"latent_bank": latent_bank.to_dict()}),
         "generator": {k: v.detach().cpu() for k, v in generator.state_dict().items()},
     }
     with atomic_output(path, overwrite) as tmp:
@@ -91,7 +97,8 @@ class GanPoseSource:
     optional ``label_field``, ``training_files``, ``body_model`` and ``sha256``).
 
     ``temperature`` scales the latents (``tempered``): above 1, poses further from the training
-    modes.  Tempered draws that fail the plausibility checks against the training poses' joint
+    modes.  A checkpoint with a latent bank (``posesynth.gan.latents``) draws its "any label"
+    latents around the bank's.  Tempered draws that fail the plausibility checks against the training poses' joint
     limits (``posesynth.plausibility``) are redrawn; a checkpoint without limits cannot be tempered.
     """
 
@@ -110,6 +117,11 @@ class GanPoseSource:
         limits = payload.get("joint_limits")
         self.joint_limits = JointLimits.from_dict(limits) if limits else None
         self.adapted: dict[str, Any] | None = payload.get("adapted")  # posesynth adapt's record
+        bank = payload.get("latent_bank")
+        try:
+            self.latent_bank = None if bank is None else LatentBank.from_dict(bank, generator.sizes.latent)
+        except ValueError as exc:
+            raise CheckpointError(f"{path}: {exc}") from None
         self.path = path
         self.sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -149,7 +161,10 @@ class GanPoseSource:
         return PoseBatch(rotmats, betas.to(device), out_labels.to(device))
 
     def _poses(self, n: int, index: int, generator: torch.Generator, device) -> torch.Tensor:
-        z = self.temperature * torch.randn(n, self.generator.sizes.latent, generator=generator)
+        if self.latent_bank is not None and index == len(self._labels):
+            z = self.latent_bank.draw(n, generator, self.temperature)
+        else:
+            z = self.temperature * torch.randn(n, self.generator.sizes.latent, generator=generator)
         labels = torch.full((n,), index, dtype=torch.int64, device=device)
         return rot6d_to_matrix(self.generator(z.to(device), labels))
 

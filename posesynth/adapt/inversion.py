@@ -1,0 +1,132 @@
+"""The target's 2D lifted through the generator: one latent per target pose (the cycle's 2D -> 3D -> 2D).
+
+For each of the target's poses the generator's latent ``z`` and a camera rotation ``R`` are
+fitted so that the generated pose, on a body of the aligned prior's mean, seen through ``R``
+(orthographic: normalised 2D is root-centred and unit-scale, so position, distance and size drop
+out), reprojects onto the target's normalised 2D.  The generator is the pose prior: what comes
+back is the plausible 3D pose the generator makes that looks like the target's in 2D, so the
+latents (``(N, Z)``) carry the target's distribution of poses into the generator, where the 2D
+alone could not (a view can hide depth; the generator fills it with what people do).
+
+Per pose the loss is the mean squared difference of normalised 2D, plus ``latent`` times how far
+the mean squared latent exceeds 1 (keeps ``z`` within the shell where a standard normal's draws,
+and so the generator's training, lie, without pulling it towards the mean pose at 0) and ``limits`` times the joint
+limits' penalty (``plausibility.limit_penalty``, when the checkpoint has limits).  A view and its
+mirror through the body give nearly the same 2D, so each pose starts from ``starts`` cameras
+around the body (azimuths evenly spaced, level), each with its own latent; after ``start_steps``
+Adam steps the best start of each pose goes on for ``steps`` more.  Poses are fitted in batches;
+every draw comes from one seed, so the latents are deterministic on a given device.
+
+Shapes: N target poses, J keypoints of the target's set, Z the latent size, S starts.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from posesynth.adapt.frechet import normalised_2d
+from posesynth.adapt.recipe import InvertSection
+from posesynth.adapt.views import pose_bodies
+from posesynth.body_model import BodyModel
+from posesynth.gan.checkpoint import GanPoseSource
+from posesynth.plausibility import limit_penalty
+from posesynth.rotations import matrix_to_rot6d, rot6d_to_matrix
+
+BATCH = 2048  # target poses fitted together (each with its S starts in the first phase)
+# a camera in front of a body facing +z: image x along the body's left (+x), image y down (-y),
+# looking along -z (OpenCV axes, as rows of R)
+FRONT = torch.tensor([[1.0, 0.0, 0.0], [0.0, -1.0, 0.0], [0.0, 0.0, -1.0]])
+
+
+@dataclass(frozen=True)
+class Inversion:
+    """The fitted latents (N, Z) and each pose's reprojection error (N,), the RMS distance of
+    normalised 2D (unit-scale units)."""
+
+    latents: torch.Tensor
+    error: torch.Tensor
+
+    def summary(self) -> dict[str, float]:
+        """The reprojection error's median and 90th percentile, for the adapted record."""
+        q = torch.quantile(self.error.double(), torch.tensor([0.5, 0.9], dtype=torch.float64))
+        return {"poses": len(self.error), "error_median": float(q[0]), "error_p90": float(q[1])}
+
+
+def start_cameras(starts: int) -> torch.Tensor:
+    """(S, 3, 3) level cameras at ``starts`` azimuths evenly spaced around the body."""
+    angles = torch.arange(starts, dtype=torch.float64) * (2 * math.pi / starts)
+    c, s, zero, one = angles.cos(), angles.sin(), torch.zeros(starts, dtype=torch.float64), torch.ones(starts, dtype=torch.float64)
+    turn = torch.stack([torch.stack([c, zero, s], -1), torch.stack([zero, one, zero], -1),
+                        torch.stack([-s, zero, c], -1)], -2)  # (S, 3, 3) about +y
+    return (FRONT.double() @ turn).float()
+
+
+class Inverter:
+    """Fits latents of ``source``'s generator to normalised 2D poses on bodies of ``betas`` (K,)."""
+
+    def __init__(self, source: GanPoseSource, body: BodyModel, layout: str, betas: torch.Tensor,
+                 settings: InvertSection, device: torch.device) -> None:
+        self.generator = source.generator.to(device).eval().requires_grad_(False)
+        self.limits = source.joint_limits if settings.limits > 0 else None
+        self.body, self.layout, self.settings, self.device = body.to(device), layout, settings, device
+        self.betas = betas.to(device, body.dtype)
+
+    def loss(self, z: torch.Tensor, r6: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per pose (B,): the weighted loss and the RMS reprojection error, for latents ``z``
+        (B, Z), cameras ``r6`` (B, 6) and normalised target 2D ``target`` (B, 2 J)."""
+        labels = torch.full((len(z),), self.generator.num_labels, dtype=torch.int64, device=self.device)
+        rotmats = rot6d_to_matrix(self.generator(z, labels))
+        bodies = pose_bodies(rotmats, self.betas.expand(len(z), -1), self.body, self.layout)
+        seen = (bodies.keypoints - bodies.joints[:, :1]) @ rot6d_to_matrix(r6).transpose(-1, -2)
+        squared = (normalised_2d(seen[..., :2], self.layout) - target).pow(2).mean(-1)
+        loss = squared + self.settings.latent * (z.pow(2).mean(-1) - 1.0).clamp_min(0.0)
+        if self.limits is not None:
+            loss = loss + self.settings.limits * limit_penalty(rotmats, self.limits)
+        return loss, squared.detach().sqrt()
+
+    def fit(self, z: torch.Tensor, r6: torch.Tensor, target: torch.Tensor, steps: int) -> tuple[torch.Tensor, ...]:
+        """``steps`` Adam steps from ``z`` (B, Z) and ``r6`` (B, 6); the fitted ones and the error (B,)."""
+        z, r6 = z.clone().requires_grad_(True), r6.clone().requires_grad_(True)
+        opt = torch.optim.Adam([z, r6], lr=self.settings.lr)
+        for _ in range(steps):
+            loss, _ = self.loss(z, r6, target)
+            opt.zero_grad(set_to_none=True)
+            loss.sum().backward()
+            opt.step()
+        with torch.no_grad():
+            _, error = self.loss(z, r6, target)
+        return z.detach(), r6.detach(), error
+
+    def invert_batch(self, target: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """Normalised 2D (B, 2 J) -> latents (B, Z) and errors (B,): every start, then the best on."""
+        s, n = self.settings, len(target)
+        z = torch.randn(s.starts * n, self.generator.sizes.latent, generator=generator).to(self.device)
+        r6 = matrix_to_rot6d(start_cameras(s.starts)).repeat_interleave(n, 0).to(self.device)  # (S B, 6)
+        z, r6, error = self.fit(z, r6, target.repeat(s.starts, 1), s.start_steps)
+        best = error.reshape(s.starts, n).argmin(0) * n + torch.arange(n, device=self.device)
+        z, _, error = self.fit(z[best], r6[best], target, s.steps)
+        return z, error
+
+
+def invert(source: GanPoseSource, coords: torch.Tensor, layout: str, betas: torch.Tensor, body: BodyModel,
+           settings: InvertSection, seed: int, device: torch.device,
+           progress: Callable[[int], None] | None = None) -> Inversion:
+    """Latents of ``source``'s generator for the first ``settings.poses`` of the target's
+    normalised camera coordinates ``coords`` (N, J, 2) (a seeded shuffle picks them when there
+    are more), on bodies of ``betas`` (K,); ``progress`` is called with each batch's size."""
+    generator = torch.Generator().manual_seed(seed)
+    rows = torch.randperm(len(coords), generator=generator)[:settings.poses]
+    target = normalised_2d(torch.as_tensor(coords)[rows], layout).float().to(device)
+    inverter = Inverter(source, body, layout, betas, settings, device)
+    latents, errors = [], []
+    for i in range(0, len(target), BATCH):
+        z, error = inverter.invert_batch(target[i:i + BATCH], generator)
+        latents.append(z.cpu())
+        errors.append(error.cpu())
+        if progress:
+            progress(len(z))
+    return Inversion(torch.cat(latents), torch.cat(errors))

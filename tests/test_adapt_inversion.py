@@ -1,0 +1,74 @@
+"""The target lifted through the generator (``adapt.inversion``) and the latent bank an adapted checkpoint draws from."""
+
+import pytest
+import torch
+
+from posesynth.adapt.inversion import invert, start_cameras
+from posesynth.adapt.recipe import load_adapt_recipe
+from posesynth.body_model import load_body_model
+from posesynth.gan.checkpoint import CheckpointError, load_checkpoint, read_checkpoint_file, save_checkpoint
+from posesynth.gan.latents import LatentBank
+from posesynth.rotations import rot6d_to_matrix
+from test_adapt import SMALL_ADAPT, adapted, checkpoint, real_target, target_coords  # noqa: F401  (module fixtures)
+
+SMALL = load_adapt_recipe(overrides=["invert.poses=200", "invert.start_steps=10", "invert.steps=40"]).invert
+
+
+def lifted(checkpoint, settings, seed=0):
+    source = load_checkpoint(checkpoint)
+    return invert(source, torch.as_tensor(target_coords(checkpoint, "surveillance")), "h36m17",
+                  source.betas_prior.mean, load_body_model(), settings, seed, torch.device("cpu"))
+
+
+def test_start_cameras_are_rotations_around_the_body():
+    R = start_cameras(4).double()
+    assert torch.allclose(R @ R.transpose(-1, -2), torch.eye(3, dtype=torch.float64).expand(4, 3, 3), atol=1e-6)
+    assert torch.allclose(torch.linalg.det(R), torch.ones(4, dtype=torch.float64))
+    assert torch.allclose(R[:, 1], torch.tensor([0.0, -1.0, 0.0], dtype=torch.float64).expand(4, 3))  # level
+
+
+def test_lifting_fits_the_targets_2d_far_better_than_its_starts(checkpoint):  # noqa: F811
+    fitted = lifted(checkpoint, SMALL)
+    unfitted = lifted(checkpoint, load_adapt_recipe(overrides=["invert.poses=200", "invert.start_steps=0",
+                                                              "invert.steps=0"]).invert)
+    assert len(fitted.latents) == 200 and fitted.error.median() < 0.5 * unfitted.error.median()
+
+
+def test_lifting_is_deterministic_under_its_seed(checkpoint):  # noqa: F811
+    a, b = lifted(checkpoint, SMALL, seed=3), lifted(checkpoint, SMALL, seed=3)
+    assert torch.equal(a.latents, b.latents) and torch.equal(a.error, b.error)
+
+
+def test_an_adapted_checkpoint_draws_around_its_latent_bank(adapted):  # noqa: F811
+    source = load_checkpoint(adapted.out)
+    assert len(source.latent_bank.latents) == 200 and source.latent_bank.jitter == 0.25
+    assert read_checkpoint_file(adapted.out)["adapted"]["inversion"]["poses"] == 200
+    exact = LatentBank(source.latent_bank.latents[:1], 0.0)
+    source.latent_bank = exact
+    poses = source.sample(3, torch.Generator().manual_seed(0)).rotmats
+    labels = torch.full((1,), source.generator.num_labels)
+    expected = rot6d_to_matrix(source.generator(exact.latents, labels))
+    assert torch.allclose(poses, expected.expand(3, 24, 3, 3), atol=1e-5)
+
+
+def test_a_checkpoint_with_a_bank_is_format_2_and_one_without_is_format_1(adapted, checkpoint):  # noqa: F811
+    assert read_checkpoint_file(adapted.out)["format_version"] == 2
+    assert read_checkpoint_file(checkpoint)["format_version"] == 1
+
+
+@pytest.mark.parametrize("bank, message", [  # the fixture GAN's latents have 8 dimensions
+    ({"latents": torch.full((4, 8), float("nan")), "jitter": 0.1}, "latent_bank.latents must be finite latents"),
+    ({"latents": torch.zeros(4, 7), "jitter": 0.1}, r"latent_bank.latents must be finite latents \(N, 8\)"),
+    ({"latents": torch.zeros(4, 8), "jitter": -1.0}, "latent_bank.jitter must be a number >= 0"),
+    ({"latents": torch.zeros(4, 8)}, "latent_bank.jitter must be a number >= 0"),
+])
+def test_a_damaged_latent_bank_is_named(checkpoint, tmp_path, bank, message):  # noqa: F811
+    payload = read_checkpoint_file(checkpoint)
+    source = load_checkpoint(checkpoint)
+    save_checkpoint(tmp_path / "bad.pt", source.generator, payload["recipe"], source.label_field, source.label_names,
+                    source.body_model, payload["step"], latent_bank=LatentBank(torch.zeros(4, 8), 0.1))
+    damaged = torch.load(tmp_path / "bad.pt", weights_only=True)
+    damaged["latent_bank"] = bank
+    torch.save(damaged, tmp_path / "bad.pt")
+    with pytest.raises(CheckpointError, match=f"bad.pt: {message}"):
+        load_checkpoint(tmp_path / "bad.pt")
