@@ -30,6 +30,7 @@ model without posesynth's ten named shape directions is refused (``WideBodyRange
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -56,6 +57,19 @@ PROPORTION_LIMITS: dict[str, tuple[float, float]] = {
 }
 GIRTH_LIMITS = (-2.0, 2.0)
 STATURE_BETA, GIRTH_BETA = 0, 1
+
+
+def rest_height(rest_joints: torch.Tensor) -> torch.Tensor:
+    """(B, 24, 3) rest joints -> (B,) the head joint's height above the left ankle's, metres."""
+    return rest_joints[:, JOINT_INDEX["head"], 1] - rest_joints[:, JOINT_INDEX["left_ankle"], 1]
+
+
+def leg_length(rest_joints: torch.Tensor) -> torch.Tensor:
+    """(B, 24, 3) rest joints -> (B,) the left thigh and shank, hip to knee to ankle, metres: the
+    segments every rig puts at the same anatomical joints (shoulder, neck and pelvis placement
+    is where rig conventions differ)."""
+    hip, knee, ankle = (rest_joints[:, JOINT_INDEX[name]] for name in ("left_hip", "left_knee", "left_ankle"))
+    return (hip - knee).norm(dim=-1) + (knee - ankle).norm(dim=-1)
 
 
 def segment_lengths(rest_joints: torch.Tensor) -> torch.Tensor:
@@ -86,12 +100,26 @@ class WideBodyRange:
         unit = torch.zeros(2, body.num_betas, dtype=body.dtype, device=body.device)
         unit[1, STATURE_BETA] = 1.0
         joints = body.rest_joints(unit)
-        height = joints[:, JOINT_INDEX["head"], 1] - joints[:, JOINT_INDEX["left_ankle"], 1]
+        height = rest_height(joints)
         return cls(body, segment_lengths(joints[:1])[0], float(height[1] / height[0]) - 1.0)
 
     def lengths(self, betas: torch.Tensor) -> torch.Tensor:
         """(B, K) betas -> (B, S) segment lengths in metres."""
         return segment_lengths(self.body.rest_joints(betas))
+
+    def scaled_to(self, betas: torch.Tensor, size: torch.Tensor,
+                  measure: Callable[[torch.Tensor], torch.Tensor] = rest_height) -> torch.Tensor:
+        """``betas`` (B, K) with the stature beta moved so that ``measure`` of the rest joints
+        (``rest_height``, ``leg_length``: (B, 24, 3) -> (B,)) is ``size`` (B,) metres, the other
+        betas kept (three Newton steps, finite-difference slopes)."""
+        betas, eps = betas.clone(), 1e-2
+        step = torch.zeros_like(betas)
+        step[:, STATURE_BETA] = eps
+        for _ in range(3):
+            now = measure(self.body.rest_joints(betas)).to(betas)
+            slope = (measure(self.body.rest_joints(betas + step)).to(betas) - now) / eps
+            betas[:, STATURE_BETA] += (size.to(betas) - now) / slope
+        return betas
 
     def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
         """(n, K) betas; ``n * (S + 2)`` uniforms drawn from ``generator`` (CPU) in one call."""

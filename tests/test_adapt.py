@@ -147,9 +147,14 @@ def adapted(checkpoint, real_target, tmp_path_factory):
     return adapt(checkpoint, real_target, out, load_adapt_recipe(overrides=SMALL_ADAPT), seed=1, normalised=True)
 
 
-def test_fine_tuning_lowers_the_distance_to_a_target_of_other_poses(adapted):
+def test_lifting_the_target_lowers_the_distance_to_a_target_of_other_poses(adapted):
+    d = adapted.frechet_2d  # the cameras are not fitted (SMALL_ADAPT), so "aligned" is the lifting alone
+    assert d["aligned"] < 0.9 * d["start"]
+
+
+def test_fine_tuning_lowers_the_distance_further(adapted):
     d = adapted.frechet_2d
-    assert d["aligned"] == d["start"] and d["adapted"] < 0.8 * d["start"]
+    assert d["adapted"] < 0.9 * d["aligned"]
 
 
 def test_an_adapted_checkpoint_records_its_target_cameras_and_distances(adapted, real_target):

@@ -1,5 +1,7 @@
 """The target lifted through the generator (``adapt.inversion``) and the latent bank an adapted checkpoint draws from."""
 
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -9,15 +11,17 @@ from posesynth.body_model import load_body_model
 from posesynth.gan.checkpoint import CheckpointError, load_checkpoint, read_checkpoint_file, save_checkpoint
 from posesynth.gan.latents import LatentBank
 from posesynth.rotations import rot6d_to_matrix
-from test_adapt import SMALL_ADAPT, adapted, checkpoint, real_target, target_coords  # noqa: F401  (module fixtures)
+from test_adapt import SHOULDER, TORSO, adapted, checkpoint, other_bodies, real_target, target_coords  # noqa: F401
 
-SMALL = load_adapt_recipe(overrides=["invert.poses=200", "invert.start_steps=10", "invert.steps=40"]).invert
+SMALL = load_adapt_recipe(overrides=["invert.poses=200", "invert.start_steps=10", "invert.steps=40",
+                                     "invert.bodies=false"]).invert
 
 
-def lifted(checkpoint, settings, seed=0):
+def lifted(checkpoint, settings, seed=0, target=None):
     source = load_checkpoint(checkpoint)
-    return invert(source, torch.as_tensor(target_coords(checkpoint, "surveillance")), "h36m17",
-                  source.betas_prior.mean, load_body_model(), settings, seed, torch.device("cpu"))
+    target = target_coords(checkpoint, "surveillance") if target is None else target
+    return invert(source, torch.as_tensor(target), "h36m17", source.betas_prior, load_body_model(), settings, seed,
+                  torch.device("cpu"))
 
 
 def test_start_cameras_are_rotations_around_the_body():
@@ -37,6 +41,13 @@ def test_lifting_fits_the_targets_2d_far_better_than_its_starts(checkpoint):  # 
 def test_lifting_is_deterministic_under_its_seed(checkpoint):  # noqa: F811
     a, b = lifted(checkpoint, SMALL, seed=3), lifted(checkpoint, SMALL, seed=3)
     assert torch.equal(a.latents, b.latents) and torch.equal(a.error, b.error)
+
+
+def test_lifting_with_bodies_finds_the_targets_proportions(checkpoint):  # noqa: F811
+    target = target_coords(checkpoint, "h36m", other_bodies(checkpoint))  # shoulders +2, torso -2
+    fitted = lifted(checkpoint, replace(SMALL, bodies=True, steps=150), target=target)
+    moved = fitted.betas - load_checkpoint(checkpoint).betas_prior.mean
+    assert moved[SHOULDER] > 1.0 and moved[TORSO] < -1.0
 
 
 def test_an_adapted_checkpoint_draws_around_its_latent_bank(adapted):  # noqa: F811

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from posesynth.body_model import load_body_model
-from posesynth.body_range import PROPORTION_LIMITS, SEGMENTS, WideBodyRange
+from posesynth.body_range import PROPORTION_LIMITS, SEGMENTS, WideBodyRange, leg_length, rest_height
 
 N = 4000
 
@@ -56,3 +56,12 @@ def test_the_same_seed_gives_the_same_bodies(wide):
 def test_a_body_model_without_the_named_directions_is_refused():
     with pytest.raises(ValueError, match="10 named shape directions"):
         WideBodyRange.for_body(load_body_model(num_betas=5))
+
+
+@pytest.mark.parametrize("measure, size", [(rest_height, 1.5), (leg_length, 0.8)])
+def test_scaled_to_meets_the_size_and_moves_only_the_stature(wide, measure, size):
+    betas = wide.sample(50, torch.Generator().manual_seed(4))
+    sizes = torch.full((50,), size, dtype=betas.dtype)
+    scaled = wide.scaled_to(betas, sizes, measure)
+    assert torch.allclose(measure(wide.body.rest_joints(scaled)), sizes, atol=2e-3)
+    assert torch.equal(scaled[:, 1:], betas[:, 1:])

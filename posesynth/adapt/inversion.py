@@ -14,8 +14,16 @@ and so the generator's training, lie, without pulling it towards the mean pose a
 limits' penalty (``plausibility.limit_penalty``, when the checkpoint has limits).  A view and its
 mirror through the body give nearly the same 2D, so each pose starts from ``starts`` cameras
 around the body (azimuths evenly spaced, level), each with its own latent; after ``start_steps``
-Adam steps the best start of each pose goes on for ``steps`` more.  Poses are fitted in batches;
-every draw comes from one seed, so the latents are deterministic on a given device.
+Adam steps the best start of each pose goes on for ``steps`` more.  With ``bodies``, that second
+phase also fits the body's proportions (``adapt.bodies``: each segment's own beta, within the
+adult limits), one body shared by every pose: a bone's 2D length across many poses and views
+tells its 3D length against the others (bundle adjustment), where one pose's 2D cannot.  Size
+is not seen in normalised 2D, so the fitted body is then scaled (its stature beta) to the prior
+mean's leg length (``body_range.leg_length``): hips, knees and ankles sit at the same anatomical
+joints in every rig, while where a rig puts the shoulders, neck and pelvis is a convention that
+the proportions carry (a rig with a longer pelvis-to-neck is a larger skeleton, not a shorter
+person); girth stays the prior's.  Every pose is fitted in each step (the
+body is shared); every draw comes from one seed, so the result is deterministic on a device.
 
 Shapes: N target poses, J keypoints of the target's set, Z the latent size, S starts.
 """
@@ -28,15 +36,17 @@ from dataclasses import dataclass
 
 import torch
 
+from posesynth.adapt.bodies import PROPORTION_BETAS, BodySpace
 from posesynth.adapt.frechet import normalised_2d
 from posesynth.adapt.recipe import InvertSection
 from posesynth.adapt.views import pose_bodies
 from posesynth.body_model import BodyModel
+from posesynth.body_prior import BetasPrior
+from posesynth.body_range import WideBodyRange, leg_length
 from posesynth.gan.checkpoint import GanPoseSource
 from posesynth.plausibility import limit_penalty
 from posesynth.rotations import matrix_to_rot6d, rot6d_to_matrix
 
-BATCH = 2048  # target poses fitted together (each with its S starts in the first phase)
 # a camera in front of a body facing +z: image x along the body's left (+x), image y down (-y),
 # looking along -z (OpenCV axes, as rows of R)
 FRONT = torch.tensor([[1.0, 0.0, 0.0], [0.0, -1.0, 0.0], [0.0, 0.0, -1.0]])
@@ -44,11 +54,12 @@ FRONT = torch.tensor([[1.0, 0.0, 0.0], [0.0, -1.0, 0.0], [0.0, 0.0, -1.0]])
 
 @dataclass(frozen=True)
 class Inversion:
-    """The fitted latents (N, Z) and each pose's reprojection error (N,), the RMS distance of
-    normalised 2D (unit-scale units)."""
+    """The fitted latents (N, Z), each pose's reprojection error (N,) (the RMS distance of
+    normalised 2D, unit-scale units) and, when fitted, the body's betas (K,)."""
 
     latents: torch.Tensor
     error: torch.Tensor
+    betas: torch.Tensor | None
 
     def summary(self) -> dict[str, float]:
         """The reprojection error's median and 90th percentile, for the adapted record."""
@@ -66,21 +77,40 @@ def start_cameras(starts: int) -> torch.Tensor:
 
 
 class Inverter:
-    """Fits latents of ``source``'s generator to normalised 2D poses on bodies of ``betas`` (K,)."""
+    """Fits latents of ``source``'s generator to normalised 2D poses on one body, the mean of
+    ``prior``; with ``settings.bodies`` that body's proportions (``adapt.bodies.BodySpace``'s
+    betas, within its limits) are fitted too, shared by every pose."""
 
-    def __init__(self, source: GanPoseSource, body: BodyModel, layout: str, betas: torch.Tensor,
+    def __init__(self, source: GanPoseSource, body: BodyModel, layout: str, prior: BetasPrior,
                  settings: InvertSection, device: torch.device) -> None:
         self.generator = source.generator.to(device).eval().requires_grad_(False)
         self.limits = source.joint_limits if settings.limits > 0 else None
         self.body, self.layout, self.settings, self.device = body.to(device), layout, settings, device
-        self.betas = betas.to(device, body.dtype)
+        self.mean = prior.mean.to(device, body.dtype)
+        space = BodySpace.for_body(prior, body) if settings.bodies else None
+        self.bounds = None if space is None else (torch.as_tensor(space.lo).to(self.mean),
+                                                  torch.as_tensor(space.hi).to(self.mean))
+        self.proportions = self.mean[list(PROPORTION_BETAS)].clone()  # (S,) the fitted betas
+
+    def betas(self) -> torch.Tensor:
+        """(K,) the body's betas: the prior's mean with the (bounded) fitted proportions."""
+        betas = self.mean.clone()
+        proportions = self.proportions if self.bounds is None else self.proportions.clamp(*self.bounds)
+        betas[list(PROPORTION_BETAS)] = proportions
+        return betas
+
+    def body_betas(self) -> torch.Tensor:
+        """(K,) float32 the fitted body, scaled to the prior mean's leg length (see the module doc)."""
+        wide = WideBodyRange.for_body(self.body)
+        legs = leg_length(self.body.rest_joints(self.mean[None]))
+        return wide.scaled_to(self.betas()[None].detach(), legs, leg_length)[0].float().cpu()
 
     def loss(self, z: torch.Tensor, r6: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Per pose (B,): the weighted loss and the RMS reprojection error, for latents ``z``
         (B, Z), cameras ``r6`` (B, 6) and normalised target 2D ``target`` (B, 2 J)."""
         labels = torch.full((len(z),), self.generator.num_labels, dtype=torch.int64, device=self.device)
         rotmats = rot6d_to_matrix(self.generator(z, labels))
-        bodies = pose_bodies(rotmats, self.betas.expand(len(z), -1), self.body, self.layout)
+        bodies = pose_bodies(rotmats, self.betas().expand(len(z), -1), self.body, self.layout)
         seen = (bodies.keypoints - bodies.joints[:, :1]) @ rot6d_to_matrix(r6).transpose(-1, -2)
         squared = (normalised_2d(seen[..., :2], self.layout) - target).pow(2).mean(-1)
         loss = squared + self.settings.latent * (z.pow(2).mean(-1) - 1.0).clamp_min(0.0)
@@ -88,45 +118,40 @@ class Inverter:
             loss = loss + self.settings.limits * limit_penalty(rotmats, self.limits)
         return loss, squared.detach().sqrt()
 
-    def fit(self, z: torch.Tensor, r6: torch.Tensor, target: torch.Tensor, steps: int) -> tuple[torch.Tensor, ...]:
-        """``steps`` Adam steps from ``z`` (B, Z) and ``r6`` (B, 6); the fitted ones and the error (B,)."""
+    def fit(self, z: torch.Tensor, r6: torch.Tensor, target: torch.Tensor, steps: int, fit_body: bool,
+            progress: Callable[[int], None] | None) -> tuple[torch.Tensor, ...]:
+        """``steps`` Adam steps on every pose at once from ``z`` (B, Z) and ``r6`` (B, 6) (and the
+        body's proportions when ``fit_body``); the fitted ``z``, ``r6`` and the error (B,)."""
         z, r6 = z.clone().requires_grad_(True), r6.clone().requires_grad_(True)
-        opt = torch.optim.Adam([z, r6], lr=self.settings.lr)
+        self.proportions.requires_grad_(fit_body)
+        opt = torch.optim.Adam([z, r6] + ([self.proportions] if fit_body else []), lr=self.settings.lr)
         for _ in range(steps):
             loss, _ = self.loss(z, r6, target)
             opt.zero_grad(set_to_none=True)
             loss.sum().backward()
             opt.step()
+            if progress:
+                progress(1)
+        self.proportions.requires_grad_(False)
         with torch.no_grad():
             _, error = self.loss(z, r6, target)
         return z.detach(), r6.detach(), error
 
-    def invert_batch(self, target: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        """Normalised 2D (B, 2 J) -> latents (B, Z) and errors (B,): every start, then the best on."""
-        s, n = self.settings, len(target)
-        z = torch.randn(s.starts * n, self.generator.sizes.latent, generator=generator).to(self.device)
-        r6 = matrix_to_rot6d(start_cameras(s.starts)).repeat_interleave(n, 0).to(self.device)  # (S B, 6)
-        z, r6, error = self.fit(z, r6, target.repeat(s.starts, 1), s.start_steps)
-        best = error.reshape(s.starts, n).argmin(0) * n + torch.arange(n, device=self.device)
-        z, _, error = self.fit(z[best], r6[best], target, s.steps)
-        return z, error
 
-
-def invert(source: GanPoseSource, coords: torch.Tensor, layout: str, betas: torch.Tensor, body: BodyModel,
+def invert(source: GanPoseSource, coords: torch.Tensor, layout: str, prior: BetasPrior, body: BodyModel,
            settings: InvertSection, seed: int, device: torch.device,
            progress: Callable[[int], None] | None = None) -> Inversion:
     """Latents of ``source``'s generator for the first ``settings.poses`` of the target's
     normalised camera coordinates ``coords`` (N, J, 2) (a seeded shuffle picks them when there
-    are more), on bodies of ``betas`` (K,); ``progress`` is called with each batch's size."""
-    generator = torch.Generator().manual_seed(seed)
-    rows = torch.randperm(len(coords), generator=generator)[:settings.poses]
+    are more), on the body of ``prior``'s mean (its proportions fitted with ``settings.bodies``);
+    ``progress`` is called after each step with 1."""
+    s, generator = settings, torch.Generator().manual_seed(seed)
+    rows = torch.randperm(len(coords), generator=generator)[:s.poses]
     target = normalised_2d(torch.as_tensor(coords)[rows], layout).float().to(device)
-    inverter = Inverter(source, body, layout, betas, settings, device)
-    latents, errors = [], []
-    for i in range(0, len(target), BATCH):
-        z, error = inverter.invert_batch(target[i:i + BATCH], generator)
-        latents.append(z.cpu())
-        errors.append(error.cpu())
-        if progress:
-            progress(len(z))
-    return Inversion(torch.cat(latents), torch.cat(errors))
+    n, inverter = len(target), Inverter(source, body, layout, prior, s, device)
+    z = torch.randn(s.starts * n, source.generator.sizes.latent, generator=generator).to(device)
+    r6 = matrix_to_rot6d(start_cameras(s.starts)).repeat_interleave(n, 0).to(device)  # (S N, 6)
+    z, r6, error = inverter.fit(z, r6, target.repeat(s.starts, 1), s.start_steps, False, progress)
+    best = error.reshape(s.starts, n).argmin(0) * n + torch.arange(n, device=device)
+    z, _, error = inverter.fit(z[best], r6[best], target, s.steps, s.bodies, progress)
+    return Inversion(z.cpu(), error.cpu(), inverter.body_betas() if s.bodies else None)

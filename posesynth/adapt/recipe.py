@@ -85,6 +85,7 @@ class InvertSection(Section):
     lr: float = ruled(POSITIVE)
     latent: float = ruled(NON_NEGATIVE)  # weight of the mean squared latent above 1
     limits: float = ruled(NON_NEGATIVE)  # weight of the joint limits' penalty (checkpoints with limits)
+    bodies: bool  # fit one body's proportions, shared by every pose, with the latents
     jitter: float = ruled(NON_NEGATIVE)  # the adapted checkpoint's latents: a fitted one + jitter * N(0, 1)
 
 

@@ -1,28 +1,31 @@
 """``posesynth adapt``: a GAN checkpoint fitted to a target's 2D, written as a checkpoint like any other.
 
 1. read the target 2D (``target``) and the checkpoint; check the body model;
-2. the global alignment (``alignment``, from ``[align].start`` and the checkpoint's betas
-   prior): the camera ranges and body proportions fitted to the target, the generator fixed;
-3. fine-tune the generator against a 2D discriminator through the aligned cameras and bodies
-   (``finetune``);
-4. lift the target's poses through the (fine-tuned) generator (``inversion``: a latent per
-   target pose whose generated pose reprojects onto it), the adapted checkpoint's latent bank
-   (``gan.latents``), so that its samples follow the target's poses;
+2. lift the target's poses through the generator (``inversion``: a latent per target pose whose
+   generated pose reprojects onto it, and one body's proportions shared by all): the latents
+   become the checkpoint's latent bank (``gan.latents``), so that its samples follow the
+   target's poses, and the body the mean of its betas prior;
+3. the global alignment (``alignment``, from ``[align].start``), on the lifted poses and bodies:
+   the camera ranges (and, with ``align.bodies``, the body proportions again) fitted to the
+   target, the generator fixed;
+4. fine-tune the generator against a 2D discriminator through the aligned cameras and bodies,
+   from the bank's latents (``finetune``; off by default);
 5. measure the Fréchet distance of the generator's normalised 2D to the target's
-   (``[measure].poses`` poses, the same latents, body draws and camera draws each time): the
-   original generator with the start (``start``), with the alignment (``aligned``), and the
-   fine-tuned generator with it and its latent bank (``adapted``);
+   (``[measure].poses`` poses, the same latent, body and camera draws each time): the original
+   checkpoint with the start's cameras (``start``), the lifted poses and bodies with the aligned
+   cameras (``aligned``), and the fine-tuned generator with them (``adapted``);
 6. write the checkpoint (``gan.checkpoint.save_checkpoint``) with the aligned betas prior as its
    own, the latent bank, and an ``adapted`` record: the target files (paths, sha256, frames), the
    adapted ``[camera]`` table, the start's prior, the distances, the inversion's reprojection
-   errors, the recipe, the seed and the source checkpoint.  A source's own latent bank is not
-   carried over (its latents belong to the generator before fine-tuning).
+   errors, the recipe, the seed and the source checkpoint.  A source's own latent bank is
+   replaced by the new one (or dropped with ``invert.poses = 0``).
 
-``sample``, ``render`` and the rest load it as any checkpoint (and so draw bodies from the aligned
-prior); ``sample`` and ``render`` draw cameras from its adapted table unless the sampling recipe
-or ``--set`` names a camera preset (``sample_recipe.resolve_sample_recipe``'s ``camera``).
-Resumable: ``<out>.state`` keeps the alignment and the fine-tuner's state (``adapt.state``);
-``resume=True`` finishes the run (the inversion, a few minutes, is redone).
+``sample``, ``render`` and the rest load it as any checkpoint (and so draw poses around its
+bank and bodies from its prior); ``sample`` and ``render`` draw cameras from its adapted table
+unless the sampling recipe or ``--set`` names a camera preset
+(``sample_recipe.resolve_sample_recipe``'s ``camera``).  Resumable: ``<out>.state`` keeps the
+alignment and the fine-tuner's state (``adapt.state``); ``resume=True`` finishes the run (the
+lifting, a few minutes, is redone: it is deterministic).
 """
 
 from __future__ import annotations
@@ -146,7 +149,7 @@ def tuned_generator(source: GanPoseSource, target: Target2D, fit: AlignmentFit, 
     s = recipe.finetune
     if s.steps == 0:
         return source.generator
-    aligned = with_alignment(source, betas_prior=fit.alignment.betas_prior)
+    aligned = with_alignment(source, betas_prior=fit.alignment.betas_prior, latent_bank=source.latent_bank)
     tuner = FineTuner(aligned, torch.as_tensor(target.coords), target.layout, fit.alignment.cameras, body, s,
                       sub_seed(seed, "finetune"), device, critic)
     if state is not None and state["tuner"] is not None:
@@ -158,18 +161,22 @@ def tuned_generator(source: GanPoseSource, target: Target2D, fit: AlignmentFit, 
     return finetune(tuner, s.steps, s.log_every, s.state_every, save, progress)
 
 
-def lift_target(tuned: GanPoseSource, target: Target2D, recipe: AdaptRecipe, seed: int, body: BodyModel,
-                device: torch.device, progress: bool) -> Inversion | None:
-    """Step 4: latents of ``tuned``'s generator for the target's poses, on bodies of its (aligned)
-    prior's mean; None when ``invert.poses = 0``."""
+def lift_target(source: GanPoseSource, target: Target2D, recipe: AdaptRecipe, seed: int, body: BodyModel,
+                device: torch.device, progress: bool) -> tuple[GanPoseSource, Inversion | None]:
+    """Step 2: ``source`` drawing around latents of its generator fitted to the target's poses, on
+    bodies around the fitted body (``invert.bodies``; else its prior's mean), and the inversion;
+    ``source`` without a bank and None when ``invert.poses = 0``."""
     s = recipe.invert
     if s.poses == 0:
-        return None
-    bar = tqdm(total=min(s.poses, len(target)), desc="lifting the target", unit="pose", disable=not progress)
-    inversion = invert(tuned, torch.as_tensor(target.coords), target.layout, tuned.betas_prior.mean, body, s,
+        return with_alignment(source), None
+    bar = tqdm(total=s.start_steps + s.steps, desc="lifting the target", unit="step", disable=not progress)
+    inversion = invert(source, torch.as_tensor(target.coords), target.layout, source.betas_prior, body, s,
                        sub_seed(seed, "invert"), device, bar.update)
     bar.close()
-    return inversion
+    prior = source.betas_prior
+    if inversion.betas is not None:
+        prior = BetasPrior(inversion.betas.to(prior.mean), prior.std, prior.clip)
+    return with_alignment(source, betas_prior=prior, latent_bank=LatentBank(inversion.latents, s.jitter)), inversion
 
 
 def measure(source: GanPoseSource, alignment: Alignment, target: Target2D, recipe: AdaptRecipe, seed: int,
@@ -192,26 +199,27 @@ def adapt(checkpoint: str | Path, target_2d: str | Path, out: str | Path, recipe
     target = read_target(target_2d, normalised)
     source, body = load_checkpoint(checkpoint, device), load_body_model(body_model)
     check_body_model(source, body)
-    space = alignment_space(source, recipe, body)
+    start = with_alignment(source)  # the checkpoint's poses, without a bank of its own
+    alignment_space(start, recipe, body)  # checked before any work
     critic = None if training_state is None else load_critic(training_state, source)
     critic_file = None if training_state is None else str(training_state)
     body = body.to(device)
     key, state_file = run_key(source.sha256, target.record(), recipe.to_dict(), [seed, critic_file]), state_path(out)
     state = read_state(state_file, key, resume)
-    fit = saved_fit(state) if state is not None else align(source, space, target, recipe, seed, body, device, log)
+    lifted, inversion = lift_target(start, target, recipe, seed, body, device, progress)
+    space = alignment_space(lifted, recipe, body)
+    fit = saved_fit(state) if state is not None else align(lifted, space, target, recipe, seed, body, device, log)
     write_state(state_file, key, fit, None if state is None else state["tuner"])
-    generator = tuned_generator(source, target, fit, recipe, seed, body, device, state,
+    generator = tuned_generator(lifted, target, fit, recipe, seed, body, device, state,
                                 lambda tuner: write_state(state_file, key, fit, tuner.state_dict()), progress, log,
                                 critic)
-    tuned = with_alignment(source, generator, fit.alignment.betas_prior)
-    inversion = lift_target(tuned, target, recipe, seed, body, device, progress)
-    if inversion is not None:
-        tuned.latent_bank = LatentBank(inversion.latents, recipe.invert.jitter)
-    distances = {"start": measure(source, space.start, target, recipe, seed, body, device),
-                 "aligned": measure(source, fit.alignment, target, recipe, seed, body, device),
+    tuned = with_alignment(lifted, generator, fit.alignment.betas_prior, lifted.latent_bank)
+    start_alignment = Alignment(space.start.cameras, source.betas_prior)
+    distances = {"start": measure(start, start_alignment, target, recipe, seed, body, device),
+                 "aligned": measure(lifted, fit.alignment, target, recipe, seed, body, device),
                  "adapted": measure(tuned, fit.alignment, target, recipe, seed, body, device)}
     record = {"target": target.record(), "camera": fit.alignment.cameras.to_dict(), "camera_start": recipe.align.start,
-              "betas_prior_start": space.start.betas_prior.to_dict(), "frechet_2d": distances,
+              "betas_prior_start": source.betas_prior.to_dict(), "frechet_2d": distances,
               "align_search": list(fit.history), "inversion": None if inversion is None else inversion.summary(),
               "recipe": recipe.to_dict(), "seed": seed,
               "training_state": critic_file,
