@@ -13,6 +13,7 @@ default ``surveillance``: high, far, looking down 20-50 degrees, unlike the defa
     adapted       the fold's GAN adapted to that 2D (``posesynth.adapt.adapt``, ``--adapt-recipe``,
                   ``--adapt-set``; with the fold GAN's training state, so its 3D discriminator joins
                   the fine-tuning, unless ``--no-critic``), sampled through its own adapted cameras
+                  with the default sampling recipe (``--adapted-set`` overrides it)
     test          the other source's held-out (validation) files through the target cameras
 
 and the same SimpleBaseline MLP lifter as downstream's (same config, steps, batch) is trained,
@@ -90,8 +91,8 @@ def adapted_checkpoint(gan: Path, target: Path, out: Path, args) -> Path:
     return out
 
 
-def adapted_recipe(checkpoint: Path):
-    return resolve_sample_recipe(None, ['sample.keypoint_sets=["smpl24","h36m17"]', "sample.noise=false"],
+def adapted_recipe(checkpoint: Path, overrides: list[str]):
+    return resolve_sample_recipe(None, ['sample.keypoint_sets=["smpl24","h36m17"]', "sample.noise=false", *overrides],
                                  adapted_camera(checkpoint))
 
 
@@ -114,7 +115,7 @@ def build_direction(name: str, args, size: dict) -> dict:
     unadapted = [(make_store(load_checkpoint(gan), reused_store(args, name, f"gan-default_{p}.zarr"), n, i,
                              sample_recipe(p, None, [])), 1.0 / len(PRESETS)) for i, p in enumerate(PRESETS)]
     adapted_store = make_store(load_checkpoint(adapted), d / "adapted.zarr", n * len(PRESETS), 0,
-                               adapted_recipe(adapted))
+                               adapted_recipe(adapted, args.adapted_set))
     oracle = make_store(seen, d / "oracle.zarr", n * len(PRESETS), SEEDS["oracle"], target_recipe)
     train = {"unadapted": real + unadapted, "adapted": real + [(adapted_store, 1.0)], "oracle": [(oracle, 1.0)]}
     if args.diagnostics:
@@ -199,6 +200,8 @@ def main() -> None:
     parser.add_argument("--adapt-recipe", type=Path, help="adaptation recipe (default: adapt_default)")
     parser.add_argument("--adapt-set", action="append", default=[], metavar="KEY=VALUE",
                         help="override of the adaptation recipe, e.g. finetune.steps=1000 (repeatable)")
+    parser.add_argument("--adapted-set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override of the adapted store's sampling recipe, e.g. augment.tilt=0 (repeatable)")
     parser.add_argument("--no-critic", action="store_true",
                         help="adapt without the fold GAN's 3D discriminator (its training state)")
     parser.add_argument("--diagnostics", action="store_true",
