@@ -54,7 +54,7 @@ from downstream import (
 from posesynth.adapt.distance import store_distance
 from posesynth.adapt.recipe import load_adapt_recipe
 from posesynth.adapt.run import adapt
-from posesynth.gan.checkpoint import adapted_camera, load_checkpoint, read_checkpoint_file
+from posesynth.gan.checkpoint import adapted_sampling, load_checkpoint, read_checkpoint_file
 from posesynth.lifting.checkpoint import LifterConfig
 from posesynth.pose_source import StorePoseSource
 from posesynth.sample_recipe import resolve_sample_recipe
@@ -93,7 +93,7 @@ def adapted_checkpoint(gan: Path, target: Path, out: Path, args) -> Path:
 
 def adapted_recipe(checkpoint: Path, overrides: list[str]):
     return resolve_sample_recipe(None, ['sample.keypoint_sets=["smpl24","h36m17"]', "sample.noise=false", *overrides],
-                                 adapted_camera(checkpoint))
+                                 adapted_sampling(checkpoint))
 
 
 def build_direction(name: str, args, size: dict) -> dict:

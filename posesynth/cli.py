@@ -279,7 +279,7 @@ def sample(num, out, checkpoint, recipe, overrides, label, seed, views, device, 
     The same seed, source and recipe give a bitwise-identical store, whatever --workers,
     --dask or --device.  An interrupted run is finished by running it again with --resume.
     """
-    from posesynth.gan.checkpoint import adapted_camera
+    from posesynth.gan.checkpoint import adapted_sampling
     from posesynth.outputs import check_not_an_input
     from posesynth.sample_recipe import resolve_sample_recipe
     from posesynth.sampling import sample_to_store
@@ -288,7 +288,7 @@ def sample(num, out, checkpoint, recipe, overrides, label, seed, views, device, 
     extra += [f"camera.views={views}"] if views is not None else []
     source = checkpoint or _default_checkpoint()
     check_not_an_input(out, {"--checkpoint": source})
-    resolved = resolve_sample_recipe(recipe, [*overrides, *extra], adapted_camera(source))
+    resolved = resolve_sample_recipe(recipe, [*overrides, *extra], adapted_sampling(source))
     summary = sample_to_store(source, out, num, seed, resolved, device=device, workers=workers,
                               dask_address=dask_address, resume=resume, overwrite=overwrite,
                               zarr_format=int(zarr_format), body_model=body_model, progress=sys.stderr.isatty())

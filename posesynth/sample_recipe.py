@@ -122,15 +122,18 @@ ADAPTED_PRESET = "adapted"  # camera.preset of a recipe whose cameras are an ada
 
 
 def resolve_sample_recipe(path: str | Path | None = None, overrides: Sequence[str] = (),
-                          camera: Mapping[str, Any] | None = None) -> SampleRecipe:
+                          adapted: Mapping[str, Any] | None = None) -> SampleRecipe:
     """sample_default.toml (with the camera preset) <- the recipe file at ``path`` <- overrides,
-    checked (RecipeError if not).  ``camera``: a ``[camera]`` table the pose source carries (an
-    adapted checkpoint's, ``gan.checkpoint.adapted_camera``); it replaces the default preset's,
-    with ``camera.preset = "adapted"``, unless the file or an override names a preset."""
+    checked (RecipeError if not).  ``adapted``: what the pose source carries (an adapted
+    checkpoint's, ``gan.checkpoint.adapted_sampling``): its ``camera`` table replaces the default
+    preset's, with ``camera.preset = "adapted"``, unless the file or an override names a preset;
+    its ``augment`` keys replace the shipped recipe's (the file and overrides still win)."""
     shipped = read_recipe(DEFAULT_SAMPLE_RECIPE)
     preset, named = _preset_name(shipped, path, overrides)
-    if camera is not None and not named:
-        preset, table = ADAPTED_PRESET, dict(camera)
+    if adapted is not None:
+        shipped["augment"] = {**shipped["augment"], **adapted.get("augment", {})}
+    if adapted is not None and not named:
+        preset, table = ADAPTED_PRESET, dict(adapted["camera"])
     else:
         try:
             table = load_camera_preset(preset).to_dict()

@@ -14,7 +14,7 @@ from test_adapt import checkpoint, gan_bodies  # noqa: F401  (a module fixture)
 from test_sampling import SMALL, training_store
 
 QUICK = ["align.poses=300", "align.population=4", "align.elites=2", "align.iterations=2", "align.view_steps=20",
-         "finetune.steps=4", "finetune.batch_size=32", "measure.poses=300"]
+         "finetune.steps=4", "finetune.batch_size=32", "measure.poses=300", "invert.start_steps=5", "invert.steps=10"]
 SAMPLE = [x for s in SMALL for x in ("--set", s)]
 
 
@@ -60,6 +60,19 @@ def test_a_named_camera_preset_replaces_the_adapted_cameras(adapted, tmp_path):
            "--set", "camera.preset=h36m")
     camera = store_camera(tmp_path / "s.zarr")
     assert camera["preset"] == "h36m" and camera["elevation_deg"] == [3.0, 15.0]
+
+
+def test_an_adapted_checkpoint_samples_without_the_pools_augmentations(adapted, tmp_path):
+    invoke("sample", "--checkpoint", adapted, "--n", 256, "--out", tmp_path / "s.zarr", "--device", "cpu", *SAMPLE)
+    augment = zarr.open_group(str(tmp_path / "s.zarr"), mode="r").attrs["recipe"]["augment"]
+    assert (augment["wide_bodies"], augment["tilt"], augment["crossover"]) == (0.0, 0.0, 0.0)
+
+
+def test_a_set_turns_an_adapted_checkpoints_augmentation_back_on(adapted, tmp_path):
+    invoke("sample", "--checkpoint", adapted, "--n", 256, "--out", tmp_path / "s.zarr", "--device", "cpu", *SAMPLE,
+           "--set", "augment.tilt=0.2")
+    augment = zarr.open_group(str(tmp_path / "s.zarr"), mode="r").attrs["recipe"]["augment"]
+    assert (augment["tilt"], augment["wide_bodies"]) == (0.2, 0.0)
 
 
 def test_an_adapted_checkpoints_store_exports(adapted, tmp_path):

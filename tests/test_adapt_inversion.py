@@ -17,11 +17,11 @@ SMALL = load_adapt_recipe(overrides=["invert.poses=200", "invert.start_steps=10"
                                      "invert.bodies=false"]).invert
 
 
-def lifted(checkpoint, settings, seed=0, target=None):
+def lifted(checkpoint, settings, seed=0, target=None, elevation_deg=None):
     source = load_checkpoint(checkpoint)
     target = target_coords(checkpoint, "surveillance") if target is None else target
     return invert(source, torch.as_tensor(target), "h36m17", source.betas_prior, load_body_model(), settings, seed,
-                  torch.device("cpu"))
+                  torch.device("cpu"), elevation_deg=elevation_deg)
 
 
 def test_start_cameras_are_rotations_around_the_body():
@@ -36,6 +36,13 @@ def test_lifting_fits_the_targets_2d_far_better_than_its_starts(checkpoint):  # 
     unfitted = lifted(checkpoint, load_adapt_recipe(overrides=["invert.poses=200", "invert.start_steps=0",
                                                               "invert.steps=0"]).invert)
     assert len(fitted.latents) == 200 and fitted.error.median() < 0.5 * unfitted.error.median()
+
+
+def test_lifting_pulls_the_cameras_into_the_elevation_range_it_is_given(checkpoint):  # noqa: F811
+    free = lifted(checkpoint, SMALL).elevation_deg  # the target's cameras: 20-50 degrees
+    held = lifted(checkpoint, SMALL, elevation_deg=(60.0, 70.0)).elevation_deg  # a soft bound against the 2D
+    assert ((free > 15.0) & (free < 55.0)).float().mean() > 0.95
+    assert ((held > 55.0) & (held < 75.0)).float().mean() > 0.5
 
 
 def test_lifting_is_deterministic_under_its_seed(checkpoint):  # noqa: F811

@@ -86,6 +86,8 @@ class InvertSection(Section):
     latent: float = ruled(NON_NEGATIVE)  # weight of the mean squared latent above 1
     limits: float = ruled(NON_NEGATIVE)  # weight of the joint limits' penalty (checkpoints with limits)
     bodies: bool  # fit one body's proportions, shared by every pose, with the latents
+    camera_prior: bool  # hold each pose's camera near the elevations of a first camera alignment
+    camera_margin_deg: float = ruled(NON_NEGATIVE)  # how far beyond that alignment's elevation range
     jitter: float = ruled(NON_NEGATIVE)  # the adapted checkpoint's latents: a fitted one + jitter * N(0, 1)
 
 

@@ -2,7 +2,9 @@
 
 1. read the target 2D (``target``) and the checkpoint; check the body model;
 2. lift the target's poses through the generator (``inversion``: a latent per target pose whose
-   generated pose reprojects onto it, and one body's proportions shared by all): the latents
+   generated pose reprojects onto it, and one body's proportions shared by all; each pose's
+   camera held near the elevations of a first camera alignment on the checkpoint's own poses,
+   ``invert.camera_prior``, against the mirror-in-depth fits a single view allows): the latents
    become the checkpoint's latent bank (``gan.latents``), so that its samples follow the
    target's poses, and the body the mean of its betas prior;
 3. the global alignment (``alignment``, from ``[align].start``), on the lifted poses and bodies:
@@ -22,8 +24,9 @@
 
 ``sample``, ``render`` and the rest load it as any checkpoint (and so draw poses around its
 bank and bodies from its prior); ``sample`` and ``render`` draw cameras from its adapted table
-unless the sampling recipe or ``--set`` names a camera preset
-(``sample_recipe.resolve_sample_recipe``'s ``camera``).  Resumable: ``<out>.state`` keeps the
+unless the sampling recipe or ``--set`` names a camera preset, and sample without the
+augmentations of ``ADAPTED_AUGMENT`` unless the recipe or ``--set`` turns them on
+(``sample_recipe.resolve_sample_recipe``'s ``adapted``).  Resumable: ``<out>.state`` keeps the
 alignment and the fine-tuner's state (``adapt.state``); ``resume=True`` finishes the run (the
 lifting, a few minutes, is redone: it is deterministic).
 """
@@ -34,7 +37,7 @@ import copy
 import hashlib
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +63,12 @@ from posesynth.gan.latents import LatentBank
 from posesynth.outputs import check_output
 from posesynth.run_record import run_record
 from posesynth.sampling.generate import check_body_model
+
+
+# The [augment] an adapted checkpoint samples with unless a recipe says otherwise: the
+# augmentations that reach beyond the pool (other bodies, tilted bodies, swapped limbs) reach
+# beyond the target too, once its bodies and poses are known (measured: docs/adapt.md).
+ADAPTED_AUGMENT = {"wide_bodies": 0.0, "tilt": 0.0, "crossover": 0.0}
 
 
 @dataclass(frozen=True)
@@ -161,17 +170,33 @@ def tuned_generator(source: GanPoseSource, target: Target2D, fit: AlignmentFit, 
     return finetune(tuner, s.steps, s.log_every, s.state_every, save, progress)
 
 
+def camera_prior(start: GanPoseSource, space: AlignmentSpace, target: Target2D, recipe: AdaptRecipe, seed: int,
+                 body: BodyModel, device: torch.device, log: Callable[[str], None] | None) -> tuple[float, float] | None:
+    """The elevation range (degrees) the lifting's cameras are held to (``invert.camera_prior``):
+    the cameras aligned on the checkpoint's own poses, widened by ``invert.camera_margin_deg``;
+    None when it is off, the lifting is, or the elevation is not fitted."""
+    s = recipe.invert
+    if not s.camera_prior or s.poses == 0 or "elevation_deg" not in space.camera_keys:
+        return None
+    lo, hi = align(start, replace(space, bodies=None), target, recipe, seed, body, device, log).alignment.cameras.elevation_deg
+    if log:
+        log(f"invert: cameras held to elevation_deg [{lo - s.camera_margin_deg:.3g}, {hi + s.camera_margin_deg:.3g}]")
+    return lo - s.camera_margin_deg, hi + s.camera_margin_deg
+
+
 def lift_target(source: GanPoseSource, target: Target2D, recipe: AdaptRecipe, seed: int, body: BodyModel,
-                device: torch.device, progress: bool) -> tuple[GanPoseSource, Inversion | None]:
-    """Step 2: ``source`` drawing around latents of its generator fitted to the target's poses, on
-    bodies around the fitted body (``invert.bodies``; else its prior's mean), and the inversion;
-    ``source`` without a bank and None when ``invert.poses = 0``."""
+                device: torch.device, progress: bool,
+                elevation_deg: tuple[float, float] | None) -> tuple[GanPoseSource, Inversion | None]:
+    """Step 2: ``source`` drawing around latents of its generator fitted to the target's poses
+    (their cameras within ``elevation_deg`` when given), on bodies around the fitted body
+    (``invert.bodies``; else its prior's mean), and the inversion; ``source`` without a bank and
+    None when ``invert.poses = 0``."""
     s = recipe.invert
     if s.poses == 0:
         return with_alignment(source), None
     bar = tqdm(total=s.start_steps + s.steps, desc="lifting the target", unit="step", disable=not progress)
     inversion = invert(source, torch.as_tensor(target.coords), target.layout, source.betas_prior, body, s,
-                       sub_seed(seed, "invert"), device, bar.update)
+                       sub_seed(seed, "invert"), device, bar.update, elevation_deg)
     bar.close()
     prior = source.betas_prior
     if inversion.betas is not None:
@@ -200,13 +225,14 @@ def adapt(checkpoint: str | Path, target_2d: str | Path, out: str | Path, recipe
     source, body = load_checkpoint(checkpoint, device), load_body_model(body_model)
     check_body_model(source, body)
     start = with_alignment(source)  # the checkpoint's poses, without a bank of its own
-    alignment_space(start, recipe, body)  # checked before any work
+    start_space = alignment_space(start, recipe, body)  # checked before any work
     critic = None if training_state is None else load_critic(training_state, source)
     critic_file = None if training_state is None else str(training_state)
     body = body.to(device)
     key, state_file = run_key(source.sha256, target.record(), recipe.to_dict(), [seed, critic_file]), state_path(out)
     state = read_state(state_file, key, resume)
-    lifted, inversion = lift_target(start, target, recipe, seed, body, device, progress)
+    elevation_deg = camera_prior(start, start_space, target, recipe, seed, body, device, log)
+    lifted, inversion = lift_target(start, target, recipe, seed, body, device, progress, elevation_deg)
     space = alignment_space(lifted, recipe, body)
     fit = saved_fit(state) if state is not None else align(lifted, space, target, recipe, seed, body, device, log)
     write_state(state_file, key, fit, None if state is None else state["tuner"])
@@ -218,7 +244,8 @@ def adapt(checkpoint: str | Path, target_2d: str | Path, out: str | Path, recipe
     distances = {"start": measure(start, start_alignment, target, recipe, seed, body, device),
                  "aligned": measure(lifted, fit.alignment, target, recipe, seed, body, device),
                  "adapted": measure(tuned, fit.alignment, target, recipe, seed, body, device)}
-    record = {"target": target.record(), "camera": fit.alignment.cameras.to_dict(), "camera_start": recipe.align.start,
+    record = {"target": target.record(), "camera": fit.alignment.cameras.to_dict(), "augment": dict(ADAPTED_AUGMENT),
+              "camera_start": recipe.align.start,
               "betas_prior_start": source.betas_prior.to_dict(), "frechet_2d": distances,
               "align_search": list(fit.history), "inversion": None if inversion is None else inversion.summary(),
               "recipe": recipe.to_dict(), "seed": seed,

@@ -169,9 +169,11 @@ class GanPoseSource:
         return rot6d_to_matrix(self.generator(z.to(device), labels))
 
 
-def adapted_camera(source: Any) -> dict[str, Any] | None:
-    """The adapted ``[camera]`` table of an adapted checkpoint (a ``GanPoseSource`` or the path of a
-    ``.pt``; ``posesynth adapt``), None for any other pose source."""
+def adapted_sampling(source: Any) -> dict[str, Any] | None:
+    """What an adapted checkpoint (a ``GanPoseSource`` or the path of a ``.pt``; ``posesynth
+    adapt``) samples with by default: ``{"camera": its adapted [camera] table, "augment": its
+    [augment] defaults}`` (``sample_recipe.resolve_sample_recipe``'s ``adapted``); None for any
+    other pose source."""
     if isinstance(source, (str, Path)):
         path = Path(source)
         if path.suffix != ".pt" or not path.is_file():
@@ -179,7 +181,7 @@ def adapted_camera(source: Any) -> dict[str, Any] | None:
         record = read_checkpoint_file(path).get("adapted")
     else:
         record = getattr(source, "adapted", None)
-    return None if record is None else record["camera"]
+    return None if record is None else {"camera": record["camera"], "augment": record.get("augment", {})}
 
 
 def load_checkpoint(path: str | Path = DEFAULT_CHECKPOINT, device: torch.device | str = "cpu") -> GanPoseSource:

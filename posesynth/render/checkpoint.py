@@ -26,7 +26,7 @@ def sample_checkpoint(checkpoint: str | Path, n: int = 16, label: str | None = N
     rows are computed (4096 by default, under a second on a CPU) and cut to ``n``.
     """
     from posesynth.body_model import load_body_model
-    from posesynth.gan.checkpoint import adapted_camera
+    from posesynth.gan.checkpoint import adapted_sampling
     from posesynth.pose_sources import load_pose_source
     from posesynth.sample_recipe import resolve_sample_recipe
     from posesynth.sampling import BlockSampler, SampleError, check_body_model
@@ -36,8 +36,8 @@ def sample_checkpoint(checkpoint: str | Path, n: int = 16, label: str | None = N
     body = body if body is not None else load_body_model()
     try:
         source = load_pose_source(checkpoint)
-        camera = adapted_camera(source)
-        rec = resolve_sample_recipe(recipe, camera=camera)
+        adapted = adapted_sampling(source)
+        rec = resolve_sample_recipe(recipe, adapted=adapted)
         overrides = []
         if label is not None:
             overrides.append(f"sample.label={json.dumps(label)}")
@@ -45,7 +45,7 @@ def sample_checkpoint(checkpoint: str | Path, n: int = 16, label: str | None = N
         if keypoint_set and keypoint_set not in sets:
             overrides.append(f"sample.keypoint_sets={json.dumps(sets + [keypoint_set])}")
         if overrides:
-            rec = resolve_sample_recipe(recipe, overrides, camera)
+            rec = resolve_sample_recipe(recipe, overrides, adapted)
         check_body_model(source, body)
         sampler = BlockSampler(source, rec, int(seed), body)
         blocks = [sampler.block(b) for b in range(-(-n // sampler.size))]

@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from posesynth.body_model import load_body_model
 from posesynth.devices import resolve_device
-from posesynth.gan.checkpoint import adapted_camera
+from posesynth.gan.checkpoint import adapted_sampling
 from posesynth.pose_source import PoseSource
 from posesynth.sample_recipe import SampleRecipe, resolve_sample_recipe, validate_sample_recipe
 from posesynth.sampling.cluster import ShardJob, SourceRef, dask_client, source_ref, write_dask
@@ -123,7 +123,7 @@ def checked_run(source: PoseSource | str | Path, n: int, seed: int, recipe: Samp
     """Check every argument of ``sample_to_store`` (recipe, layout, device, source, body model,
     label, memory) and load the source, the body and the sampler for the store at ``out``;
     nothing is written."""
-    recipe = resolve_sample_recipe(camera=adapted_camera(source)) if recipe is None else validate_sample_recipe(recipe)
+    recipe = resolve_sample_recipe(adapted=adapted_sampling(source)) if recipe is None else validate_sample_recipe(recipe)
     layout = Layout.of(recipe, n)
     device = resolve_device(device)
     workers = default_workers(device) if workers is None else workers
