@@ -215,7 +215,7 @@ def evaluate(checkpoint, data, num, seed, json_out, no_conditional, plots_dir, h
 @click.option("--recipe", type=RecipeFile(),
               help="Adaptation recipe: a TOML file or a shipped recipe's name. Default: adapt_default.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
-              help="Override a recipe entry, e.g. finetune.steps=500 or cameras.start=in_the_wild.")
+              help="Override a recipe entry, e.g. invert.poses=20000 or align.start=in_the_wild.")
 @click.option("--seed", default=0, show_default=True, help="Seed of every random draw.")
 @click.option("--device", default="auto", show_default=True, help="auto (CUDA when present), cpu or cuda[:N].")
 @click.option("--normalised", is_flag=True, help="The target's keypoints are normalised camera coordinates.")
@@ -228,11 +228,14 @@ def evaluate(checkpoint, data, num, seed, json_out, no_conditional, plots_dir, h
               "then keeps the fine-tuned poses human too (finetune.critic_3d).")
 def adapt(checkpoint, target_2d, out, recipe, overrides, seed, device, normalised, body_model, overwrite,
           resume, training_state) -> None:
-    """Fit a GAN checkpoint to a domain from its unlabelled 2D keypoints: its camera distribution
-    and body prior first, then the generator against a 2D discriminator (docs/adapt.md).
+    """Fit a GAN checkpoint to a domain from its unlabelled 2D keypoints: the domain's poses are
+    lifted through the generator (a latent per pose, one body shared by all), then its camera
+    distribution is fitted; fine-tuning the generator is optional (docs/adapt.md).
 
-    Writes a checkpoint like any other; `posesynth sample --checkpoint OUT` draws its cameras
-    from the adapted distribution unless --recipe or --set names a camera preset.
+    Writes a checkpoint like any other; `posesynth sample --checkpoint OUT` draws its poses
+    around the lifted ones, its bodies around the fitted body and its cameras from the adapted
+    distribution (unless --recipe or --set names a camera preset), without the pool
+    augmentations unless --recipe or --set turns them on.
     """
     from posesynth.adapt.recipe import load_adapt_recipe
     from posesynth.adapt.run import adapt as run_adapt, format_result
