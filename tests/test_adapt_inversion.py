@@ -1,4 +1,5 @@
-"""The target lifted through the generator (``adapt.inversion``) and the latent bank an adapted checkpoint draws from."""
+"""The target lifted through the generator (``adapt.inversion``) and the latent bank an adapted
+checkpoint draws from."""
 
 from dataclasses import replace
 

@@ -17,8 +17,8 @@ updates the discriminator (non-saturating loss, R1 on the target's 2D), then the
   own discriminator on the generated rotations and joints, frozen.  A checkpoint alone holds no
   3D discriminator (only the EMA generator); then the anchor and the limits stand in for it.
 
-No moving average is kept: the fine-tuned weights are the ones saved.  Every random draw comes from one CPU generator (``rng``), so a run is
-deterministic under its seed on a given device.  Shapes: B a batch, J the target's keypoints,
+No moving average is kept: the fine-tuned weights are the ones saved.  Every random draw comes
+from one CPU generator (``rng``), so a run is deterministic under its seed on a given device.  Shapes: B a batch, J the target's keypoints,
 24 SMPL joints.
 """
 

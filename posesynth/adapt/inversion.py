@@ -11,12 +11,12 @@ alone could not (a view can hide depth; the generator fills it with what people 
 Per pose the loss is the mean squared difference of normalised 2D, plus ``latent`` times how far
 the mean squared latent exceeds 1 (keeps ``z`` within the shell where a standard normal's draws,
 and so the generator's training, lie, without pulling it towards the mean pose at 0), the
-squared distance (radians) of the camera's elevation outside ``elevation_deg`` when given, and ``limits`` times the joint
-limits' penalty (``plausibility.limit_penalty``, when the checkpoint has limits).  The elevation
-bound is there because one view allows a fit mirrored in depth, seen from below instead of
-above (the Necker reversal); measured on the cross-source folds, a tenth of the poses went there
-with 430 mm of 3D error when unbounded.  A view and its
-mirror through the body give nearly the same 2D, so each pose starts from ``starts`` cameras
+squared distance (radians) of the camera's elevation outside ``elevation_deg`` when given, and
+``limits`` times the joint limits' penalty (``plausibility.limit_penalty``, when the checkpoint
+has limits).  The elevation bound is there because one view allows a fit mirrored in depth,
+seen from below instead of above (the Necker reversal); measured on the cross-source folds, a
+tenth of the poses went there with 430 mm of 3D error when unbounded.  A view and its mirror
+through the body give nearly the same 2D, so each pose starts from ``starts`` cameras
 around the body (azimuths evenly spaced, level), each with its own latent; after ``start_steps``
 Adam steps the best start of each pose goes on for ``steps`` more.  With ``bodies``, that second
 phase also fits the body's proportions (``adapt.bodies``: each segment's own beta, within the
@@ -43,6 +43,7 @@ import torch
 from posesynth.adapt.bodies import PROPORTION_BETAS, BodySpace
 from posesynth.adapt.frechet import normalised_2d
 from posesynth.adapt.recipe import InvertSection
+from posesynth.adapt.viewpoint import rotation_angles
 from posesynth.adapt.views import pose_bodies
 from posesynth.body_model import BodyModel
 from posesynth.body_prior import BetasPrior
@@ -78,16 +79,16 @@ class Inversion:
 def start_cameras(starts: int) -> torch.Tensor:
     """(S, 3, 3) level cameras at ``starts`` azimuths evenly spaced around the body."""
     angles = torch.arange(starts, dtype=torch.float64) * (2 * math.pi / starts)
-    c, s, zero, one = angles.cos(), angles.sin(), torch.zeros(starts, dtype=torch.float64), torch.ones(starts, dtype=torch.float64)
+    c, s = angles.cos(), angles.sin()
+    zero, one = torch.zeros_like(angles), torch.ones_like(angles)
     turn = torch.stack([torch.stack([c, zero, s], -1), torch.stack([zero, one, zero], -1),
                         torch.stack([-s, zero, c], -1)], -2)  # (S, 3, 3) about +y
     return (FRONT.double() @ turn).float()
 
 
-def elevation(R: torch.Tensor) -> torch.Tensor:
-    """(B, 3, 3) camera rotations -> (B,) their elevation (radians above the horizontal, looking
-    down; ``viewpoint.camera_angles``), differentiable."""
-    return torch.asin((-R[:, 2, 1]).clamp(-1.0, 1.0))
+def elevation(r6: torch.Tensor) -> torch.Tensor:
+    """(B, 6) camera rotations -> (B,) their elevation, radians (``viewpoint.rotation_angles``)."""
+    return rotation_angles(rot6d_to_matrix(r6))[:, 0]
 
 
 def outside(x: torch.Tensor, bounds: torch.Tensor) -> torch.Tensor:
@@ -138,7 +139,7 @@ class Inverter:
         if self.limits is not None:
             loss = loss + self.settings.limits * limit_penalty(rotmats, self.limits)
         if self.elevation is not None:
-            loss = loss + outside(elevation(rot6d_to_matrix(r6)), self.elevation).pow(2)
+            loss = loss + outside(elevation(r6), self.elevation).pow(2)
         return loss, squared.detach().sqrt()
 
     def fit(self, z: torch.Tensor, r6: torch.Tensor, target: torch.Tensor, steps: int, fit_body: bool,
@@ -179,5 +180,5 @@ def invert(source: GanPoseSource, coords: torch.Tensor, layout: str, prior: Beta
     z, r6, error = inverter.fit(z, r6, target.repeat(s.starts, 1), s.start_steps, False, progress)
     best = error.reshape(s.starts, n).argmin(0) * n + torch.arange(n, device=device)
     z, r6, error = inverter.fit(z[best], r6[best], target, s.steps, s.bodies, progress)
-    return Inversion(z.cpu(), error.cpu(), torch.rad2deg(elevation(rot6d_to_matrix(r6))).cpu(),
+    return Inversion(z.cpu(), error.cpu(), torch.rad2deg(elevation(r6)).cpu(),
                      inverter.body_betas() if s.bodies else None)

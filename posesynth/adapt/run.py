@@ -122,7 +122,8 @@ def alignment_space(source: GanPoseSource, recipe: AdaptRecipe, body: BodyModel)
 
 def align(source: GanPoseSource, space: AlignmentSpace, target: Target2D, recipe: AdaptRecipe, seed: int,
           body: BodyModel, device: torch.device, log: Callable[[str], None] | None) -> AlignmentFit:
-    """Step 2: the global alignment over ``space`` fitted to the target."""
+    """Step 3 (and the camera prior's first fit): the global alignment over ``space`` fitted to
+    the target."""
     a = recipe.align
     fitting = objective(source, a.poses, seed, "align", body, target, device)
     if a.cameras_by == "frechet" or not space.camera_keys:
@@ -135,7 +136,7 @@ def align(source: GanPoseSource, space: AlignmentSpace, target: Target2D, recipe
 
 def finetune(tuner: FineTuner, steps: int, log_every: int, state_every: int, save: Callable[[FineTuner], None],
              progress: bool) -> torch.nn.Module:
-    """Step 3: ``tuner`` trained to ``steps`` (from its own step: a resumed one goes on), ``save``
+    """Step 4: ``tuner`` trained to ``steps`` (from its own step: a resumed one goes on), ``save``
     called every ``state_every`` steps; the fine-tuned generator."""
     bar = tqdm(total=steps, initial=tuner.step, desc="fine-tuning", unit="step", disable=not progress)
     while tuner.step < steps:
@@ -171,17 +172,20 @@ def tuned_generator(source: GanPoseSource, target: Target2D, fit: AlignmentFit, 
 
 
 def camera_prior(start: GanPoseSource, space: AlignmentSpace, target: Target2D, recipe: AdaptRecipe, seed: int,
-                 body: BodyModel, device: torch.device, log: Callable[[str], None] | None) -> tuple[float, float] | None:
+                 body: BodyModel, device: torch.device,
+                 log: Callable[[str], None] | None) -> tuple[float, float] | None:
     """The elevation range (degrees) the lifting's cameras are held to (``invert.camera_prior``):
     the cameras aligned on the checkpoint's own poses, widened by ``invert.camera_margin_deg``;
     None when it is off, the lifting is, or the elevation is not fitted."""
     s = recipe.invert
     if not s.camera_prior or s.poses == 0 or "elevation_deg" not in space.camera_keys:
         return None
-    lo, hi = align(start, replace(space, bodies=None), target, recipe, seed, body, device, log).alignment.cameras.elevation_deg
+    fit = align(start, replace(space, bodies=None), target, recipe, seed, body, device, log)
+    lo, hi = fit.alignment.cameras.elevation_deg
+    held = lo - s.camera_margin_deg, hi + s.camera_margin_deg
     if log:
-        log(f"invert: cameras held to elevation_deg [{lo - s.camera_margin_deg:.3g}, {hi + s.camera_margin_deg:.3g}]")
-    return lo - s.camera_margin_deg, hi + s.camera_margin_deg
+        log(f"invert: cameras held to elevation_deg [{held[0]:.3g}, {held[1]:.3g}]")
+    return held
 
 
 def lift_target(source: GanPoseSource, target: Target2D, recipe: AdaptRecipe, seed: int, body: BodyModel,
@@ -284,7 +288,8 @@ def _lifted(inversion: dict[str, float] | None) -> list[str]:
     if inversion is None:
         return []
     return [f"latent bank: {inversion['poses']:,} target poses lifted through the generator, reprojection error "
-            f"(normalised 2D, RMS) median {inversion['error_median']:.3g}, 90th percentile {inversion['error_p90']:.3g}"]
+            f"(normalised 2D, RMS) median {inversion['error_median']:.3g}, "
+            f"90th percentile {inversion['error_p90']:.3g}"]
 
 
 def _betas(prior: BetasPrior) -> str:

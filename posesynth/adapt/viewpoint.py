@@ -47,14 +47,19 @@ WIDTH = 256
 BATCH = 512
 
 
-def camera_angles(cams: Cameras) -> torch.Tensor:
-    """(B * V, 2) each camera's elevation (above the horizontal, looking down) and roll, degrees.
-    ``R``'s rows are the camera's axes in world coordinates (+y up): the optical axis's height
-    gives the elevation, the right and down axes' heights the roll (``cameras.look_at_rotation``)."""
-    R = cams.R.flatten(0, 1).double()
+def rotation_angles(R: torch.Tensor) -> torch.Tensor:
+    """(B, 3, 3) camera rotations -> (B, 2) each camera's elevation (above the horizontal, looking
+    down) and roll, radians; differentiable.  ``R``'s rows are the camera's axes in world
+    coordinates (+y up): the optical axis's height gives the elevation, the right and down axes'
+    heights the roll (``cameras.look_at_rotation``)."""
     elevation = torch.asin((-R[:, 2, 1]).clamp(-1.0, 1.0))
     roll = torch.atan2(R[:, 0, 1], -R[:, 1, 1])
-    return torch.rad2deg(torch.stack([elevation, roll], -1))
+    return torch.stack([elevation, roll], -1)
+
+
+def camera_angles(cams: Cameras) -> torch.Tensor:
+    """(B * V, 2) each camera's elevation and roll (``rotation_angles``), degrees."""
+    return torch.rad2deg(rotation_angles(cams.R.flatten(0, 1).double()))
 
 
 def body_proportions(betas: torch.Tensor, bodies: WideBodyRange) -> torch.Tensor:

@@ -58,7 +58,7 @@ def save_checkpoint(path: str | Path, generator: Generator, recipe: dict, label_
     path = Path(path)
     payload = {
         "format": FORMAT,
-        "format_version": 1 if latent_bank is None else 2,
+        "format_version": 1 if latent_bank is None else FORMAT_VERSION,
         "posesynth_version": __version__,
         "recipe": recipe,
         "label_field": label_field,
