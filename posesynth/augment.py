@@ -12,6 +12,11 @@ zero, and ``sample`` applies them per block, after the pose source and before fo
 - ``crossover``: the share of samples that take one limb (an arm or a leg, its local rotations)
   from another sample of the same block: new combinations of parts (EvoSkeleton's crossover,
   applied to any source's poses);
+- ``mutation``: the share of samples whose body joints are each turned by a small random rotation
+  (a uniform axis, an angle normal with ``mutation_deg`` degrees of spread); a joint turned out of
+  the source's joint limits keeps its rotation, and a pose the plausibility checks refuse keeps
+  all of them (EvoSkeleton's mutation; PoseAug's bone-angle augmentation): poses between and
+  beyond the source's, at the level of single joints;
 - ``temperature``: a GAN checkpoint's latents drawn this many times wider (above 1: poses further
   from the training modes), implausible draws redrawn (``GanPoseSource.tempered``);
 - ``hardness`` with ``hardness_lifter``: keep the candidates a reference lifter gets wrong
@@ -31,8 +36,9 @@ from typing import Any
 import torch
 
 from posesynth.body_range import WideBodyRange
-from posesynth.rotations import axis_angle_to_matrix
-from posesynth.skeleton import JOINT_INDEX
+from posesynth.plausibility import JointLimits, implausible
+from posesynth.rotations import axis_angle_to_matrix, matrix_to_axis_angle
+from posesynth.skeleton import JOINT_INDEX, NUM_JOINTS
 
 LIMB_JOINTS: dict[str, tuple[int, ...]] = {  # the joints whose local rotations a limb carries
     "left_arm": tuple(JOINT_INDEX[j] for j in ("left_shoulder", "left_elbow", "left_wrist", "left_hand")),
@@ -50,13 +56,16 @@ class Augmentation:
     tilt: float  # share of samples tilted by an angle in tilt_deg
     tilt_deg: list[float]  # [low, high] degrees
     crossover: float  # share of samples with one limb from another sample
+    mutation: float  # share of samples with every body joint turned a little
+    mutation_deg: float  # spread (degrees) of a mutation's turn angle, per joint
     temperature: float  # a GAN checkpoint's latent scale
     hardness: float  # exponent of the reference lifter's error; 0 = off
     hardness_lifter: str  # the reference lifter's file ("" when hardness is 0)
 
     def __post_init__(self) -> None:
-        for name in ("wide_bodies", "tilt", "crossover"):
+        for name in ("wide_bodies", "tilt", "crossover", "mutation"):
             _check_number(name, getattr(self, name), lambda v: 0.0 <= v <= 1.0, "a share between 0 and 1")
+        _check_number("mutation_deg", self.mutation_deg, lambda v: 0.0 <= v <= 90.0, "degrees in [0, 90]")
         _check_number("temperature", self.temperature, lambda v: 0.0 < v <= 3.0, "a number in (0, 3]")
         _check_number("hardness", self.hardness, lambda v: 0.0 <= v <= 10.0, "a number in [0, 10]")
         if not isinstance(self.hardness_lifter, str) or (self.hardness and not self.hardness_lifter):
@@ -71,11 +80,15 @@ class Augmentation:
                              f"got {deg}")
 
     def apply(self, rotmats: torch.Tensor, betas: torch.Tensor, generator: torch.Generator,
-              bodies: WideBodyRange | None) -> tuple[torch.Tensor, torch.Tensor]:
+              bodies: WideBodyRange | None, limits: JointLimits | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Augmented copies of ``rotmats`` (B, 24, 3, 3) and ``betas`` (B, K); ``bodies`` is
-        needed when ``wide_bodies`` is on."""
+        needed when ``wide_bodies`` is on, the source's joint ``limits`` when ``mutation`` is."""
         if self.crossover:
             rotmats = cross_limbs(rotmats, self.crossover, generator)
+        if self.mutation:
+            if limits is None:
+                raise ValueError("augment.mutation needs the pose source's joint limits")
+            rotmats = mutate_joints(rotmats, self.mutation, self.mutation_deg, limits, generator)
         if self.tilt:
             rotmats = rotmats.clone()
             rotmats[:, 0] = tilt_bodies(rotmats[:, 0], self.tilt, self.tilt_deg, generator)
@@ -95,8 +108,8 @@ def _check_number(name: str, value: Any, ok: Callable[[float], bool], expected: 
 
 
 # What a recipe without an [augment] table (a store written before it existed) means: nothing applied.
-NO_AUGMENTATION = Augmentation(wide_bodies=0.0, tilt=0.0, tilt_deg=[0.0, 180.0], crossover=0.0, temperature=1.0,
-                               hardness=0.0, hardness_lifter="")
+NO_AUGMENTATION = Augmentation(wide_bodies=0.0, tilt=0.0, tilt_deg=[0.0, 180.0], crossover=0.0, mutation=0.0,
+                               mutation_deg=0.0, temperature=1.0, hardness=0.0, hardness_lifter="")
 
 
 def tilt_bodies(global_orient: torch.Tensor, share: float, degrees: Sequence[float],
@@ -126,3 +139,27 @@ def cross_limbs(rotmats: torch.Tensor, share: float, generator: torch.Generator)
             idx = list(joints)
             out[rows[:, None], idx] = rotmats[partner[rows].to(rotmats.device)][:, idx]
     return out
+
+
+def joint_turns(n: int, degrees: float, generator: torch.Generator, dtype: torch.dtype) -> torch.Tensor:
+    """Random turns (n, 24, 3, 3) of every body joint, identity for the root: a uniform axis and
+    an angle normal with ``degrees`` of spread; 24 * 4 normals per row from ``generator``."""
+    axis = torch.nn.functional.normalize(torch.randn(n, NUM_JOINTS, 3, generator=generator), dim=-1)
+    angle = torch.randn(n, NUM_JOINTS, 1, generator=generator) * math.radians(degrees)
+    angle[:, 0] = 0.0  # the global orientation is not turned
+    return axis_angle_to_matrix((axis * angle).to(dtype))
+
+
+def mutate_joints(rotmats: torch.Tensor, share: float, degrees: float, limits: JointLimits,
+                  generator: torch.Generator) -> torch.Tensor:
+    """Poses (B, 24, 3, 3), a ``share`` of them with every body joint turned (``joint_turns``): a
+    turn taking its joint out of ``limits`` is not made, and a pose that ``implausible`` refuses
+    keeps its own rotations; 1 + 24 * 4 numbers per row from ``generator``."""
+    take = (torch.rand(len(rotmats), generator=generator, dtype=torch.float64) < share).to(rotmats.device)
+    turned = rotmats @ joint_turns(len(rotmats), degrees, generator, rotmats.dtype).to(rotmats.device)
+    aa = matrix_to_axis_angle(turned.float())
+    inside = ((aa >= limits.low.to(aa)) & (aa <= limits.high.to(aa))).all(-1)
+    inside[:, 0] = True  # the root is the same rotation
+    turned = torch.where(inside[..., None, None], turned, rotmats)
+    keep = take & ~implausible(turned, limits)["any"].to(rotmats.device)
+    return torch.where(keep[:, None, None, None], turned, rotmats)

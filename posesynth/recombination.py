@@ -12,17 +12,15 @@ benchmark's baseline (d)), with bodies drawn as the GAN's are (``fit_betas_prior
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import torch
 
-from posesynth.augment import LIMB_JOINTS
+from posesynth.augment import LIMB_JOINTS, joint_turns
 from posesynth.body_prior import BetasPrior, fit_betas_prior
 from posesynth.stores.training_poses import load_training_poses
 from posesynth.plausibility import JointLimits, implausible
 from posesynth.pose_source import PoseBatch, PoseSourceError
-from posesynth.rotations import axis_angle_to_matrix
 
 
 
@@ -35,10 +33,7 @@ def _children(rotmats: torch.Tensor, n: int, generator: torch.Generator, crossov
         take = torch.rand(n, generator=generator) < crossover
         idx = list(joints)
         child[take.nonzero().squeeze(-1)[:, None], idx] = rotmats[b[take]][:, idx]
-    axis = torch.nn.functional.normalize(torch.randn(n, child.shape[1], 3, generator=generator), dim=-1)
-    angle = torch.randn(n, child.shape[1], 1, generator=generator) * math.radians(mutation_deg)
-    angle[:, 0] = 0.0  # the global orientation is not mutated
-    return child @ axis_angle_to_matrix((axis * angle).to(child.dtype))
+    return child @ joint_turns(n, mutation_deg, generator, child.dtype)
 
 
 def recombine(rotmats: torch.Tensor, n: int, limits: JointLimits, generator: torch.Generator,

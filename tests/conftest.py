@@ -35,3 +35,23 @@ def shape_basis(body):
 
 def needs_pool():
     return pytest.mark.skipif(not POOL.is_dir(), reason=f"the full training pool is not at {POOL}")
+
+
+@pytest.fixture(scope="session")
+def real_poses(shape_basis):
+    """Local rotations (N, 24, 3, 3), float32, of the HDM05 kick and the Bandai Namco dash clips,
+    retargeted to SMPL."""
+    import torch
+
+    from posesynth.mocap import read_motion
+    from posesynth.retarget import retarget
+    from posesynth.rig_map import detect_rig
+
+    clips = []
+    for path in (KICK_LEFT, BANDAI_DASH):
+        motion = read_motion(path)
+        bound = detect_rig(motion.joint_names).bind(motion.joint_names)
+        frames, mask = bound.frame_rotations(motion.rotations)
+        r = retarget(bound.targets(motion.positions), *shape_basis, frames, mask)
+        clips.append(torch.cat([r.global_orient[:, None], r.body_pose], 1).float())
+    return torch.cat(clips)

@@ -1,4 +1,4 @@
-"""Sample-time augmentation: tilted bodies, limb crossover, wide bodies, and their recipe table."""
+"""Sample-time augmentation: tilted bodies, limb crossover, joint mutation, wide bodies, and their recipe table."""
 
 from dataclasses import replace
 
@@ -7,10 +7,11 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from posesynth.augment import LIMB_JOINTS, NO_AUGMENTATION, cross_limbs, tilt_bodies
+from posesynth.augment import LIMB_JOINTS, NO_AUGMENTATION, cross_limbs, joint_turns, mutate_joints, tilt_bodies
 from posesynth.body_range import WideBodyRange
 from posesynth.config import RecipeError
-from posesynth.rotations import axis_angle_to_matrix
+from posesynth.plausibility import JointLimits, implausible
+from posesynth.rotations import axis_angle_to_matrix, matrix_to_axis_angle
 from posesynth.sample_recipe import resolve_sample_recipe, validate_sample_recipe
 
 
@@ -65,6 +66,35 @@ def test_crossover_replaces_exactly_one_limb_by_another_samples():
         assert (crossed[row, limb] - poses[:, limb]).flatten(1).abs().amax(1).min() == 0
 
 
+def rotation_angle_deg(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Angle (deg) of the rotation between rotation matrices ``a`` and ``b`` (..., 3, 3)."""
+    return torch.rad2deg(matrix_to_axis_angle(a.transpose(-1, -2) @ b).norm(dim=-1))
+
+
+@settings(max_examples=20, deadline=None)
+@given(degrees=st.floats(1, 60), seed=st.integers(0, 2**31))
+def test_joint_turns_leave_the_root_and_spread_as_asked(degrees, seed):
+    turns = joint_turns(4000, degrees, torch.Generator().manual_seed(seed), torch.float64)
+    angle = rotation_angle_deg(torch.eye(3, dtype=torch.float64), turns)
+    assert angle[:, 0].max() < 1e-9
+    # |N(0, s)| has median 0.674 s
+    assert angle[:, 1:].median() == pytest.approx(0.674 * degrees, rel=0.05)
+
+
+def test_mutated_real_poses_stay_within_the_joint_limits(real_poses):
+    limits = JointLimits.from_poses(real_poses)
+    mutated = mutate_joints(real_poses, 1.0, 15.0, limits, torch.Generator().manual_seed(4))
+    assert not implausible(mutated, limits)["any"].any()
+
+
+def test_mutation_turns_the_body_joints_of_its_share_of_poses_only(real_poses):
+    limits = JointLimits.from_poses(real_poses)
+    mutated = mutate_joints(real_poses, 0.5, 10.0, limits, torch.Generator().manual_seed(5))
+    moved = rotation_angle_deg(real_poses, mutated) > 0.5  # (N, 24)
+    assert not moved[:, 0].any()
+    assert moved[:, 1:].any(1).float().mean() == pytest.approx(0.5, abs=0.08)
+
+
 def test_wide_bodies_replace_their_share_of_bodies(body):
     betas = torch.zeros(8000, 10)
     aug = replace(NO_AUGMENTATION, wide_bodies=0.3)
@@ -94,6 +124,8 @@ def test_the_same_generator_state_gives_the_same_augmentation(body):
     ("augment.tilt_deg=[120, 30]", "augment.tilt_deg must be"),
     ("augment.tilt_deg=[0, 200]", "augment.tilt_deg must be"),
     ("augment.tilt_deg=45", "augment.tilt_deg must be"),
+    ("augment.mutation=2", "augment.mutation must be a share"),
+    ("augment.mutation_deg=-5", "augment.mutation_deg must be degrees"),
     ("augment.bodies=1", "unknown key augment.bodies"),
 ])
 def test_bad_augment_settings_are_refused_naming_the_key(override, message):

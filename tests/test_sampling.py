@@ -356,3 +356,10 @@ def test_tempering_a_source_that_is_not_a_generator_is_refused(tmp_path, train):
     recipe = resolve_sample_recipe(overrides=SMALL + ["augment.temperature=1.5"])
     with pytest.raises(SampleError, match="augment.temperature = 1.5: .* is not a GAN checkpoint"):
         sample_to_store(train, tmp_path / "t.zarr", 10, recipe=recipe, device="cpu")
+
+
+def test_mutating_a_source_without_joint_limits_is_refused(tmp_path, train):
+    recipe = resolve_sample_recipe(overrides=SMALL + ["augment.mutation=0.5"])
+    with pytest.raises(SampleError, match="augment.mutation: .* has no joint limits"):
+        sample_to_store(train, tmp_path / "m.zarr", 10, recipe=recipe, device="cpu")
+    assert not (tmp_path / "m.zarr").exists()

@@ -35,6 +35,7 @@ from posesynth.cameras import project, sample_cameras
 from posesynth.kinematics import forward_kinematics
 from posesynth.keypoint_sets import compute_keypoints, keypoint_sets
 from posesynth.noise import add_detector_noise
+from posesynth.plausibility import JointLimits
 from posesynth.pose_source import PoseSource, label_index
 from posesynth.rotations import matrix_to_axis_angle
 from posesynth.sample_recipe import SampleRecipe
@@ -101,6 +102,7 @@ class BlockSampler:
         self.prior_betas = recipe.sample.betas == "prior"
         self.label = label_index(source, recipe.sample.label)
         self.bodies = WideBodyRange.for_body(self.body) if self.augment.wide_bodies else None
+        self.limits = joint_limits(source) if self.augment.mutation else None
         self.hardness = (HardnessSelector(self.augment.hardness_lifter, self.augment.hardness, self.body, self.cameras)
                          if self.augment.hardness else None)
         self.capsules = BodyCapsules.from_body(body)
@@ -137,7 +139,7 @@ class BlockSampler:
         betas = body_model_prior(self.body.num_betas).sample(n, g["pose"]) if self.prior_betas else poses.betas
         betas = self._pad_betas(betas.to(self.device, self.body.dtype))
         rotmats = poses.rotmats.to(self.device, self.body.dtype)
-        rotmats, betas = self.augment.apply(rotmats, betas, g["augment"], self.bodies)
+        rotmats, betas = self.augment.apply(rotmats, betas, g["augment"], self.bodies, self.limits)
         if self.hardness is None:
             return rotmats, betas, poses.labels
         keep = self.hardness.select(rotmats, betas, self.size, g["augment"]).to(rotmats.device)
@@ -175,3 +177,13 @@ def tempered(source: PoseSource, temperature: float) -> PoseSource:
         raise SampleError(f"augment.temperature = {temperature}: {source.identity} is not a GAN checkpoint; "
                           f"only a generator's latents can be tempered")
     return source.tempered(temperature)
+
+
+def joint_limits(source: PoseSource) -> JointLimits:
+    """The joint limits ``augment.mutation`` keeps ``source``'s mutated poses in (GAN checkpoints
+    trained with this posesynth carry their training poses')."""
+    limits = getattr(source, "joint_limits", None)
+    if limits is None:
+        raise SampleError(f"augment.mutation: {source.identity} has no joint limits to keep mutated poses in; "
+                          f"a GAN checkpoint trained with this posesynth has them (or set augment.mutation=0)")
+    return limits
