@@ -340,11 +340,13 @@ def prepare(paths: Sequence[str | Path], out: str | Path, opts: PrepareOptions |
 
 def skipped_lines(summary: PrepareSummary) -> list[str]:
     """One line per skipped file: ``skipped <file>: <why>``."""
-    return [f"skipped {path}: {error}" for path, error in summary.skipped]
+    return [f"skipped {error}" for _, error in summary.skipped]
 
 
 def _skip(path: Path, error: str, opts: PrepareOptions, summary: PrepareSummary) -> None:
-    """List a file that cannot be used, or stop the run with ``--strict``."""
+    """List a file that cannot be used, or stop the run with ``--strict``; ``error`` is made to
+    start with the file's name if it does not."""
+    error = error if error.startswith(str(path)) else f"{path}: {error}"
     if opts.strict:
         raise PrepareError(f"{error}\n(--strict: stopping at the first file that cannot be used)")
     summary.skipped.append((str(path), error))

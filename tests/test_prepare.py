@@ -253,8 +253,8 @@ def test_when_no_file_can_be_used_the_error_lists_every_skipped_file(tmp_path):
     assert result.exit_code == 1 and "see the errors above" not in result.output
     lines = result.output.splitlines()
     assert lines[0] == "error: no file could be used (2 skipped):"
-    assert lines[1].startswith(f"skipped {data / 'a.bvh'}: {data / 'a.bvh'}:")
-    assert lines[2].startswith(f"skipped {data / 'b.bvh'}: {data / 'b.bvh'}:")
+    assert lines[1].startswith(f"skipped {data / 'a.bvh'}:") and lines[1].count(str(data / "a.bvh")) == 1
+    assert lines[2].startswith(f"skipped {data / 'b.bvh'}:") and lines[2].count(str(data / "b.bvh")) == 1
     assert not (tmp_path / "t.zarr").exists()
 
 
