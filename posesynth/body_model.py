@@ -35,7 +35,6 @@ import contextlib
 import hashlib
 import io
 import pickle
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,6 +46,7 @@ from smplx.utils import Struct
 from smplx.vertex_ids import vertex_ids as SMPLX_VERTEX_IDS
 
 from posesynth.errors import PosesynthError
+from posesynth.npz_files import NpzUnreadable, read_npz_arrays
 from posesynth.outputs import atomic_output
 from posesynth.resources import packaged_path
 from posesynth.skeleton import NUM_JOINTS, SMPL_PARENTS
@@ -74,19 +74,10 @@ class BodyOutput:
 
 # ---------------------------------------------------------------------------- reading files
 def _read_npz(path: Path) -> dict[str, Any]:
-    if not zipfile.is_zipfile(path):
-        raise BodyModelError(f"{path}: not a readable .npz body model (not a zip archive of arrays)")
     try:
-        with open(path, "rb") as fh:  # our handle, closed even when numpy fails half-way
-            with np.load(fh, allow_pickle=False) as data:
-                return {k: data[k] for k in data.files}
-    except ValueError as exc:
-        if "pickle" in str(exc):
-            raise BodyModelError(f"{path}: holds pickled Python objects, which posesynth does not load from "
-                                 ".npz files; it was not loaded (save plain arrays with np.savez)") from None
-        raise BodyModelError(f"{path}: not a readable .npz body model ({exc})") from None
-    except (OSError, EOFError, zipfile.BadZipFile) as exc:
-        raise BodyModelError(f"{path}: not a readable .npz body model ({exc})") from None
+        return read_npz_arrays(path, "body model")
+    except NpzUnreadable as exc:
+        raise BodyModelError(f"{path}: {exc}") from None
 
 
 def _plain(value: Any) -> Any:

@@ -13,13 +13,13 @@ Every problem is an error of the caller's class naming the file.
 
 from __future__ import annotations
 
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from posesynth.keypoint_sets import KEYPOINT_SETS
+from posesynth.npz_files import NpzUnreadable, read_npz_arrays
 
 
 @dataclass(frozen=True)
@@ -34,15 +34,10 @@ class KeypointFile:
 def load_keypoint_arrays(path: str | Path, error: type[Exception]) -> dict[str, np.ndarray]:
     """The arrays of the ``.npz`` at ``path`` (checked to hold ``keypoints``)."""
     path = Path(path)
-    if not zipfile.is_zipfile(path):
-        raise error(f"{path}: not an .npz keypoint file")
     try:
-        with np.load(path, allow_pickle=False) as npz:  # closed even when an array cannot be loaded
-            data = {name: npz[name] for name in npz.files}
-    except (OSError, ValueError) as exc:  # numpy's ValueError for an object array names pickles
-        reason = ("holds an object (pickled) array, so it was not loaded: posesynth reads plain arrays only (save "
-                  "them with np.savez)" if "pickle" in str(exc) else f"not a readable .npz keypoint file ({exc})")
-        raise error(f"{path}: {reason}") from None
+        data = read_npz_arrays(path, "keypoint file")
+    except NpzUnreadable as exc:
+        raise error(f"{path}: {exc}") from None
     if "keypoints" not in data:
         raise error(f"{path}: no 'keypoints' array (it has {', '.join(sorted(data)) or 'nothing'})")
     return data

@@ -198,7 +198,7 @@ def test_random_bytes_as_an_npz_keypoint_file_are_not_called_pickled(tmp_path):
 
     path = tmp_path / "clip.npz"
     path.write_bytes(random_bytes(4096))
-    with pytest.raises(MocapFormatError, match=r"clip.npz: not an .npz file \(not a zip archive of arrays\)"):
+    with pytest.raises(MocapFormatError, match=r"clip.npz: not a readable .npz keypoint clip \(not a zip archive of arrays\)"):
         read_keypoints(path)
 
 
@@ -207,7 +207,7 @@ def test_an_npz_keypoint_file_with_an_object_array_is_named_and_not_loaded(tmp_p
 
     path = tmp_path / "k.npz"
     np.savez(path, keypoints=np.array([NeverUnpickled()], dtype=object))
-    with pytest.raises(UsageError, match=r"k.npz: holds an object \(pickled\) array, so it was not loaded") as err:
+    with pytest.raises(UsageError, match=r"k.npz: holds pickled Python objects, so it was not loaded") as err:
         load_keypoint_arrays(path, UsageError)
     assert "allow_pickle" not in str(err.value)
 

@@ -186,7 +186,7 @@ def test_predict_errors_name_the_problem(mlp_file, tmp_path):
     with pytest.raises(LifterError, match="NaN"):
         predict_file(lifter, tmp_path / "nan.npz", tmp_path / "o.npz")
     (tmp_path / "text.npz").write_text("hello")
-    with pytest.raises(LifterError, match="not an .npz"):
+    with pytest.raises(LifterError, match="not a readable .npz keypoint file"):
         predict_file(lifter, tmp_path / "text.npz", tmp_path / "o.npz")
 
 

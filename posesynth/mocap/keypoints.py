@@ -14,13 +14,13 @@ is z-up); positions come out in metres, y-up, as everywhere else.
 
 from __future__ import annotations
 
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from posesynth.mocap.motion import MocapFormatError
+from posesynth.npz_files import NpzUnreadable, read_npz_arrays
 
 KEYPOINT_SUFFIXES = (".npz", ".h5", ".hdf5")
 ARRAY_KEYS = ("keypoints3d", "keypoints_3d", "positions_3d", "positions", "joints3d", "keypoints", "kpts3d")
@@ -39,19 +39,10 @@ class KeypointClip:
 
 
 def _read_npz(path: Path) -> dict[str, object]:
-    if not zipfile.is_zipfile(path):  # numpy would take any other bytes for a pickle
-        raise MocapFormatError(path, "not an .npz file (not a zip archive of arrays)")
     try:
-        with np.load(path, allow_pickle=False) as f:
-            return {k: f[k] for k in f.files}
-    except ValueError as exc:
-        if "pickle" in str(exc):
-            raise MocapFormatError(path, "holds pickled Python objects, which posesynth does not load "
-                                   "from untrusted files; save plain arrays (np.savez with an (N, J, 3) "
-                                   "array and joint_names)") from None
-        raise MocapFormatError(path, f"not a readable .npz file: {exc}") from None
-    except (OSError, EOFError) as exc:
-        raise MocapFormatError(path, f"not a readable .npz file: {exc}") from None
+        return read_npz_arrays(path, "keypoint clip")
+    except NpzUnreadable as exc:
+        raise MocapFormatError(path, str(exc)) from None
 
 
 def _read_h5(path: Path) -> dict[str, object]:
