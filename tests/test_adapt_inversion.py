@@ -18,10 +18,11 @@ SMALL = load_adapt_recipe(overrides=["invert.poses=200", "invert.start_steps=10"
                                      "invert.bodies=false"]).invert
 
 
-def lifted(checkpoint, settings, seed=0, target=None, elevation_deg=None):
+def lifted(checkpoint, settings, seed=0, target=None, elevation_deg=None, prior=None):
     source = load_checkpoint(checkpoint)
     target = target_coords(checkpoint, "surveillance") if target is None else target
-    return invert(source, torch.as_tensor(target), "h36m17", source.betas_prior, load_body_model(), settings, seed,
+    prior = source.betas_prior if prior is None else prior
+    return invert(source, torch.as_tensor(target), "h36m17", prior, load_body_model(), settings, seed,
                   torch.device("cpu"), elevation_deg=elevation_deg)
 
 
@@ -91,3 +92,27 @@ def test_a_damaged_latent_bank_is_named(checkpoint, tmp_path, bank, message):  #
     torch.save(damaged, tmp_path / "bad.pt")
     with pytest.raises(CheckpointError, match=f"bad.pt: {message}"):
         load_checkpoint(tmp_path / "bad.pt")
+
+
+@pytest.mark.parametrize("size", ["average_adult", "checkpoint"])
+def test_the_lifted_body_has_the_leg_length_its_size_setting_names(checkpoint, size):  # noqa: F811
+    from posesynth.body_prior import BetasPrior
+    from posesynth.body_range import STATURE_BETA, leg_length
+
+    body = load_body_model()
+    own = load_checkpoint(checkpoint).betas_prior
+    tall = own.mean.clone()
+    tall[STATURE_BETA] += 2.0  # the checkpoint's people a good deal taller than an average adult
+    settings = replace(SMALL, bodies=True, steps=20, size=size)
+    fitted = lifted(checkpoint, settings, prior=BetasPrior(tall, own.std, own.clip))
+    average, people = leg_length(body.rest_joints(torch.stack([torch.zeros_like(tall), tall]).to(body.dtype)))
+    assert people - average > 0.03
+    legs = leg_length(body.rest_joints(fitted.betas[None].to(body.dtype)))[0]
+    assert legs == pytest.approx(float(average if size == "average_adult" else people), abs=2e-3)
+
+
+def test_an_unknown_size_setting_is_refused_naming_it():
+    from posesynth.config import RecipeError
+
+    with pytest.raises(RecipeError, match="invert.size must be one of average_adult, checkpoint"):
+        load_adapt_recipe(overrides=['invert.size="giant"'])

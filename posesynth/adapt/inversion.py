@@ -22,12 +22,14 @@ Adam steps the best start of each pose goes on for ``steps`` more.  With ``bodie
 phase also fits the body's proportions (``adapt.bodies``: each segment's own beta, within the
 adult limits), one body shared by every pose: a bone's 2D length across many poses and views
 tells its 3D length against the others (bundle adjustment), where one pose's 2D cannot.  Size
-is not seen in normalised 2D, so the fitted body is then scaled (its stature beta) to the prior
-mean's leg length (``body_range.leg_length``): hips, knees and ankles sit at the same anatomical
-joints in every rig, while where a rig puts the shoulders, neck and pelvis is a convention that
-the proportions carry (a rig with a longer pelvis-to-neck is a larger skeleton, not a shorter
-person); girth stays the prior's.  Every pose is fitted in each step (the
-body is shared); every draw comes from one seed, so the result is deterministic on a device.
+is not seen in normalised 2D, so the fitted body is then scaled (its stature beta) to a leg
+length (``body_range.leg_length``): by default an average adult's, the body model's template's
+(``settings.size``: the target's people are not the checkpoint's), or the prior mean's.  Hips,
+knees and ankles sit at the same anatomical joints in every rig, while where a rig puts the
+shoulders, neck and pelvis is a convention that the proportions carry (a rig with a longer
+pelvis-to-neck is a larger skeleton, not a shorter person); girth stays the prior's.  Every
+pose is fitted in each step (the body is shared); every draw comes from one seed, so the result
+is deterministic on a device.
 
 Shapes: N target poses, J keypoints of the target's set, Z the latent size, S starts.
 """
@@ -122,9 +124,11 @@ class Inverter:
         return betas
 
     def body_betas(self) -> torch.Tensor:
-        """(K,) float32 the fitted body, scaled to the prior mean's leg length (see the module doc)."""
+        """(K,) float32 the fitted body, scaled to the leg length ``settings.size`` names: the body
+        model's mean shape's or the prior mean's (see the module doc)."""
         wide = WideBodyRange.for_body(self.body)
-        legs = leg_length(self.body.rest_joints(self.mean[None]))
+        size = torch.zeros_like(self.mean) if self.settings.size == "average_adult" else self.mean
+        legs = leg_length(self.body.rest_joints(size[None]))
         return wide.scaled_to(self.betas()[None].detach(), legs, leg_length)[0].float().cpu()
 
     def loss(self, z: torch.Tensor, r6: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -15,6 +15,7 @@ from posesynth.resources import packaged_path
 DEFAULT_ADAPT_RECIPE = packaged_path("recipes", "adapt_default.toml")
 CAMERAS_BY = ("view", "frechet")
 BODIES_BY = ("readings", "frechet")
+SIZES = ("average_adult", "checkpoint")  # whose leg length the lifted body is scaled to
 
 
 @dataclass(frozen=True)
@@ -86,9 +87,14 @@ class InvertSection(Section):
     latent: float = ruled(NON_NEGATIVE)  # weight of the mean squared latent above 1
     limits: float = ruled(NON_NEGATIVE)  # weight of the joint limits' penalty (checkpoints with limits)
     bodies: bool  # fit one body's proportions, shared by every pose, with the latents
+    size: str  # of SIZES: the fitted body scaled to an average adult's leg length or the checkpoint's people's
     camera_prior: bool  # hold each pose's camera near the elevations of a first camera alignment
     camera_margin_deg: float = ruled(NON_NEGATIVE)  # how far beyond that alignment's elevation range
     jitter: float = ruled(NON_NEGATIVE)  # the adapted checkpoint's latents: a fitted one + jitter * N(0, 1)
+
+    def check(self) -> None:
+        if self.size not in SIZES:
+            raise RecipeError(f"invert.size must be one of {', '.join(SIZES)}, got {self.size!r}")
 
 
 @dataclass(frozen=True)
