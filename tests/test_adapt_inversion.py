@@ -1,6 +1,7 @@
 """The target lifted through the generator (``adapt.inversion``) and the latent bank an adapted
 checkpoint draws from."""
 
+import math
 from dataclasses import replace
 
 import pytest
@@ -71,9 +72,42 @@ def test_an_adapted_checkpoint_draws_around_its_latent_bank(adapted):  # noqa: F
     assert torch.allclose(poses, expected.expand(3, 24, 3, 3), atol=1e-5)
 
 
-def test_a_checkpoint_with_a_bank_is_format_2_and_one_without_is_format_1(adapted, checkpoint):  # noqa: F811
-    assert read_checkpoint_file(adapted.out)["format_version"] == 2
+def bank_checkpoint(checkpoint, path, bank):  # noqa: F811
+    """``checkpoint`` saved at ``path`` with the latent bank ``bank``."""
+    payload, source = read_checkpoint_file(checkpoint), load_checkpoint(checkpoint)
+    save_checkpoint(path, source.generator, payload["recipe"], source.label_field, source.label_names,
+                    source.body_model, payload["step"], latent_bank=bank)
+    return path
+
+
+def test_the_checkpoint_format_says_what_its_bank_holds(adapted, checkpoint, tmp_path):  # noqa: F811
+    assert read_checkpoint_file(adapted.out)["format_version"] == 3  # the default lifting fits turns
+    plain = bank_checkpoint(checkpoint, tmp_path / "plain.pt", LatentBank(torch.zeros(4, 8), 0.1))
+    assert read_checkpoint_file(plain)["format_version"] == 2
     assert read_checkpoint_file(checkpoint)["format_version"] == 1
+
+
+def test_a_bank_with_turns_turns_the_joints_of_the_poses_it_draws(checkpoint, tmp_path):  # noqa: F811
+    from posesynth.skeleton import JOINT_INDEX
+
+    turns = torch.zeros(1, 23, 3)
+    knee = JOINT_INDEX["left_knee"]
+    turns[0, knee - 1, 0] = math.pi / 2  # the left knee bent a further 90 degrees about its x axis
+    bank = LatentBank(torch.zeros(1, 8), 0.0)
+    plain = load_checkpoint(bank_checkpoint(checkpoint, tmp_path / "plain.pt", bank))
+    bent = load_checkpoint(bank_checkpoint(checkpoint, tmp_path / "bent.pt", replace(bank, turns=turns)))
+    a, b = (s.sample(2, torch.Generator().manual_seed(0)).rotmats for s in (plain, bent))
+    quarter = torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
+    assert torch.allclose(b[:, knee], a[:, knee] @ quarter, atol=1e-5)
+    others = [j for j in range(24) if j != knee]
+    assert torch.equal(a[:, others], b[:, others])
+
+
+def test_lifting_with_turns_fits_the_2d_closer_than_the_generator_alone(checkpoint):  # noqa: F811
+    alone = lifted(checkpoint, replace(SMALL, turns=0.0))
+    turned = lifted(checkpoint, replace(SMALL, turns=0.001))
+    assert alone.turns is None and turned.turns.shape == (200, 23, 3)
+    assert turned.error.median() < 0.8 * alone.error.median()
 
 
 @pytest.mark.parametrize("bank, message", [  # the fixture GAN's latents have 8 dimensions
@@ -81,12 +115,11 @@ def test_a_checkpoint_with_a_bank_is_format_2_and_one_without_is_format_1(adapte
     ({"latents": torch.zeros(4, 7), "jitter": 0.1}, r"latent_bank.latents must be finite latents \(N, 8\)"),
     ({"latents": torch.zeros(4, 8), "jitter": -1.0}, "latent_bank.jitter must be a number >= 0"),
     ({"latents": torch.zeros(4, 8)}, "latent_bank.jitter must be a number >= 0"),
+    ({"latents": torch.zeros(4, 8), "jitter": 0.1, "turns": torch.zeros(3, 23, 3)},
+     r"latent_bank.turns must be finite axis-angle turns \(4, 23, 3\)"),
 ])
 def test_a_damaged_latent_bank_is_named(checkpoint, tmp_path, bank, message):  # noqa: F811
-    payload = read_checkpoint_file(checkpoint)
-    source = load_checkpoint(checkpoint)
-    save_checkpoint(tmp_path / "bad.pt", source.generator, payload["recipe"], source.label_field, source.label_names,
-                    source.body_model, payload["step"], latent_bank=LatentBank(torch.zeros(4, 8), 0.1))
+    bank_checkpoint(checkpoint, tmp_path / "bad.pt", LatentBank(torch.zeros(4, 8), 0.1))
     damaged = torch.load(tmp_path / "bad.pt", weights_only=True)
     damaged["latent_bank"] = bank
     torch.save(damaged, tmp_path / "bad.pt")

@@ -92,11 +92,12 @@ class FineTuner:
         return Batch(rotmats, bodies.joints - bodies.joints[:, :1], features)
 
     def _draws(self, n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Generator]:
-        """Latents (n, Z) (around the source's latent bank when it has one), betas (n, K) and a
-        camera generator, drawn from ``rng``."""
+        """Latents (n, Z) (around the source's latent bank when it has one; the bank's turns are
+        not applied: the generator is tuned on its own poses), betas (n, K) and a camera
+        generator, drawn from ``rng``."""
         bank = self.source.latent_bank
         z = (torch.randn(n, self.original.sizes.latent, generator=self.rng) if bank is None else
-             bank.draw(n, self.rng)).to(self.device)
+             bank.draw(n, self.rng)[0]).to(self.device)
         betas = self.source.betas_prior.sample(n, self.rng).to(self.device, self.body.dtype)
         seed = int(torch.randint(2 ** 62, (1,), generator=self.rng))
         return z, betas, torch.Generator().manual_seed(seed)

@@ -18,8 +18,12 @@ seen from below instead of above (the Necker reversal); measured on the cross-so
 tenth of the poses went there with 430 mm of 3D error when unbounded.  A view and its mirror
 through the body give nearly the same 2D, so each pose starts from ``starts`` cameras
 around the body (azimuths evenly spaced, level), each with its own latent; after ``start_steps``
-Adam steps the best start of each pose goes on for ``steps`` more.  With ``bodies``, that second
-phase also fits the body's proportions (``adapt.bodies``: each segment's own beta, within the
+Adam steps the best start of each pose goes on for ``steps`` more.  With ``turns > 0`` that
+second phase also turns each pose's body joints beyond what the generator gives (axis-angle
+``turns`` (N, 23, 3), after each joint's own rotation, ``turns`` times their summed squares in
+the loss): the target's poses that the generator comes near but cannot make (another source's
+actions) are reached, held near the generator's by the weight and the joint limits.  With
+``bodies``, the second phase also fits the body's proportions (``adapt.bodies``: each segment's own beta, within the
 adult limits), one body shared by every pose: a bone's 2D length across many poses and views
 tells its 3D length against the others (bundle adjustment), where one pose's 2D cannot.  Size
 is not seen in normalised 2D, so the fitted body is then scaled (its stature beta) to a leg
@@ -51,8 +55,10 @@ from posesynth.body_model import BodyModel
 from posesynth.body_prior import BetasPrior
 from posesynth.body_range import WideBodyRange, leg_length
 from posesynth.gan.checkpoint import GanPoseSource
+from posesynth.gan.latents import turned
 from posesynth.plausibility import limit_penalty
 from posesynth.rotations import matrix_to_rot6d, rot6d_to_matrix
+from posesynth.skeleton import NUM_JOINTS
 
 # a camera in front of a body facing +z: image x along the body's left (+x), image y down (-y),
 # looking along -z (OpenCV axes, as rows of R)
@@ -63,12 +69,13 @@ FRONT = torch.tensor([[1.0, 0.0, 0.0], [0.0, -1.0, 0.0], [0.0, 0.0, -1.0]])
 class Inversion:
     """The fitted latents (N, Z), each pose's reprojection error (N,) (the RMS distance of
     normalised 2D, unit-scale units) and camera elevation (N,) (degrees) and, when fitted, the
-    body's betas (K,)."""
+    body's betas (K,) and the poses' joint turns (N, 23, 3)."""
 
     latents: torch.Tensor
     error: torch.Tensor
     elevation_deg: torch.Tensor
     betas: torch.Tensor | None
+    turns: torch.Tensor | None  # (N, 23, 3) axis-angle, radians: each pose's joints beyond the generator
 
     def summary(self) -> dict[str, float]:
         """The reprojection error's median and 90th percentile and the cameras' median elevation,
@@ -131,15 +138,19 @@ class Inverter:
         legs = leg_length(self.body.rest_joints(size[None]))
         return wide.scaled_to(self.betas()[None].detach(), legs, leg_length)[0].float().cpu()
 
-    def loss(self, z: torch.Tensor, r6: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def loss(self, z: torch.Tensor, r6: torch.Tensor, turns: torch.Tensor | None,
+             target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Per pose (B,): the weighted loss and the RMS reprojection error, for latents ``z``
-        (B, Z), cameras ``r6`` (B, 6) and normalised target 2D ``target`` (B, 2 J)."""
+        (B, Z), cameras ``r6`` (B, 6), joint turns ``turns`` (B, 23, 3) or None and normalised
+        target 2D ``target`` (B, 2 J)."""
         labels = torch.full((len(z),), self.generator.num_labels, dtype=torch.int64, device=self.device)
-        rotmats = rot6d_to_matrix(self.generator(z, labels))
+        rotmats = turned(rot6d_to_matrix(self.generator(z, labels)), turns)
         bodies = pose_bodies(rotmats, self.betas().expand(len(z), -1), self.body, self.layout)
         seen = (bodies.keypoints - bodies.joints[:, :1]) @ rot6d_to_matrix(r6).transpose(-1, -2)
         squared = (normalised_2d(seen[..., :2], self.layout) - target).pow(2).mean(-1)
         loss = squared + self.settings.latent * (z.pow(2).mean(-1) - 1.0).clamp_min(0.0)
+        if turns is not None:
+            loss = loss + self.settings.turns * turns.pow(2).sum((-1, -2))
         if self.limits is not None:
             loss = loss + self.settings.limits * limit_penalty(rotmats, self.limits)
         if self.elevation is not None:
@@ -147,23 +158,27 @@ class Inverter:
         return loss, squared.detach().sqrt()
 
     def fit(self, z: torch.Tensor, r6: torch.Tensor, target: torch.Tensor, steps: int, fit_body: bool,
-            progress: Callable[[int], None] | None) -> tuple[torch.Tensor, ...]:
+            fit_turns: bool, progress: Callable[[int], None] | None) -> tuple[torch.Tensor | None, ...]:
         """``steps`` Adam steps on every pose at once from ``z`` (B, Z) and ``r6`` (B, 6) (and the
-        body's proportions when ``fit_body``); the fitted ``z``, ``r6`` and the error (B,)."""
+        body's proportions when ``fit_body``, joint turns from none when ``fit_turns``); the
+        fitted ``z``, ``r6``, turns (B, 23, 3) or None and the error (B,)."""
         z, r6 = z.clone().requires_grad_(True), r6.clone().requires_grad_(True)
+        turns = torch.zeros(len(z), NUM_JOINTS - 1, 3, device=self.device, requires_grad=True) if fit_turns else None
         self.proportions.requires_grad_(fit_body)
-        opt = torch.optim.Adam([z, r6] + ([self.proportions] if fit_body else []), lr=self.settings.lr)
+        params = [z, r6] + ([self.proportions] if fit_body else []) + ([turns] if fit_turns else [])
+        opt = torch.optim.Adam(params, lr=self.settings.lr)
         for _ in range(steps):
-            loss, _ = self.loss(z, r6, target)
+            loss, _ = self.loss(z, r6, turns, target)
             opt.zero_grad(set_to_none=True)
             loss.sum().backward()
             opt.step()
             if progress:
                 progress(1)
         self.proportions.requires_grad_(False)
+        turns = None if turns is None else turns.detach()
         with torch.no_grad():
-            _, error = self.loss(z, r6, target)
-        return z.detach(), r6.detach(), error
+            _, error = self.loss(z, r6, turns, target)
+        return z.detach(), r6.detach(), turns, error
 
 
 def invert(source: GanPoseSource, coords: torch.Tensor, layout: str, prior: BetasPrior, body: BodyModel,
@@ -181,8 +196,8 @@ def invert(source: GanPoseSource, coords: torch.Tensor, layout: str, prior: Beta
     n, inverter = len(target), Inverter(source, body, layout, prior, s, device, elevation_deg)
     z = torch.randn(s.starts * n, source.generator.sizes.latent, generator=generator).to(device)
     r6 = matrix_to_rot6d(start_cameras(s.starts)).repeat_interleave(n, 0).to(device)  # (S N, 6)
-    z, r6, error = inverter.fit(z, r6, target.repeat(s.starts, 1), s.start_steps, False, progress)
+    z, r6, _, error = inverter.fit(z, r6, target.repeat(s.starts, 1), s.start_steps, False, False, progress)
     best = error.reshape(s.starts, n).argmin(0) * n + torch.arange(n, device=device)
-    z, r6, error = inverter.fit(z[best], r6[best], target, s.steps, s.bodies, progress)
+    z, r6, turns, error = inverter.fit(z[best], r6[best], target, s.steps, s.bodies, s.turns > 0, progress)
     return Inversion(z.cpu(), error.cpu(), torch.rad2deg(elevation(r6)).cpu(),
-                     inverter.body_betas() if s.bodies else None)
+                     inverter.body_betas() if s.bodies else None, None if turns is None else turns.cpu())

@@ -86,6 +86,7 @@ class InvertSection(Section):
     lr: float = ruled(POSITIVE)
     latent: float = ruled(NON_NEGATIVE)  # weight of the mean squared latent above 1
     limits: float = ruled(NON_NEGATIVE)  # weight of the joint limits' penalty (checkpoints with limits)
+    turns: float = ruled(NON_NEGATIVE)  # weight of each pose's joint turns beyond the generator; 0: none fitted
     bodies: bool  # fit one body's proportions, shared by every pose, with the latents
     size: str  # of SIZES: the fitted body scaled to an average adult's leg length or the checkpoint's people's
     camera_prior: bool  # hold each pose's camera near the elevations of a first camera alignment

@@ -8,7 +8,7 @@ plausibility filter of tempered sampling), the body model's identity, the posesy
 version and the training run's record (``run``: versions, device, command line;
 ``posesynth.run_record``), and for a checkpoint made by ``posesynth adapt`` what it was adapted
 to (``adapted``: the target, the adapted camera table, the 2D distances; ``posesynth.adapt.run``)
-with the latents fitted to its poses (``latent_bank``: ``posesynth.gan.latents``; format 2).
+with the latents fitted to its poses (``latent_bank``: ``posesynth.gan.latents``; format 2, 3 with turns).
 ``load_checkpoint`` returns a ``GanPoseSource`` that ``sample`` draws poses from.
 """
 
@@ -23,7 +23,7 @@ import torch
 
 from posesynth import __version__
 from posesynth.errors import PosesynthError
-from posesynth.gan.latents import LatentBank
+from posesynth.gan.latents import LatentBank, turned
 from posesynth.gan.networks import Generator
 from posesynth.gan.recipe import TrainRecipe
 from posesynth.outputs import atomic_output
@@ -35,7 +35,7 @@ from posesynth.rotations import rot6d_to_matrix
 from posesynth.torch_files import load_tensors_file
 
 FORMAT = "posesynth-gan"
-FORMAT_VERSION = 2  # 2: an optional latent bank (1: none; what is written when there is none)
+FORMAT_VERSION = 3  # 2: a latent bank; 3: its poses' turns (1: neither; what is written when there is no bank)
 DEFAULT_CHECKPOINT = packaged_path("assets", "checkpoints", "default.pt")
 
 
@@ -53,12 +53,12 @@ def save_checkpoint(path: str | Path, generator: Generator, recipe: dict, label_
     ``training_files`` names the mocap files it was trained on, so that evaluations can
     refuse a validation split the generator has seen; ``run``: the training run's record
     (``posesynth.run_record``); ``adapted``: what ``adapt`` adapted it to (plain values);
-    ``latent_bank``: the latents its draws start from (format 2; without it, format 1, which
-    every posesynth reads)."""
+    ``latent_bank``: the latents its draws start from (format 2, or 3 when the bank holds turns;
+    without it, format 1, which every posesynth reads)."""
     path = Path(path)
     payload = {
         "format": FORMAT,
-        "format_version": 1 if latent_bank is None else FORMAT_VERSION,
+        "format_version": 1 if latent_bank is None else latent_bank.format_version,
         "posesynth_version": __version__,
         "recipe": recipe,
         "label_field": label_field,
@@ -162,11 +162,11 @@ class GanPoseSource:
 
     def _poses(self, n: int, index: int, generator: torch.Generator, device) -> torch.Tensor:
         if self.latent_bank is not None and index == len(self._labels):
-            z = self.latent_bank.draw(n, generator, self.temperature)
+            z, turns = self.latent_bank.draw(n, generator, self.temperature)
         else:
-            z = self.temperature * torch.randn(n, self.generator.sizes.latent, generator=generator)
+            z, turns = self.temperature * torch.randn(n, self.generator.sizes.latent, generator=generator), None
         labels = torch.full((n,), index, dtype=torch.int64, device=device)
-        return rot6d_to_matrix(self.generator(z.to(device), labels))
+        return turned(rot6d_to_matrix(self.generator(z.to(device), labels)), None if turns is None else turns.to(device))
 
 
 def adapted_sampling(source: Any) -> dict[str, Any] | None:
