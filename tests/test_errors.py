@@ -198,7 +198,8 @@ def test_random_bytes_as_an_npz_keypoint_file_are_not_called_pickled(tmp_path):
 
     path = tmp_path / "clip.npz"
     path.write_bytes(random_bytes(4096))
-    with pytest.raises(MocapFormatError, match=r"clip.npz: not a readable .npz keypoint clip \(not a zip archive of arrays\)"):
+    expected = r"clip.npz: not a readable .npz keypoint clip \(not a zip archive of arrays\)"
+    with pytest.raises(MocapFormatError, match=expected):
         read_keypoints(path)
 
 

@@ -205,7 +205,8 @@ def lift_target(source: GanPoseSource, target: Target2D, recipe: AdaptRecipe, se
     prior = source.betas_prior
     if inversion.betas is not None:
         prior = BetasPrior(inversion.betas.to(prior.mean), prior.std, prior.clip)
-    return with_alignment(source, betas_prior=prior, latent_bank=LatentBank(inversion.latents, s.jitter, inversion.turns)), inversion
+    bank = LatentBank(inversion.latents, s.jitter, inversion.turns)
+    return with_alignment(source, betas_prior=prior, latent_bank=bank), inversion
 
 
 def measure(source: GanPoseSource, alignment: Alignment, target: Target2D, recipe: AdaptRecipe, seed: int,

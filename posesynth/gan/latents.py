@@ -68,7 +68,8 @@ class LatentBank:
         if not isinstance(jitter, (int, float)) or not jitter >= 0:
             raise ValueError(f"latent_bank.jitter must be a number >= 0, got {jitter!r}")
         turns = d.get("turns")
-        if turns is not None and (not isinstance(turns, torch.Tensor) or turns.shape != (len(latents), NUM_JOINTS - 1, 3)
+        shape = (len(latents), NUM_JOINTS - 1, 3)
+        if turns is not None and (not isinstance(turns, torch.Tensor) or turns.shape != shape
                                   or not torch.isfinite(turns).all()):
-            raise ValueError(f"latent_bank.turns must be finite axis-angle turns ({len(latents)}, {NUM_JOINTS - 1}, 3)")
+            raise ValueError(f"latent_bank.turns must be finite axis-angle turns {shape}")
         return cls(latents.float(), float(jitter), None if turns is None else turns.float())
