@@ -81,9 +81,9 @@ def bank_checkpoint(checkpoint, path, bank):  # noqa: F811
 
 
 def test_the_checkpoint_format_says_what_its_bank_holds(adapted, checkpoint, tmp_path):  # noqa: F811
-    assert read_checkpoint_file(adapted.out)["format_version"] == 3  # the default lifting fits turns
-    plain = bank_checkpoint(checkpoint, tmp_path / "plain.pt", LatentBank(torch.zeros(4, 8), 0.1))
-    assert read_checkpoint_file(plain)["format_version"] == 2
+    assert read_checkpoint_file(adapted.out)["format_version"] == 2  # the default lifting fits no turns
+    turns = LatentBank(torch.zeros(4, 8), 0.1, torch.zeros(4, 23, 3))
+    assert read_checkpoint_file(bank_checkpoint(checkpoint, tmp_path / "turns.pt", turns))["format_version"] == 3
     assert read_checkpoint_file(checkpoint)["format_version"] == 1
 
 
@@ -149,3 +149,15 @@ def test_an_unknown_size_setting_is_refused_naming_it():
 
     with pytest.raises(RecipeError, match="invert.size must be one of average_adult, checkpoint"):
         load_adapt_recipe(overrides=['invert.size="giant"'])
+
+
+def test_lifting_with_turns_gives_the_adapted_source_a_bank_with_them(checkpoint, real_target):  # noqa: F811
+    from posesynth.adapt.run import lift_target
+    from posesynth.adapt.target import read_target
+
+    recipe = load_adapt_recipe(overrides=["invert.poses=50", "invert.start_steps=2", "invert.steps=3",
+                                          "invert.turns=0.01"])
+    lifted_source, inversion = lift_target(load_checkpoint(checkpoint), read_target(real_target, True), recipe, 0,
+                                           load_body_model(), torch.device("cpu"), False, None)
+    assert lifted_source.latent_bank.turns.shape == (50, 23, 3)
+    assert torch.equal(lifted_source.latent_bank.turns, inversion.turns)
