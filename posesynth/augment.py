@@ -36,7 +36,7 @@ from typing import Any
 import torch
 
 from posesynth.body_range import WideBodyRange
-from posesynth.plausibility import JointLimits, implausible
+from posesynth.plausibility import JointLimits, implausible, out_of_range
 from posesynth.rotations import axis_angle_to_matrix, matrix_to_axis_angle
 from posesynth.skeleton import JOINT_INDEX, NUM_JOINTS
 
@@ -157,9 +157,7 @@ def mutate_joints(rotmats: torch.Tensor, share: float, degrees: float, limits: J
     keeps its own rotations; 1 + 24 * 4 numbers per row from ``generator``."""
     take = (torch.rand(len(rotmats), generator=generator, dtype=torch.float64) < share).to(rotmats.device)
     turned = rotmats @ joint_turns(len(rotmats), degrees, generator, rotmats.dtype).to(rotmats.device)
-    aa = matrix_to_axis_angle(turned.float())
-    inside = ((aa >= limits.low.to(aa)) & (aa <= limits.high.to(aa))).all(-1)
-    inside[:, 0] = True  # the root is the same rotation
-    turned = torch.where(inside[..., None, None], turned, rotmats)
+    outside = out_of_range(matrix_to_axis_angle(turned.float()), limits).to(rotmats.device)
+    turned = torch.where(outside[..., None, None], rotmats, turned)
     keep = take & ~implausible(turned, limits)["any"].to(rotmats.device)
     return torch.where(keep[:, None, None, None], turned, rotmats)

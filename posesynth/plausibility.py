@@ -52,12 +52,19 @@ class JointLimits:
         return cls(torch.tensor(d["low"]), torch.tensor(d["high"]))
 
 
+def out_of_range(aa: torch.Tensor, limits: JointLimits) -> torch.Tensor:
+    """Which joints of axis-angle poses (N, 24, 3) have a component outside ``limits``: (N, 24)
+    bool, never the root (the ``range`` check, per joint)."""
+    out = ((aa < limits.low.to(aa)) | (aa > limits.high.to(aa))).any(-1)
+    out[:, 0] = False
+    return out
+
+
 def implausible(rotmats: torch.Tensor, limits: JointLimits) -> dict[str, torch.Tensor]:
     """Which poses (N, 24, 3, 3) fail each check: {check: (N,) bool}, plus "any"."""
     aa = matrix_to_axis_angle(rotmats.float())  # (N, 24, 3)
-    body = aa[:, 1:]
     out = {
-        "range": ((body < limits.low[1:].to(aa)) | (body > limits.high[1:].to(aa))).any(-1).any(-1),
+        "range": out_of_range(aa, limits).any(-1),
         "knee": (aa[:, [_J["left_knee"], _J["right_knee"]], 0] < -KNEE_TOLERANCE).any(-1),
         "elbow": (aa[:, _J["left_elbow"], 1] > ELBOW_TOLERANCE) | (aa[:, _J["right_elbow"], 1] < -ELBOW_TOLERANCE),
     }

@@ -18,8 +18,8 @@ updates the discriminator (non-saturating loss, R1 on the target's 2D), then the
   3D discriminator (only the EMA generator); then the anchor and the limits stand in for it.
 
 No moving average is kept: the fine-tuned weights are the ones saved.  Every random draw comes
-from one CPU generator (``rng``), so a run is deterministic under its seed on a given device.  Shapes: B a batch, J the target's keypoints,
-24 SMPL joints.
+from one CPU generator (``rng``), so a run is deterministic under its seed on a given device.
+Shapes: B a batch, J the target's keypoints, 24 SMPL joints.
 """
 
 from __future__ import annotations

@@ -23,8 +23,8 @@ second phase also turns each pose's body joints beyond what the generator gives 
 ``turns`` (N, 23, 3), after each joint's own rotation, ``turns`` times their summed squares in
 the loss): the target's poses that the generator comes near but cannot make (another source's
 actions) are reached, held near the generator's by the weight and the joint limits.  With
-``bodies``, the second phase also fits the body's proportions (``adapt.bodies``: each segment's own beta, within the
-adult limits), one body shared by every pose: a bone's 2D length across many poses and views
+``bodies``, the second phase also fits the body's proportions (``adapt.bodies``: each segment's
+own beta, within the adult limits), one body shared by every pose: a bone's 2D length across many poses and views
 tells its 3D length against the others (bundle adjustment), where one pose's 2D cannot.  Size
 is not seen in normalised 2D, so the fitted body is then scaled (its stature beta) to a leg
 length (``body_range.leg_length``): by default an average adult's, the body model's template's

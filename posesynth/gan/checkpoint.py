@@ -166,8 +166,7 @@ class GanPoseSource:
         else:
             z, turns = self.temperature * torch.randn(n, self.generator.sizes.latent, generator=generator), None
         labels = torch.full((n,), index, dtype=torch.int64, device=device)
-        rotmats = rot6d_to_matrix(self.generator(z.to(device), labels))
-        return turned(rotmats, None if turns is None else turns.to(device))
+        return turned(rot6d_to_matrix(self.generator(z.to(device), labels)), turns)
 
 
 def adapted_sampling(source: Any) -> dict[str, Any] | None:
