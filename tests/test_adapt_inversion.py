@@ -10,6 +10,7 @@ import torch
 from posesynth.adapt.inversion import invert, start_cameras
 from posesynth.adapt.recipe import load_adapt_recipe
 from posesynth.body_model import load_body_model
+from posesynth.cameras import load_camera_preset
 from posesynth.gan.checkpoint import CheckpointError, load_checkpoint, read_checkpoint_file, save_checkpoint
 from posesynth.gan.latents import LatentBank
 from posesynth.rotations import rot6d_to_matrix
@@ -158,6 +159,7 @@ def test_lifting_with_turns_gives_the_adapted_source_a_bank_with_them(checkpoint
     recipe = load_adapt_recipe(overrides=["invert.poses=50", "invert.start_steps=2", "invert.steps=3",
                                           "invert.turns=0.01"])
     lifted_source, inversion = lift_target(load_checkpoint(checkpoint), read_target(real_target, True), recipe, 0,
-                                           load_body_model(), torch.device("cpu"), False, None)
+                                           load_body_model(), load_camera_preset("h36m"), torch.device("cpu"), False,
+                                           None)
     assert lifted_source.latent_bank.turns.shape == (50, 23, 3)
     assert torch.equal(lifted_source.latent_bank.turns, inversion.turns)

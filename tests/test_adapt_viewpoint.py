@@ -41,7 +41,7 @@ def regressor(checkpoint, poses):  # noqa: F811
 
 def test_the_view_regressor_reads_the_elevation_of_unseen_cameras(regressor, checkpoint):  # noqa: F811
     with torch.no_grad():
-        coords, cams = seen(gan_bodies(checkpoint, 400, 9), load_camera_preset("surveillance"),
+        coords, cams, _ = seen(gan_bodies(checkpoint, 400, 9), load_camera_preset("surveillance"),
                             torch.Generator().manual_seed(10))
     error = (regressor.read(coords)[:, :2] - camera_angles(cams)).abs().median(0).values
     assert error[0] < 8.0 and error[1] < 8.0  # degrees; the surveillance cameras look down 20-50
@@ -65,7 +65,7 @@ def test_the_regressor_reads_wider_shoulders_on_wider_bodies(regressor, checkpoi
     for name, betas in (("narrow", narrow), ("broad", broad)):
         rotmats = load_checkpoint(checkpoint).sample(400, torch.Generator().manual_seed(12)).rotmats
         with torch.no_grad():
-            coords, _ = seen(pose_bodies(rotmats, betas, load_body_model(), "h36m17"), load_camera_preset("h36m"),
+            coords, _, _ = seen(pose_bodies(rotmats, betas, load_body_model(), "h36m17"), load_camera_preset("h36m"),
                              torch.Generator().manual_seed(13))
         read[name] = regressor.read(coords)[:, column].mean()
     truth = (body_proportions(broad, wide) - body_proportions(narrow, wide))[:, 4].mean()  # percent

@@ -47,6 +47,7 @@ from dataclasses import dataclass
 import torch
 
 from posesynth.adapt.bodies import PROPORTION_BETAS, BodySpace
+from posesynth.adapt.cycle import DepthRegressor, orthographic_depth
 from posesynth.adapt.frechet import normalised_2d
 from posesynth.adapt.recipe import InvertSection
 from posesynth.adapt.viewpoint import rotation_angles
@@ -68,11 +69,13 @@ FRONT = torch.tensor([[1.0, 0.0, 0.0], [0.0, -1.0, 0.0], [0.0, 0.0, -1.0]])
 @dataclass(frozen=True)
 class Inversion:
     """The fitted latents (N, Z), each pose's reprojection error (N,) (the RMS distance of
-    normalised 2D, unit-scale units) and camera elevation (N,) (degrees) and, when fitted, the
-    body's betas (K,) and the poses' joint turns (N, 23, 3)."""
+    normalised 2D, unit-scale units), camera rotation (N, 3, 3) (rows: the camera's axes in the
+    body's frame) and its elevation (N,) (degrees) and, when fitted, the body's betas (K,) and the
+    poses' joint turns (N, 23, 3)."""
 
     latents: torch.Tensor
     error: torch.Tensor
+    cameras: torch.Tensor
     elevation_deg: torch.Tensor
     betas: torch.Tensor | None
     turns: torch.Tensor | None  # (N, 23, 3) axis-angle, radians: each pose's joints beyond the generator
@@ -138,37 +141,42 @@ class Inverter:
         legs = leg_length(self.body.rest_joints(size[None]))
         return wide.scaled_to(self.betas()[None].detach(), legs, leg_length)[0].float().cpu()
 
-    def loss(self, z: torch.Tensor, r6: torch.Tensor, turns: torch.Tensor | None,
-             target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per pose (B,): the weighted loss and the RMS reprojection error, for latents ``z``
-        (B, Z), cameras ``r6`` (B, 6), joint turns ``turns`` (B, 23, 3) or None and normalised
-        target 2D ``target`` (B, 2 J)."""
+    def loss(self, z: torch.Tensor, r6: torch.Tensor, turns: torch.Tensor | None, target: torch.Tensor,
+             depth: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Per pose (B,): the weighted loss, the RMS reprojection error and the data term (the
+        squared 2D error, plus ``cycle`` times the squared depth error), for latents ``z``
+        (B, Z), cameras ``r6`` (B, 6), joint turns ``turns`` (B, 23, 3) or None, normalised
+        target 2D ``target`` (B, 2 J) and the cycle regressor's depths ``depth`` (B, J) or None."""
         labels = torch.full((len(z),), self.generator.num_labels, dtype=torch.int64, device=self.device)
         rotmats = turned(rot6d_to_matrix(self.generator(z, labels)), turns)
         bodies = pose_bodies(rotmats, self.betas().expand(len(z), -1), self.body, self.layout)
         seen = (bodies.keypoints - bodies.joints[:, :1]) @ rot6d_to_matrix(r6).transpose(-1, -2)
         squared = (normalised_2d(seen[..., :2], self.layout) - target).pow(2).mean(-1)
-        loss = squared + self.settings.latent * (z.pow(2).mean(-1) - 1.0).clamp_min(0.0)
+        data = squared
+        if depth is not None:
+            data = data + self.settings.cycle * (orthographic_depth(seen, self.layout) - depth).pow(2).mean(-1)
+        loss = data + self.settings.latent * (z.pow(2).mean(-1) - 1.0).clamp_min(0.0)
         if turns is not None:
             loss = loss + self.settings.turns * turns.pow(2).sum((-1, -2))
         if self.limits is not None:
             loss = loss + self.settings.limits * limit_penalty(rotmats, self.limits)
         if self.elevation is not None:
             loss = loss + outside(elevation(r6), self.elevation).pow(2)
-        return loss, squared.detach().sqrt()
+        return loss, squared.detach().sqrt(), data.detach()
 
-    def fit(self, z: torch.Tensor, r6: torch.Tensor, target: torch.Tensor, steps: int, fit_body: bool,
-            fit_turns: bool, progress: Callable[[int], None] | None) -> tuple[torch.Tensor | None, ...]:
+    def fit(self, z: torch.Tensor, r6: torch.Tensor, target: torch.Tensor, depth: torch.Tensor | None, steps: int,
+            fit_body: bool, fit_turns: bool, progress: Callable[[int], None] | None) -> tuple[torch.Tensor | None, ...]:
         """``steps`` Adam steps on every pose at once from ``z`` (B, Z) and ``r6`` (B, 6) (and the
-        body's proportions when ``fit_body``, joint turns from none when ``fit_turns``); the
-        fitted ``z``, ``r6``, turns (B, 23, 3) or None and the error (B,)."""
+        body's proportions when ``fit_body``, joint turns from none when ``fit_turns``) towards
+        ``target`` (B, 2 J) and ``depth`` (B, J) or None; the fitted ``z``, ``r6``, turns
+        (B, 23, 3) or None, the RMS 2D error (B,) and the data term (B,) (``loss``)."""
         z, r6 = z.clone().requires_grad_(True), r6.clone().requires_grad_(True)
         turns = torch.zeros(len(z), NUM_JOINTS - 1, 3, device=self.device, requires_grad=True) if fit_turns else None
         self.proportions.requires_grad_(fit_body)
         params = [z, r6] + ([self.proportions] if fit_body else []) + ([turns] if fit_turns else [])
         opt = torch.optim.Adam(params, lr=self.settings.lr)
         for _ in range(steps):
-            loss, _ = self.loss(z, r6, turns, target)
+            loss, _, _ = self.loss(z, r6, turns, target, depth)
             opt.zero_grad(set_to_none=True)
             loss.sum().backward()
             opt.step()
@@ -177,27 +185,32 @@ class Inverter:
         self.proportions.requires_grad_(False)
         turns = None if turns is None else turns.detach()
         with torch.no_grad():
-            _, error = self.loss(z, r6, turns, target)
-        return z.detach(), r6.detach(), turns, error
+            _, error, data = self.loss(z, r6, turns, target, depth)
+        return z.detach(), r6.detach(), turns, error, data
 
 
 def invert(source: GanPoseSource, coords: torch.Tensor, layout: str, prior: BetasPrior, body: BodyModel,
            settings: InvertSection, seed: int, device: torch.device,
            progress: Callable[[int], None] | None = None,
-           elevation_deg: tuple[float, float] | None = None) -> Inversion:
+           elevation_deg: tuple[float, float] | None = None, regressor: DepthRegressor | None = None) -> Inversion:
     """Latents of ``source``'s generator for the first ``settings.poses`` of the target's
     normalised camera coordinates ``coords`` (N, J, 2) (a seeded shuffle picks them when there
     are more), on the body of ``prior``'s mean (its proportions fitted with ``settings.bodies``),
-    each pose's camera held within ``elevation_deg`` (degrees) when given; ``progress`` is called
+    each pose's camera held within ``elevation_deg`` (degrees) when given, its depths drawn
+    towards ``regressor``'s readings (``settings.cycle``) when given; ``progress`` is called
     after each step with 1."""
     s, generator = settings, torch.Generator().manual_seed(seed)
     rows = torch.randperm(len(coords), generator=generator)[:s.poses]
-    target = normalised_2d(torch.as_tensor(coords)[rows], layout).float().to(device)
+    picked = torch.as_tensor(coords)[rows]
+    target = normalised_2d(picked, layout).float().to(device)
+    depth = None if regressor is None else regressor.read(picked.float().to(device))
     n, inverter = len(target), Inverter(source, body, layout, prior, s, device, elevation_deg)
     z = torch.randn(s.starts * n, source.generator.sizes.latent, generator=generator).to(device)
     r6 = matrix_to_rot6d(start_cameras(s.starts)).repeat_interleave(n, 0).to(device)  # (S N, 6)
-    z, r6, _, error = inverter.fit(z, r6, target.repeat(s.starts, 1), s.start_steps, False, False, progress)
-    best = error.reshape(s.starts, n).argmin(0) * n + torch.arange(n, device=device)
-    z, r6, turns, error = inverter.fit(z[best], r6[best], target, s.steps, s.bodies, s.turns > 0, progress)
-    return Inversion(z.cpu(), error.cpu(), torch.rad2deg(elevation(r6)).cpu(),
+    repeated = None if depth is None else depth.repeat(s.starts, 1)
+    z, r6, _, _, data = inverter.fit(z, r6, target.repeat(s.starts, 1), repeated, s.start_steps, False, False,
+                                     progress)
+    best = data.reshape(s.starts, n).argmin(0) * n + torch.arange(n, device=device)
+    z, r6, turns, error, _ = inverter.fit(z[best], r6[best], target, depth, s.steps, s.bodies, s.turns > 0, progress)
+    return Inversion(z.cpu(), error.cpu(), rot6d_to_matrix(r6).cpu(), torch.rad2deg(elevation(r6)).cpu(),
                      inverter.body_betas() if s.bodies else None, None if turns is None else turns.cpu())

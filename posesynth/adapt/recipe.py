@@ -87,6 +87,8 @@ class InvertSection(Section):
     latent: float = ruled(NON_NEGATIVE)  # weight of the mean squared latent above 1
     limits: float = ruled(NON_NEGATIVE)  # weight of the joint limits' penalty (checkpoints with limits)
     turns: float = ruled(NON_NEGATIVE)  # weight of each pose's joint turns beyond the generator; 0: none fitted
+    cycle: float = ruled(NON_NEGATIVE)  # weight of the cycle regressor's depths in a second lifting; 0: one lifting
+    cycle_steps: int = ruled(AT_LEAST_ONE)  # the cycle regressor's training steps (adapt.cycle.BATCH poses each)
     bodies: bool  # fit one body's proportions, shared by every pose, with the latents
     size: str  # of SIZES: the fitted body scaled to an average adult's leg length or the checkpoint's people's
     camera_prior: bool  # hold each pose's camera near the elevations of a first camera alignment

@@ -48,6 +48,7 @@ from posesynth.adapt.alignment import (
     Alignment, AlignmentFit, AlignmentObjective, AlignmentSpace, ReadingObjective, fit_alignment, fit_by_view,
 )
 from posesynth.adapt.critic3d import load_critic
+from posesynth.adapt.cycle import train_depth_regressor
 from posesynth.adapt.errors import AdaptError
 from posesynth.adapt.finetune import FineTuner
 from posesynth.adapt.inversion import Inversion, invert
@@ -57,7 +58,7 @@ from posesynth.adapt.target import Target2D, read_target
 from posesynth.adapt.viewpoint import train_view_regressor
 from posesynth.body_model import BodyModel, load_body_model
 from posesynth.body_prior import BetasPrior
-from posesynth.cameras import load_camera_preset
+from posesynth.cameras import CameraDistribution, load_camera_preset
 from posesynth.gan.checkpoint import GanPoseSource, load_checkpoint, read_checkpoint_file, save_checkpoint
 from posesynth.gan.latents import LatentBank
 from posesynth.outputs import check_output
@@ -189,24 +190,41 @@ def camera_prior(start: GanPoseSource, space: AlignmentSpace, target: Target2D, 
 
 
 def lift_target(source: GanPoseSource, target: Target2D, recipe: AdaptRecipe, seed: int, body: BodyModel,
-                device: torch.device, progress: bool,
+                cameras: CameraDistribution, device: torch.device, progress: bool,
                 elevation_deg: tuple[float, float] | None) -> tuple[GanPoseSource, Inversion | None]:
     """Step 2: ``source`` drawing around latents of its generator fitted to the target's poses
     (their cameras within ``elevation_deg`` when given), on bodies around the fitted body
     (``invert.bodies``; else its prior's mean), and the inversion; ``source`` without a bank and
-    None when ``invert.poses = 0``."""
+    None when ``invert.poses = 0``.  With ``invert.cycle``, the target is lifted twice: the
+    second time towards the depths of a regressor (``cycle``) trained on the first lifting's
+    poses through ``cameras`` with their elevation held to ``elevation_deg``."""
     s = recipe.invert
     if s.poses == 0:
         return with_alignment(source), None
-    bar = tqdm(total=s.start_steps + s.steps, desc="lifting the target", unit="step", disable=not progress)
+    rounds = 2 if s.cycle > 0 else 1
+    total = rounds * (s.start_steps + s.steps) + (s.cycle_steps if s.cycle > 0 else 0)
+    bar = tqdm(total=total, desc="lifting the target", unit="step", disable=not progress)
     inversion = invert(source, torch.as_tensor(target.coords), target.layout, source.betas_prior, body, s,
                        sub_seed(seed, "invert"), device, bar.update, elevation_deg)
+    lifted = lifted_source(source, inversion, s.jitter)
+    if s.cycle > 0:
+        seen_by = cameras if elevation_deg is None else replace(cameras, elevation_deg=elevation_deg)
+        regressor = train_depth_regressor(lifted, body, target.layout, seen_by, s.cycle_steps,
+                                          sub_seed(seed, "cycle"), device, bar.update)
+        inversion = invert(source, torch.as_tensor(target.coords), target.layout, source.betas_prior, body, s,
+                           sub_seed(seed, "invert"), device, bar.update, elevation_deg, regressor)
+        lifted = lifted_source(source, inversion, s.jitter)
     bar.close()
+    return lifted, inversion
+
+
+def lifted_source(source: GanPoseSource, inversion: Inversion, jitter: float) -> GanPoseSource:
+    """``source`` drawing around the latents (and turns) of ``inversion`` with ``jitter``, on
+    bodies around its fitted body (its own prior's when it fitted none)."""
     prior = source.betas_prior
     if inversion.betas is not None:
         prior = BetasPrior(inversion.betas.to(prior.mean), prior.std, prior.clip)
-    bank = LatentBank(inversion.latents, s.jitter, inversion.turns)
-    return with_alignment(source, betas_prior=prior, latent_bank=bank), inversion
+    return with_alignment(source, betas_prior=prior, latent_bank=LatentBank(inversion.latents, jitter, inversion.turns))
 
 
 def measure(source: GanPoseSource, alignment: Alignment, target: Target2D, recipe: AdaptRecipe, seed: int,
@@ -237,7 +255,8 @@ def adapt(checkpoint: str | Path, target_2d: str | Path, out: str | Path, recipe
     key, state_file = run_key(source.sha256, target.record(), recipe.to_dict(), [seed, critic_file]), state_path(out)
     state = read_state(state_file, key, resume)
     elevation_deg = camera_prior(start, start_space, target, recipe, seed, body, device, log)
-    lifted, inversion = lift_target(start, target, recipe, seed, body, device, progress, elevation_deg)
+    lifted, inversion = lift_target(start, target, recipe, seed, body, start_space.start.cameras, device, progress,
+                                    elevation_deg)
     space = alignment_space(lifted, recipe, body)
     fit = saved_fit(state) if state is not None else align(lifted, space, target, recipe, seed, body, device, log)
     write_state(state_file, key, fit, None if state is None else state["tuner"])

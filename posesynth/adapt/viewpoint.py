@@ -111,7 +111,7 @@ def train_view_regressor(rotmats: torch.Tensor, body: BodyModel, layout: str, st
         rows = torch.randint(len(rotmats), (BATCH,), generator=rng)
         with torch.no_grad():
             betas = bodies.sample(BATCH, rng).to(rotmats.device)
-            coords, cams = seen(pose_bodies(rotmats[rows], betas, body, layout), cams_dist, rng)
+            coords, cams, _ = seen(pose_bodies(rotmats[rows], betas, body, layout), cams_dist, rng)
             truth = torch.cat([camera_angles(cams), body_proportions(betas, bodies).double()], -1).float()
         loss = (model(coords) - truth).div(model.scale).pow(2).mean()
         opt.zero_grad(set_to_none=True)

@@ -45,10 +45,12 @@ def view_coords(bodies: Bodies, dist: CameraDistribution, generator: torch.Gener
     return seen(bodies, dist, generator)[0]
 
 
-def seen(bodies: Bodies, dist: CameraDistribution, generator: torch.Generator) -> tuple[torch.Tensor, Cameras]:
-    """``view_coords`` (B * V, J, 2) and the cameras (B, V) drawn for them."""
+def seen(bodies: Bodies, dist: CameraDistribution,
+         generator: torch.Generator) -> tuple[torch.Tensor, Cameras, torch.Tensor]:
+    """``view_coords`` (B * V, J, 2), the cameras (B, V) drawn for them and the keypoints in each
+    camera's frame (B * V, J, 3), metres."""
     cams = sample_cameras(dist, bodies.joints.detach(), generator, keypoints_world=bodies.keypoints.detach())
-    pixels, _ = project(bodies.keypoints, cams)  # (B, V, J, 2)
+    pixels, points = project(bodies.keypoints, cams)  # (B, V, J, 2), (B, V, J, 3)
     f = torch.stack([cams.K[..., 0, 0], cams.K[..., 1, 1]], -1)[:, :, None]
     c = cams.K[..., :2, 2][:, :, None]
-    return ((pixels - c) / f).flatten(0, 1), cams
+    return ((pixels - c) / f).flatten(0, 1), cams, points.flatten(0, 1)
