@@ -4,6 +4,7 @@
 - ``frechet``: the Fréchet distance between sets of normalised 2D poses;
 - ``views``: generated poses -> bodies -> cameras -> normalised 2D (differentiable);
 - ``inversion``: the target's poses lifted through the generator (latents, one shared body);
+- ``cycle``: a regressor of each keypoint's depth from 2D, trained on the lifted poses, that anchors a second lifting;
 - ``viewpoint``: a regressor reading the view and the body's proportions from 2D poses;
 - ``search``: the cross-entropy method;
 - ``cameras``, ``bodies``: a camera distribution's ranges and a betas prior's proportions as search vectors;

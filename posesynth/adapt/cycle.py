@@ -6,7 +6,7 @@ regressor trained on many generated poses through many views learns, from the wh
 distribution, which depth goes with which 2D (SPIN, ICCV 2019: a regressor and a per-example
 optimisation in one loop, each improving the other; measured on a cross-source fold, a lifter
 trained on the first lifting's poses lifts the target's 2D with 72 mm PA-MPJPE where the
-lifting itself had 87: docs/adapt.md).  ``adapt`` therefore lifts the target twice
+lifting itself had 83: docs/adapt.md).  ``adapt`` therefore lifts the target twice
 (``invert.cycle``): the first lifting's poses train a ``DepthRegressor``, whose depths of the
 target's 2D then join the second lifting's loss (``inversion.Inverter``).  This closes the
 issue's cycle: target 2D -> 3D (the regressor) -> 2D (the lifting's reprojection), and

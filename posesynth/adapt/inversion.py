@@ -13,7 +13,9 @@ the mean squared latent exceeds 1 (keeps ``z`` within the shell where a standard
 and so the generator's training, lie, without pulling it towards the mean pose at 0), the
 squared distance (radians) of the camera's elevation outside ``elevation_deg`` when given, and
 ``limits`` times the joint limits' penalty (``plausibility.limit_penalty``, when the checkpoint
-has limits).  The elevation bound is there because one view allows a fit mirrored in depth,
+has limits) and, given a depth regressor (``adapt.cycle``, ``settings.cycle``), ``cycle`` times
+the mean squared difference between the pose's depths as its camera sees them and the
+regressor's readings of the target's 2D (which also decides the best start).  The elevation bound is there because one view allows a fit mirrored in depth,
 seen from below instead of above (the Necker reversal); measured on the cross-source folds, a
 tenth of the poses went there with 430 mm of 3D error when unbounded.  A view and its mirror
 through the body give nearly the same 2D, so each pose starts from ``starts`` cameras

@@ -6,7 +6,8 @@
    camera held near the elevations of a first camera alignment on the checkpoint's own poses,
    ``invert.camera_prior``, against the mirror-in-depth fits a single view allows): the latents
    become the checkpoint's latent bank (``gan.latents``), so that its samples follow the
-   target's poses, and the body the mean of its betas prior;
+   target's poses, and the body the mean of its betas prior; with ``invert.cycle``, a depth
+   regressor (``cycle``) trained on those poses anchors a second lifting, which replaces the first;
 3. the global alignment (``alignment``, from ``[align].start``), on the lifted poses and bodies:
    the camera ranges (and, with ``align.bodies``, the body proportions again) fitted to the
    target, the generator fixed;
