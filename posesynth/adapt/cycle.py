@@ -33,7 +33,7 @@ from posesynth.cameras import CameraDistribution
 from posesynth.gan.checkpoint import GanPoseSource
 from posesynth.gan.networks import mlp
 from posesynth.keypoint_sets import KEYPOINT_SETS
-from posesynth.lifting.features import root_of, root_weights
+from posesynth.lifting.features import rms_scale, root_of, root_weights
 
 WIDTH = 512
 BATCH = 512
@@ -45,8 +45,7 @@ def relative_depth(points: torch.Tensor, layout: str) -> torch.Tensor:
     weights = root_weights(KEYPOINT_SETS[layout]).to(points)
     root = root_of(points, weights)  # (B, 1, 3)
     coords = points[..., :2] / points[..., 2:]
-    centred = coords - root_of(coords, weights)
-    scale = centred.square().sum(-1).mean(-1).sqrt().clamp_min(1e-6)[:, None]
+    scale = rms_scale(coords - root_of(coords, weights))[:, None]
     return (points[..., 2] - root[..., 2]) / (root[..., 2] * scale)
 
 
@@ -55,8 +54,7 @@ def orthographic_depth(seen: torch.Tensor, layout: str) -> torch.Tensor:
     (B, J) each keypoint's depth in the units of their normalised 2D (the first two axes)."""
     weights = root_weights(KEYPOINT_SETS[layout]).to(seen)
     centred = seen - root_of(seen, weights)
-    scale = centred[..., :2].square().sum(-1).mean(-1).sqrt().clamp_min(1e-6)[:, None]
-    return centred[..., 2] / scale
+    return centred[..., 2] / rms_scale(centred[..., :2])[:, None]
 
 
 class DepthRegressor(torch.nn.Module):

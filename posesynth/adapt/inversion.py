@@ -78,9 +78,13 @@ class Inversion:
     latents: torch.Tensor
     error: torch.Tensor
     cameras: torch.Tensor
-    elevation_deg: torch.Tensor
     betas: torch.Tensor | None
     turns: torch.Tensor | None  # (N, 23, 3) axis-angle, radians: each pose's joints beyond the generator
+
+    @property
+    def elevation_deg(self) -> torch.Tensor:
+        """(N,) each pose's camera elevation, degrees."""
+        return torch.rad2deg(rotation_angles(self.cameras)[:, 0])
 
     def summary(self) -> dict[str, float]:
         """The reprojection error's median and 90th percentile and the cameras' median elevation,
@@ -214,5 +218,4 @@ def invert(source: GanPoseSource, coords: torch.Tensor, layout: str, prior: Beta
                                      progress)
     best = data.reshape(s.starts, n).argmin(0) * n + torch.arange(n, device=device)
     z, r6, turns, error, _ = inverter.fit(z[best], r6[best], target, depth, s.steps, s.bodies, s.turns > 0, progress)
-    return Inversion(z.cpu(), error.cpu(), rot6d_to_matrix(r6).cpu(), torch.rad2deg(elevation(r6)).cpu(),
-                     inverter.body_betas() if s.bodies else None, None if turns is None else turns.cpu())
+    return Inversion(z.cpu(), error.cpu(), rot6d_to_matrix(r6).cpu(), inverter.body_betas() if s.bodies else None, None if turns is None else turns.cpu())

@@ -205,15 +205,15 @@ def lift_target(source: GanPoseSource, target: Target2D, recipe: AdaptRecipe, se
     rounds = 2 if s.cycle > 0 else 1
     total = rounds * (s.start_steps + s.steps) + (s.cycle_steps if s.cycle > 0 else 0)
     bar = tqdm(total=total, desc="lifting the target", unit="step", disable=not progress)
-    inversion = invert(source, torch.as_tensor(target.coords), target.layout, source.betas_prior, body, s,
-                       sub_seed(seed, "invert"), device, bar.update, elevation_deg)
+    args = (source, torch.as_tensor(target.coords), target.layout, source.betas_prior, body, s,
+            sub_seed(seed, "invert"), device, bar.update, elevation_deg)
+    inversion = invert(*args)
     lifted = lifted_source(source, inversion, s.jitter)
     if s.cycle > 0:
         seen_by = cameras if elevation_deg is None else replace(cameras, elevation_deg=elevation_deg)
         regressor = train_depth_regressor(lifted, body, target.layout, seen_by, s.cycle_steps,
                                           sub_seed(seed, "cycle"), device, bar.update)
-        inversion = invert(source, torch.as_tensor(target.coords), target.layout, source.betas_prior, body, s,
-                           sub_seed(seed, "invert"), device, bar.update, elevation_deg, regressor)
+        inversion = invert(*args, regressor)
         lifted = lifted_source(source, inversion, s.jitter)
     bar.close()
     return lifted, inversion

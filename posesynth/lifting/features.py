@@ -52,11 +52,17 @@ def camera_coordinates(pixels: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
     return (pixels - centre) / focal
 
 
+def rms_scale(centred: torch.Tensor) -> torch.Tensor:
+    """Root-centred 2D (B, J, 2) -> (B,) their RMS distance to the root (at least 1e-6): the unit
+    the lifters' features divide by."""
+    return centred.square().sum(-1).mean(-1).sqrt().clamp_min(1e-6)
+
+
 def lifter_features(coords: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     """Normalised camera coordinates (B, J, 2) -> features (B, 2 J + 2); see the module doc."""
     root = root_of(coords, weights)
     centred = coords - root
-    scale = centred.square().sum(-1).mean(-1).sqrt().clamp_min(1e-6)[:, None, None]
+    scale = rms_scale(centred)[:, None, None]
     return torch.cat([(centred / scale).flatten(1), root.flatten(1)], dim=-1)
 
 
