@@ -14,6 +14,7 @@ from posesynth.cameras import load_camera_preset
 from posesynth.gan.checkpoint import CheckpointError, load_checkpoint, read_checkpoint_file, save_checkpoint
 from posesynth.gan.latents import LatentBank
 from posesynth.rotations import rot6d_to_matrix
+from posesynth.adapt.views import pose_bodies
 from test_adapt import SHOULDER, TORSO, adapted, checkpoint, other_bodies, real_target, target_coords  # noqa: F401
 
 SMALL = load_adapt_recipe(overrides=["invert.poses=200", "invert.start_steps=10", "invert.steps=40",
@@ -163,3 +164,22 @@ def test_lifting_with_turns_gives_the_adapted_source_a_bank_with_them(checkpoint
                                            None)
     assert lifted_source.latent_bank.turns.shape == (50, 23, 3)
     assert torch.equal(lifted_source.latent_bank.turns, inversion.turns)
+
+
+def test_shared_turns_find_a_turn_every_target_pose_carries(checkpoint):  # noqa: F811
+    from posesynth.adapt.views import view_coords
+    from posesynth.gan.latents import turned
+    from posesynth.skeleton import JOINT_INDEX
+
+    neck = JOINT_INDEX["neck"] - 1  # body joints are numbered from the root's first child
+    carried = torch.zeros(23, 3)
+    carried[neck, 0] = math.radians(30.0)  # every target pose's neck bent 30 degrees further
+    batch = load_checkpoint(checkpoint).sample(600, torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        bodies = pose_bodies(turned(batch.rotmats, carried.expand(600, -1, -1)), batch.betas, load_body_model(),
+                             "h36m17")
+        target = view_coords(bodies, load_camera_preset("surveillance"), torch.Generator().manual_seed(2)).numpy()
+    fitted = lifted(checkpoint, replace(SMALL, shared_turns=0.001, steps=150), target=target)
+    angle = torch.rad2deg(fitted.shared_turns.norm(dim=-1))  # the head's joint takes part of it
+    assert int(angle.argmax()) == neck and float(angle[neck]) > 10.0 and fitted.shared_turns[neck, 0] > 0
+    assert torch.equal(fitted.turns, fitted.shared_turns.expand(200, -1, -1))

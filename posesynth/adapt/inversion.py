@@ -80,6 +80,7 @@ class Inversion:
     cameras: torch.Tensor
     betas: torch.Tensor | None
     turns: torch.Tensor | None  # (N, 23, 3) axis-angle, radians: each pose's joints beyond the generator
+    shared_turns: torch.Tensor | None = None  # (23, 3) the part of ``turns`` shared by every pose
 
     @property
     def elevation_deg(self) -> torch.Tensor:
@@ -87,11 +88,16 @@ class Inversion:
         return torch.rad2deg(rotation_angles(self.cameras)[:, 0])
 
     def summary(self) -> dict[str, float]:
-        """The reprojection error's median and 90th percentile and the cameras' median elevation,
-        for the adapted record."""
+        """The reprojection error's median and 90th percentile, the cameras' median elevation and,
+        when fitted, the shared joint turns' mean and largest angle (degrees), for the adapted
+        record."""
         q = torch.quantile(self.error.double(), torch.tensor([0.5, 0.9], dtype=torch.float64))
-        return {"poses": len(self.error), "error_median": float(q[0]), "error_p90": float(q[1]),
-                "elevation_deg_median": float(self.elevation_deg.double().median())}
+        summary = {"poses": len(self.error), "error_median": float(q[0]), "error_p90": float(q[1]),
+                   "elevation_deg_median": float(self.elevation_deg.double().median())}
+        if self.shared_turns is not None:
+            angles = torch.rad2deg(self.shared_turns.double().norm(dim=-1))
+            summary |= {"shared_turns_deg_mean": float(angles.mean()), "shared_turns_deg_max": float(angles.max())}
+        return summary
 
 
 def start_cameras(starts: int) -> torch.Tensor:
@@ -131,6 +137,14 @@ class Inverter:
         self.bounds = None if space is None else (torch.as_tensor(space.lo).to(self.mean),
                                                   torch.as_tensor(space.hi).to(self.mean))
         self.proportions = self.mean[list(PROPORTION_BETAS)].clone()  # (S,) the fitted betas
+        self.shared: torch.Tensor | None = None  # (23, 3) the joint turns shared by every pose, once fitted
+
+    def total_turns(self, own: torch.Tensor | None, n: int) -> torch.Tensor | None:
+        """(n, 23, 3) each pose's joint turns: its own (``own``, or none) plus the shared ones;
+        None when neither is fitted."""
+        if self.shared is None:
+            return own
+        return self.shared.expand(n, -1, -1) if own is None else own + self.shared
 
     def betas(self) -> torch.Tensor:
         """(K,) the body's betas: the prior's mean with the (bounded) fitted proportions."""
@@ -151,10 +165,11 @@ class Inverter:
              depth: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Per pose (B,): the weighted loss, the RMS reprojection error and the data term (the
         squared 2D error, plus ``cycle`` times the squared depth error), for latents ``z``
-        (B, Z), cameras ``r6`` (B, 6), joint turns ``turns`` (B, 23, 3) or None, normalised
-        target 2D ``target`` (B, 2 J) and the cycle regressor's depths ``depth`` (B, J) or None."""
+        (B, Z), cameras ``r6`` (B, 6), each pose's own joint turns ``turns`` (B, 23, 3) or None
+        (the shared turns, when fitted, are added to them), normalised target 2D ``target``
+        (B, 2 J) and the cycle regressor's depths ``depth`` (B, J) or None."""
         labels = torch.full((len(z),), self.generator.num_labels, dtype=torch.int64, device=self.device)
-        rotmats = turned(rot6d_to_matrix(self.generator(z, labels)), turns)
+        rotmats = turned(rot6d_to_matrix(self.generator(z, labels)), self.total_turns(turns, len(z)))
         bodies = pose_bodies(rotmats, self.betas().expand(len(z), -1), self.body, self.layout)
         seen = (bodies.keypoints - bodies.joints[:, :1]) @ rot6d_to_matrix(r6).transpose(-1, -2)
         squared = (normalised_2d(seen[..., :2], self.layout) - target).pow(2).mean(-1)
@@ -164,6 +179,8 @@ class Inverter:
         loss = data + self.settings.latent * (z.pow(2).mean(-1) - 1.0).clamp_min(0.0)
         if turns is not None:
             loss = loss + self.settings.turns * turns.pow(2).sum((-1, -2))
+        if self.shared is not None:
+            loss = loss + self.settings.shared_turns * self.shared.pow(2).sum()
         if self.limits is not None:
             loss = loss + self.settings.limits * limit_penalty(rotmats, self.limits)
         if self.elevation is not None:
@@ -171,15 +188,20 @@ class Inverter:
         return loss, squared.detach().sqrt(), data.detach()
 
     def fit(self, z: torch.Tensor, r6: torch.Tensor, target: torch.Tensor, depth: torch.Tensor | None, steps: int,
-            fit_body: bool, fit_turns: bool, progress: Callable[[int], None] | None) -> tuple[torch.Tensor | None, ...]:
+            fit_body: bool, fit_turns: bool, fit_shared: bool,
+            progress: Callable[[int], None] | None) -> tuple[torch.Tensor | None, ...]:
         """``steps`` Adam steps on every pose at once from ``z`` (B, Z) and ``r6`` (B, 6) (and the
-        body's proportions when ``fit_body``, joint turns from none when ``fit_turns``) towards
+        body's proportions when ``fit_body``, each pose's joint turns from none when ``fit_turns``,
+        the shared joint turns from none when ``fit_shared``) towards
         ``target`` (B, 2 J) and ``depth`` (B, J) or None; the fitted ``z``, ``r6``, turns
         (B, 23, 3) or None, the RMS 2D error (B,) and the data term (B,) (``loss``)."""
         z, r6 = z.clone().requires_grad_(True), r6.clone().requires_grad_(True)
         turns = torch.zeros(len(z), NUM_JOINTS - 1, 3, device=self.device, requires_grad=True) if fit_turns else None
         self.proportions.requires_grad_(fit_body)
         params = [z, r6] + ([self.proportions] if fit_body else []) + ([turns] if fit_turns else [])
+        if fit_shared:
+            self.shared = torch.zeros(NUM_JOINTS - 1, 3, device=self.device, requires_grad=True)
+            params.append(self.shared)
         opt = torch.optim.Adam(params, lr=self.settings.lr)
         for _ in range(steps):
             loss, _, _ = self.loss(z, r6, turns, target, depth)
@@ -189,6 +211,8 @@ class Inverter:
             if progress:
                 progress(1)
         self.proportions.requires_grad_(False)
+        if self.shared is not None:
+            self.shared = self.shared.detach()
         turns = None if turns is None else turns.detach()
         with torch.no_grad():
             _, error, data = self.loss(z, r6, turns, target, depth)
@@ -215,7 +239,11 @@ def invert(source: GanPoseSource, coords: torch.Tensor, layout: str, prior: Beta
     r6 = matrix_to_rot6d(start_cameras(s.starts)).repeat_interleave(n, 0).to(device)  # (S N, 6)
     repeated = None if depth is None else depth.repeat(s.starts, 1)
     z, r6, _, _, data = inverter.fit(z, r6, target.repeat(s.starts, 1), repeated, s.start_steps, False, False,
-                                     progress)
+                                     False, progress)
     best = data.reshape(s.starts, n).argmin(0) * n + torch.arange(n, device=device)
-    z, r6, turns, error, _ = inverter.fit(z[best], r6[best], target, depth, s.steps, s.bodies, s.turns > 0, progress)
-    return Inversion(z.cpu(), error.cpu(), rot6d_to_matrix(r6).cpu(), inverter.body_betas() if s.bodies else None, None if turns is None else turns.cpu())
+    z, r6, turns, error, _ = inverter.fit(z[best], r6[best], target, depth, s.steps, s.bodies, s.turns > 0,
+                                          s.shared_turns > 0, progress)
+    turns = inverter.total_turns(turns, n)
+    return Inversion(z.cpu(), error.cpu(), rot6d_to_matrix(r6).cpu(), inverter.body_betas() if s.bodies else None,
+                     None if turns is None else turns.contiguous().cpu(),
+                     None if inverter.shared is None else inverter.shared.cpu())
