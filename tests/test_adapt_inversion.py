@@ -183,26 +183,3 @@ def test_shared_turns_find_a_turn_every_target_pose_carries(checkpoint):  # noqa
     angle = torch.rad2deg(fitted.shared_turns.norm(dim=-1))  # the head's joint takes part of it
     assert int(angle.argmax()) == neck and float(angle[neck]) > 10.0 and fitted.shared_turns[neck, 0] > 0
     assert torch.equal(fitted.turns, fitted.shared_turns.expand(200, -1, -1))
-
-
-def depth_moved_by_turns(checkpoint, inversion):  # noqa: F811
-    """(N,) the mean squared change in depth (normalised 2D units) the lifted poses' turns make."""
-    from posesynth.adapt.cycle import orthographic_depth
-    from posesynth.gan.latents import turned
-
-    source, body = load_checkpoint(checkpoint), load_body_model()
-    labels = torch.full((len(inversion.latents),), source.generator.num_labels)
-    with torch.no_grad():
-        generated = rot6d_to_matrix(source.generator(inversion.latents, labels))
-        depths = []
-        for rotmats in (generated, turned(generated, inversion.turns)):
-            bodies = pose_bodies(rotmats, source.betas_prior.mean.expand(len(rotmats), -1), body, "h36m17")
-            seen = (bodies.keypoints - bodies.joints[:, :1]) @ inversion.cameras.transpose(-1, -2)
-            depths.append(orthographic_depth(seen, "h36m17"))
-    return (depths[1] - depths[0]).pow(2).mean(-1)
-
-
-def test_turns_held_in_depth_move_the_keypoints_less_along_depth(checkpoint):  # noqa: F811
-    free = lifted(checkpoint, replace(SMALL, turns=0.001))
-    held = lifted(checkpoint, replace(SMALL, turns=0.001, turns_depth=1.0))
-    assert depth_moved_by_turns(checkpoint, held).mean() < 0.2 * depth_moved_by_turns(checkpoint, free).mean()

@@ -25,13 +25,6 @@ second phase also turns each pose's body joints beyond what the generator gives 
 ``turns`` (N, 23, 3), after each joint's own rotation, ``turns`` times their summed squares in
 the loss): the target's poses that the generator comes near but cannot make (another source's
 actions) are reached, held near the generator's by the weight and the joint limits.  With
-``turns_depth > 0`` the loss also adds that weight times how far the turns move the keypoints in
-depth (``Inverter.depth_moved``): the 2D shows where a joint is in the image, not how far away,
-so the turns are held to what the 2D shows and the depth stays the generator's.  With
-``shared_turns > 0`` it also fits one set of joint turns (23, 3) shared by every pose (added to
-each pose's own; ``shared_turns`` times their summed squares, per pose, in the loss): a rig's
-convention for how its joints sit is the same in every pose, so across many poses and views the
-2D shows it where one pose's cannot, as it shows the body.  With
 ``bodies``, the second phase also fits the body's proportions (``adapt.bodies``: each segment's
 own beta, within the adult limits), one body shared by every pose: a bone's 2D length across many poses and views
 tells its 3D length against the others (bundle adjustment), where one pose's 2D cannot.  Size
@@ -168,12 +161,6 @@ class Inverter:
         legs = leg_length(self.body.rest_joints(size[None]))
         return wide.scaled_to(self.betas()[None].detach(), legs, leg_length)[0].float().cpu()
 
-    def seen(self, rotmats: torch.Tensor, r6: torch.Tensor) -> torch.Tensor:
-        """(B, J, 3) the keypoints of poses ``rotmats`` (B, 24, 3, 3) on the fitted body,
-        root-relative, in the axes of cameras ``r6`` (B, 6)."""
-        bodies = pose_bodies(rotmats, self.betas().expand(len(rotmats), -1), self.body, self.layout)
-        return (bodies.keypoints - bodies.joints[:, :1]) @ rot6d_to_matrix(r6).transpose(-1, -2)
-
     def loss(self, z: torch.Tensor, r6: torch.Tensor, turns: torch.Tensor | None, target: torch.Tensor,
              depth: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Per pose (B,): the weighted loss, the RMS reprojection error and the data term (the
@@ -182,9 +169,9 @@ class Inverter:
         (the shared turns, when fitted, are added to them), normalised target 2D ``target``
         (B, 2 J) and the cycle regressor's depths ``depth`` (B, J) or None."""
         labels = torch.full((len(z),), self.generator.num_labels, dtype=torch.int64, device=self.device)
-        generated = rot6d_to_matrix(self.generator(z, labels))
-        rotmats = turned(generated, self.total_turns(turns, len(z)))
-        seen = self.seen(rotmats, r6)
+        rotmats = turned(rot6d_to_matrix(self.generator(z, labels)), self.total_turns(turns, len(z)))
+        bodies = pose_bodies(rotmats, self.betas().expand(len(z), -1), self.body, self.layout)
+        seen = (bodies.keypoints - bodies.joints[:, :1]) @ rot6d_to_matrix(r6).transpose(-1, -2)
         squared = (normalised_2d(seen[..., :2], self.layout) - target).pow(2).mean(-1)
         data = squared
         if depth is not None:
@@ -192,8 +179,6 @@ class Inverter:
         loss = data + self.settings.latent * (z.pow(2).mean(-1) - 1.0).clamp_min(0.0)
         if turns is not None:
             loss = loss + self.settings.turns * turns.pow(2).sum((-1, -2))
-            if self.settings.turns_depth > 0:
-                loss = loss + self.settings.turns_depth * self.depth_moved(generated, r6, seen)
         if self.shared is not None:
             loss = loss + self.settings.shared_turns * self.shared.pow(2).sum()
         if self.limits is not None:
@@ -201,15 +186,6 @@ class Inverter:
         if self.elevation is not None:
             loss = loss + outside(elevation(r6), self.elevation).pow(2)
         return loss, squared.detach().sqrt(), data.detach()
-
-    def depth_moved(self, generated: torch.Tensor, r6: torch.Tensor, seen: torch.Tensor) -> torch.Tensor:
-        """(B,) how far each pose's own turns move its keypoints in depth: the mean squared
-        difference (normalised 2D units) between the depths of ``seen`` (B, J, 3) and those of the
-        generated poses ``generated`` (B, 24, 3, 3) with the shared turns only, held fixed."""
-        with torch.no_grad():
-            plain = orthographic_depth(self.seen(turned(generated, self.total_turns(None, len(generated))), r6),
-                                       self.layout)
-        return (orthographic_depth(seen, self.layout) - plain).pow(2).mean(-1)
 
     def fit(self, z: torch.Tensor, r6: torch.Tensor, target: torch.Tensor, depth: torch.Tensor | None, steps: int,
             fit_body: bool, fit_turns: bool, fit_shared: bool,

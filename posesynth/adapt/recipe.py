@@ -87,7 +87,6 @@ class InvertSection(Section):
     latent: float = ruled(NON_NEGATIVE)  # weight of the mean squared latent above 1
     limits: float = ruled(NON_NEGATIVE)  # weight of the joint limits' penalty (checkpoints with limits)
     turns: float = ruled(NON_NEGATIVE)  # weight of each pose's joint turns beyond the generator; 0: none fitted
-    turns_depth: float = ruled(NON_NEGATIVE)  # weight of how far each pose's turns move its keypoints in depth
     shared_turns: float = ruled(NON_NEGATIVE)  # weight (per pose) of one set of joint turns shared by every pose; 0: none
     cycle: float = ruled(NON_NEGATIVE)  # weight of the cycle regressor's depths in a second lifting; 0: one lifting
     cycle_steps: int = ruled(AT_LEAST_ONE)  # the cycle regressor's training steps (adapt.cycle.BATCH poses each)
