@@ -25,6 +25,10 @@ second phase also turns each pose's body joints beyond what the generator gives 
 ``turns`` (N, 23, 3), after each joint's own rotation, ``turns`` times their summed squares in
 the loss): the target's poses that the generator comes near but cannot make (another source's
 actions) are reached, held near the generator's by the weight and the joint limits.  With
+``shared_turns > 0`` it also fits one set of joint turns (23, 3) shared by every pose (added to
+each pose's own; ``shared_turns`` times their summed squares, per pose, in the loss): a rig's
+convention for how its joints sit is the same in every pose, so across many poses and views the
+2D shows it where one pose's cannot, as it shows the body.  With
 ``bodies``, the second phase also fits the body's proportions (``adapt.bodies``: each segment's
 own beta, within the adult limits), one body shared by every pose: a bone's 2D length across many poses and views
 tells its 3D length against the others (bundle adjustment), where one pose's 2D cannot.  Size
