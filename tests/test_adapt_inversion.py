@@ -183,3 +183,10 @@ def test_shared_turns_find_a_turn_every_target_pose_carries(checkpoint):  # noqa
     angle = torch.rad2deg(fitted.shared_turns.norm(dim=-1))  # the head's joint takes part of it
     assert int(angle.argmax()) == neck and float(angle[neck]) > 10.0 and fitted.shared_turns[neck, 0] > 0
     assert torch.equal(fitted.turns, fitted.shared_turns.expand(200, -1, -1))
+
+
+def test_turns_fitted_after_the_lifting_hold_its_cameras_and_fit_the_2d_closer(checkpoint):  # noqa: F811
+    plain = lifted(checkpoint, SMALL)
+    after = lifted(checkpoint, replace(SMALL, turns=0.001, turn_steps=40))
+    assert torch.equal(after.cameras, plain.cameras)
+    assert after.error.median() < 0.8 * plain.error.median()

@@ -25,6 +25,9 @@ second phase also turns each pose's body joints beyond what the generator gives 
 ``turns`` (N, 23, 3), after each joint's own rotation, ``turns`` times their summed squares in
 the loss): the target's poses that the generator comes near but cannot make (another source's
 actions) are reached, held near the generator's by the weight and the joint limits.  With
+``turn_steps > 0`` they are fitted after that phase instead, for that many steps, with the
+cameras held where it left them: the turns then reach the pose in the view the generator's pose
+found, rather than letting a view drift that any pose can be turned to fit.  With
 ``shared_turns > 0`` it also fits one set of joint turns (23, 3) shared by every pose (added to
 each pose's own; ``shared_turns`` times their summed squares, per pose, in the loss): a rig's
 convention for how its joints sit is the same in every pose, so across many poses and views the
@@ -192,23 +195,23 @@ class Inverter:
         return loss, squared.detach().sqrt(), data.detach()
 
     def fit(self, z: torch.Tensor, r6: torch.Tensor, target: torch.Tensor, depth: torch.Tensor | None, steps: int,
-            fit_body: bool, fit_turns: bool, fit_shared: bool,
-            progress: Callable[[int], None] | None) -> tuple[torch.Tensor | None, ...]:
-        """``steps`` Adam steps on every pose at once from ``z`` (B, Z) and ``r6`` (B, 6) (and the
-        body's proportions when ``fit_body``, each pose's joint turns from none when ``fit_turns``,
-        the shared joint turns from none when ``fit_shared``) towards
-        ``target`` (B, 2 J) and ``depth`` (B, J) or None; the fitted ``z``, ``r6``, turns
-        (B, 23, 3) or None, the RMS 2D error (B,) and the data term (B,) (``loss``)."""
-        z, r6 = z.clone().requires_grad_(True), r6.clone().requires_grad_(True)
-        turns = torch.zeros(len(z), NUM_JOINTS - 1, 3, device=self.device, requires_grad=True) if fit_turns else None
-        self.proportions.requires_grad_(fit_body)
-        params = [z, r6] + ([self.proportions] if fit_body else []) + ([turns] if fit_turns else [])
-        if fit_shared:
+            progress: Callable[[int], None] | None, *, body: bool = False, turns: bool = False,
+            shared: bool = False, cameras: bool = True) -> tuple[torch.Tensor | None, ...]:
+        """``steps`` Adam steps on every pose at once from ``z`` (B, Z) and ``r6`` (B, 6) (the
+        cameras held when not ``cameras``; the body's proportions fitted too with ``body``, each
+        pose's joint turns from none with ``turns``, the shared joint turns from none with
+        ``shared``) towards ``target`` (B, 2 J) and ``depth`` (B, J) or None; the fitted ``z``,
+        ``r6``, turns (B, 23, 3) or None, the RMS 2D error (B,) and the data term (B,) (``loss``)."""
+        z, r6 = z.clone().requires_grad_(True), r6.clone().requires_grad_(cameras)
+        own = torch.zeros(len(z), NUM_JOINTS - 1, 3, device=self.device, requires_grad=True) if turns else None
+        self.proportions.requires_grad_(body)
+        params = [z] + ([r6] if cameras else []) + ([self.proportions] if body else []) + ([own] if turns else [])
+        if shared:
             self.shared = torch.zeros(NUM_JOINTS - 1, 3, device=self.device, requires_grad=True)
             params.append(self.shared)
         opt = torch.optim.Adam(params, lr=self.settings.lr)
         for _ in range(steps):
-            loss, _, _ = self.loss(z, r6, turns, target, depth)
+            loss, _, _ = self.loss(z, r6, own, target, depth)
             opt.zero_grad(set_to_none=True)
             loss.sum().backward()
             opt.step()
@@ -217,10 +220,10 @@ class Inverter:
         self.proportions.requires_grad_(False)
         if self.shared is not None:
             self.shared = self.shared.detach()
-        turns = None if turns is None else turns.detach()
+        own = None if own is None else own.detach()
         with torch.no_grad():
-            _, error, data = self.loss(z, r6, turns, target, depth)
-        return z.detach(), r6.detach(), turns, error, data
+            _, error, data = self.loss(z, r6, own, target, depth)
+        return z.detach(), r6.detach(), own, error, data
 
 
 def invert(source: GanPoseSource, coords: torch.Tensor, layout: str, prior: BetasPrior, body: BodyModel,
@@ -242,11 +245,12 @@ def invert(source: GanPoseSource, coords: torch.Tensor, layout: str, prior: Beta
     z = torch.randn(s.starts * n, source.generator.sizes.latent, generator=generator).to(device)
     r6 = matrix_to_rot6d(start_cameras(s.starts)).repeat_interleave(n, 0).to(device)  # (S N, 6)
     repeated = None if depth is None else depth.repeat(s.starts, 1)
-    z, r6, _, _, data = inverter.fit(z, r6, target.repeat(s.starts, 1), repeated, s.start_steps, False, False,
-                                     False, progress)
+    z, r6, _, _, data = inverter.fit(z, r6, target.repeat(s.starts, 1), repeated, s.start_steps, progress)
     best = data.reshape(s.starts, n).argmin(0) * n + torch.arange(n, device=device)
-    z, r6, turns, error, _ = inverter.fit(z[best], r6[best], target, depth, s.steps, s.bodies, s.turns > 0,
-                                          s.shared_turns > 0, progress)
+    z, r6, turns, error, _ = inverter.fit(z[best], r6[best], target, depth, s.steps, progress, body=s.bodies,
+                                          turns=s.turns > 0 and s.turn_steps == 0, shared=s.shared_turns > 0)
+    if s.turns > 0 and s.turn_steps > 0:  # the turns on their own, the cameras held
+        z, r6, turns, error, _ = inverter.fit(z, r6, target, depth, s.turn_steps, progress, turns=True, cameras=False)
     turns = inverter.total_turns(turns, n)
     return Inversion(z.cpu(), error.cpu(), rot6d_to_matrix(r6).cpu(), inverter.body_betas() if s.bodies else None,
                      None if turns is None else turns.contiguous().cpu(),

@@ -87,6 +87,7 @@ class InvertSection(Section):
     latent: float = ruled(NON_NEGATIVE)  # weight of the mean squared latent above 1
     limits: float = ruled(NON_NEGATIVE)  # weight of the joint limits' penalty (checkpoints with limits)
     turns: float = ruled(NON_NEGATIVE)  # weight of each pose's joint turns beyond the generator; 0: none fitted
+    turn_steps: int = ruled(NON_NEGATIVE)  # > 0: the turns fitted after the second phase, cameras held; 0: with it
     shared_turns: float = ruled(NON_NEGATIVE)  # weight (per pose) of one set of joint turns shared by every pose; 0: none
     cycle: float = ruled(NON_NEGATIVE)  # weight of the cycle regressor's depths in a second lifting; 0: one lifting
     cycle_steps: int = ruled(AT_LEAST_ONE)  # the cycle regressor's training steps (adapt.cycle.BATCH poses each)

@@ -203,7 +203,7 @@ def lift_target(source: GanPoseSource, target: Target2D, recipe: AdaptRecipe, se
     if s.poses == 0:
         return with_alignment(source), None
     rounds = 2 if s.cycle > 0 else 1
-    total = rounds * (s.start_steps + s.steps) + (s.cycle_steps if s.cycle > 0 else 0)
+    total = rounds * (s.start_steps + s.steps + (s.turn_steps if s.turns > 0 else 0)) + (s.cycle_steps if s.cycle > 0 else 0)
     bar = tqdm(total=total, desc="lifting the target", unit="step", disable=not progress)
     args = (source, torch.as_tensor(target.coords), target.layout, source.betas_prior, body, s,
             sub_seed(seed, "invert"), device, bar.update, elevation_deg)
