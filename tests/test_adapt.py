@@ -125,7 +125,7 @@ def test_a_focal_range_the_start_cameras_do_not_have_is_refused(checkpoint):
 # ---------------------------------------------------------------------------- fine-tuning, the checkpoint
 SMALL_ADAPT = ["align.camera_ranges=[]", "align.bodies=false", "align.poses=300", "finetune.steps=200", "finetune.batch_size=64",
                "finetune.lr_g=1e-3", "finetune.state_every=50", "measure.poses=600", "invert.poses=200",
-               "invert.start_steps=10", "invert.steps=30"]
+               "invert.start_steps=10", "invert.steps=30", "invert.turn_steps=10"]
 
 
 @pytest.fixture(scope="module")
