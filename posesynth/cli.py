@@ -229,7 +229,8 @@ def evaluate(checkpoint, data, num, seed, json_out, no_conditional, plots_dir, h
 def adapt(checkpoint, target_2d, out, recipe, overrides, seed, device, normalised, body_model, overwrite,
           resume, training_state) -> None:
     """Fit a GAN checkpoint to a domain from its unlabelled 2D keypoints: the domain's poses are
-    lifted through the generator (a latent per pose, one body shared by all), then its camera
+    lifted through the generator (a latent per pose and its joints turned past it, one body shared
+    by all), then its camera
     distribution is fitted; fine-tuning the generator is optional (docs/adapt.md).
 
     Writes a checkpoint like any other; `posesynth sample --checkpoint OUT` draws its poses

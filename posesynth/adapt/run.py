@@ -2,11 +2,12 @@
 
 1. read the target 2D (``target``) and the checkpoint; check the body model;
 2. lift the target's poses through the generator (``inversion``: a latent per target pose whose
-   generated pose reprojects onto it, and one body's proportions shared by all; each pose's
-   camera held near the elevations of a first camera alignment on the checkpoint's own poses,
-   ``invert.camera_prior``, against the mirror-in-depth fits a single view allows): the latents
-   become the checkpoint's latent bank (``gan.latents``), so that its samples follow the
-   target's poses, and the body the mean of its betas prior; with ``invert.cycle``, a depth
+   generated pose reprojects onto it, and one body's proportions and one set of joint turns
+   shared by all; each pose's camera held near the elevations of a first camera alignment on the
+   checkpoint's own poses, ``invert.camera_prior``, against the mirror-in-depth fits a single view
+   allows; then each pose's own joint turns, its camera held): the latents and turns become the
+   checkpoint's latent bank (``gan.latents``), so that its samples follow the target's poses, and
+   the body the mean of its betas prior; with ``invert.cycle``, a depth
    regressor (``cycle``) trained on those poses anchors a second lifting, which replaces the first;
 3. the global alignment (``alignment``, from ``[align].start``), on the lifted poses and bodies:
    the camera ranges (and, with ``align.bodies``, the body proportions again) fitted to the
