@@ -39,8 +39,7 @@ def test_start_cameras_are_rotations_around_the_body():
 
 def test_lifting_fits_the_targets_2d_far_better_than_its_starts(checkpoint):  # noqa: F811
     fitted = lifted(checkpoint, SMALL)
-    unfitted = lifted(checkpoint, load_adapt_recipe(overrides=["invert.poses=200", "invert.start_steps=0",
-                                                              "invert.steps=0"]).invert)
+    unfitted = lifted(checkpoint, replace(SMALL, start_steps=0, steps=0))
     assert len(fitted.latents) == 200 and fitted.error.median() < 0.5 * unfitted.error.median()
 
 
