@@ -9,12 +9,12 @@ import torch
 
 from posesynth.adapt.inversion import invert, start_cameras
 from posesynth.adapt.recipe import load_adapt_recipe
+from posesynth.adapt.views import pose_bodies, view_coords
 from posesynth.body_model import load_body_model
 from posesynth.cameras import load_camera_preset
 from posesynth.gan.checkpoint import CheckpointError, load_checkpoint, read_checkpoint_file, save_checkpoint
 from posesynth.gan.latents import LatentBank
 from posesynth.rotations import rot6d_to_matrix
-from posesynth.adapt.views import pose_bodies
 from test_adapt import SHOULDER, TORSO, adapted, checkpoint, other_bodies, real_target, target_coords  # noqa: F401
 
 SMALL = load_adapt_recipe(overrides=["invert.poses=200", "invert.start_steps=10", "invert.steps=40",
@@ -167,8 +167,7 @@ def test_lifting_with_turns_gives_the_adapted_source_a_bank_with_them(checkpoint
 
 
 def test_shared_turns_find_a_turn_every_target_pose_carries(checkpoint):  # noqa: F811
-    from posesynth.adapt.views import view_coords
-    from posesynth.gan.latents import turned
+    from posesynth.gan.latents import turned  # (a name the turns test above uses for its lifting)
     from posesynth.skeleton import JOINT_INDEX
 
     neck = JOINT_INDEX["neck"] - 1  # body joints are numbered from the root's first child

@@ -15,8 +15,9 @@ squared distance (radians) of the camera's elevation outside ``elevation_deg`` w
 ``limits`` times the joint limits' penalty (``plausibility.limit_penalty``, when the checkpoint
 has limits) and, given a depth regressor (``adapt.cycle``, ``settings.cycle``), ``cycle`` times
 the mean squared difference between the pose's depths as its camera sees them and the
-regressor's readings of the target's 2D (which also decides the best start).  The elevation bound is there because one view allows a fit mirrored in depth,
-seen from below instead of above (the Necker reversal); measured on the cross-source folds, a
+regressor's readings of the target's 2D (which also decides the best start).  The elevation
+bound is there because one view allows a fit mirrored in depth, seen from below instead of
+above (the Necker reversal); measured on the cross-source folds, a
 tenth of the poses went there with 430 mm of 3D error when unbounded.  A view and its mirror
 through the body give nearly the same 2D, so each pose starts from ``starts`` cameras
 around the body (azimuths evenly spaced, level), each with its own latent; after ``start_steps``
@@ -226,6 +227,16 @@ class Inverter:
         return z.detach(), r6.detach(), own, error, data
 
 
+def turns_after(settings: InvertSection) -> bool:
+    """Whether the lifting fits each pose's turns in a phase of their own, the cameras held."""
+    return settings.turns > 0 and settings.turn_steps > 0
+
+
+def lifting_steps(settings: InvertSection) -> int:
+    """The steps one lifting (``invert``) takes, for a progress bar."""
+    return settings.start_steps + settings.steps + (settings.turn_steps if turns_after(settings) else 0)
+
+
 def invert(source: GanPoseSource, coords: torch.Tensor, layout: str, prior: BetasPrior, body: BodyModel,
            settings: InvertSection, seed: int, device: torch.device,
            progress: Callable[[int], None] | None = None,
@@ -248,8 +259,8 @@ def invert(source: GanPoseSource, coords: torch.Tensor, layout: str, prior: Beta
     z, r6, _, _, data = inverter.fit(z, r6, target.repeat(s.starts, 1), repeated, s.start_steps, progress)
     best = data.reshape(s.starts, n).argmin(0) * n + torch.arange(n, device=device)
     z, r6, turns, error, _ = inverter.fit(z[best], r6[best], target, depth, s.steps, progress, body=s.bodies,
-                                          turns=s.turns > 0 and s.turn_steps == 0, shared=s.shared_turns > 0)
-    if s.turns > 0 and s.turn_steps > 0:  # the turns on their own, the cameras held
+                                          turns=s.turns > 0 and not turns_after(s), shared=s.shared_turns > 0)
+    if turns_after(s):  # the turns on their own, the cameras held
         z, r6, turns, error, _ = inverter.fit(z, r6, target, depth, s.turn_steps, progress, turns=True, cameras=False)
     turns = inverter.total_turns(turns, n)
     return Inversion(z.cpu(), error.cpu(), rot6d_to_matrix(r6).cpu(), inverter.body_betas() if s.bodies else None,

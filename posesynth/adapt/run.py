@@ -53,7 +53,7 @@ from posesynth.adapt.critic3d import load_critic
 from posesynth.adapt.cycle import train_depth_regressor
 from posesynth.adapt.errors import AdaptError
 from posesynth.adapt.finetune import FineTuner
-from posesynth.adapt.inversion import Inversion, invert
+from posesynth.adapt.inversion import Inversion, invert, lifting_steps
 from posesynth.adapt.recipe import AdaptRecipe, load_adapt_recipe
 from posesynth.adapt.state import read_state, run_key, saved_fit, state_path, write_state
 from posesynth.adapt.target import Target2D, read_target
@@ -204,7 +204,7 @@ def lift_target(source: GanPoseSource, target: Target2D, recipe: AdaptRecipe, se
     if s.poses == 0:
         return with_alignment(source), None
     rounds = 2 if s.cycle > 0 else 1
-    total = rounds * (s.start_steps + s.steps + (s.turn_steps if s.turns > 0 else 0)) + (s.cycle_steps if s.cycle > 0 else 0)
+    total = rounds * lifting_steps(s) + (s.cycle_steps if s.cycle > 0 else 0)
     bar = tqdm(total=total, desc="lifting the target", unit="step", disable=not progress)
     args = (source, torch.as_tensor(target.coords), target.layout, source.betas_prior, body, s,
             sub_seed(seed, "invert"), device, bar.update, elevation_deg)
