@@ -74,8 +74,8 @@ SIZES = {  # samples per preset for each training source, test samples per prese
     "large": {"train_n": 1_000_000, "test_n": 65_536, "fold_gan_steps": 36_000,
               "lifter": {"steps": 100_000, "batch_size": 1024, "width": 1024}},
 }
-SETS = {"real": {"real": 1.0}, "synthetic": {"real": 1.0, "gan": 1.0},
-        "recombination": {"real": 1.0, "recombination": 1.0}}
+SETS = {"real": {"real": 1.0}, "synthetic": {"real": 0.5, "gan": 0.5},
+        "recombination": {"real": 0.5, "recombination": 0.5}}
 SET_NAMES = {"real": "real", "synthetic": "real + synthetic", "recombination": "real + recombination"}
 CROSS_FOLDS = {"bandai_namco>hdm05": ("bandai_namco", "hdm05"), "hdm05>bandai_namco": ("hdm05", "bandai_namco")}
 OFF_UPRIGHT = ["augment.tilt=1.0", "augment.tilt_deg=[30.0, 120.0]"]
@@ -195,9 +195,10 @@ def _one_thread() -> None:
 
 
 def train_and_test(config: LifterConfig, data: list[tuple[str, float]], tests: dict[str, list[str]],
-                   categories: list[str] | None) -> dict[str, float]:
-    """Train one lifter; its mean MPJPE (mm) per test group (the validation group split by category
-    when ``categories`` is given)."""
+                   categories: list[str] | None, classes: list[str] | None = None) -> dict[str, float]:
+    """Train one lifter; its mean MPJPE (mm) per test group, the validation group's per held-out
+    category when ``categories`` (per file index) is given, and per unseen class (keys "class
+    NAME") when ``classes`` (per file index) is too."""
     from posesynth.lifting.evaluate import lift_errors
     from posesynth.lifting.train import train_lifter
 
@@ -211,7 +212,18 @@ def train_and_test(config: LifterConfig, data: list[tuple[str, float]], tests: d
             label = np.concatenate([e["label"] for e in errors])
             category = np.asarray(categories)[label]
             result |= {c: float(mpjpe[category == c].mean()) for c in HELD_OUT}
+            if classes is None:
+                continue
+            unseen, content = category == HELD_OUT[1], np.asarray(classes)[label]
+            result |= {f"class {c}": float(mpjpe[unseen & (content == c)].mean()) for c in np.unique(content[unseen])}
     return result
+
+
+def training_mix(set_key: str, args) -> dict[str, float]:
+    """The share of each training source in a set: ``SETS``, with ``--synthetic-share`` for the GAN's."""
+    if set_key != "synthetic":
+        return SETS[set_key]
+    return {"real": 1.0 - args.synthetic_share, "gan": args.synthetic_share}
 
 
 def result_path(out: Path, fold: str, set_key: str, variant: str, seed: int) -> Path:
@@ -223,17 +235,20 @@ def run_lifters(folds: list[Fold], args, size: dict, variant: str) -> None:
     jobs = []
     with ProcessPoolExecutor(args.workers, mp_context=get_context("spawn"), initializer=_one_thread) as pool:
         for fold in folds:
-            categories = held_out_categories(open_store(fold.store, kind=training.KIND)) if fold.name == "split" else None
+            group = open_store(fold.store, kind=training.KIND)
+            categories, classes = ((held_out_categories(group), training.file_labels(group, "content"))
+                                   if fold.name == "split" else (None, None))
             tests = {g: [str(s) for s in stores] for g, stores in fold.tests.items()}
             for set_key in args.sets.split(","):
-                data = [(str(fold.train[src][p]), w / len(PRESETS)) for src, w in SETS[set_key].items() for p in PRESETS]
+                data = [(str(fold.train[src][p]), w / len(PRESETS)) for src, w in training_mix(set_key, args).items()
+                        for p in PRESETS]
                 for seed in range(args.seeds):
                     path = result_path(args.out, fold.name, set_key, variant, seed)
                     if path.exists():
                         continue
                     config = LifterConfig(model="mlp", seed=seed, **size["lifter"])
                     jobs.append((path, fold.name, set_key, seed, time.perf_counter(),
-                                 pool.submit(train_and_test, config, data, tests, categories)))
+                                 pool.submit(train_and_test, config, data, tests, categories, classes)))
         for path, fold_name, set_key, seed, t, job in jobs:
             result = job.result()
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -285,7 +300,8 @@ def format_table(rows: dict[str, dict[str, list[float]]]) -> str:
 def variant_name(args) -> str:
     if args.variant:
         return args.variant
-    text = json.dumps([str(args.recipe), args.set, args.hardness])
+    text = json.dumps([str(args.recipe), args.set, args.hardness]
+                      + ([args.synthetic_share] if args.synthetic_share != 0.5 else []))
     return hashlib.sha256(text.encode()).hexdigest()[:8]
 
 
@@ -322,10 +338,15 @@ def main() -> None:
     parser.add_argument("--hardness", type=float, default=0.0,
                         help="augment.hardness of the synthetic stores, against a reference lifter trained on "
                              "each fold's real stores (default 0: off)")
+    parser.add_argument("--synthetic-share", type=float, default=0.5,
+                        help="the synthetic stores' share of a real + synthetic lifter's training samples "
+                             "(default 0.5: half)")
     parser.add_argument("--folds", default="split,bandai_namco>hdm05,hdm05>bandai_namco")
     parser.add_argument("--sets", default="real,synthetic,recombination")
     add_size_options(parser)
     args = parser.parse_args()
+    if not 0.0 < args.synthetic_share < 1.0:
+        parser.error(f"--synthetic-share must be between 0 and 1 (exclusive), got {args.synthetic_share}")
     if not args.report:
         run(args)
     rows = collect(args.out)
@@ -353,7 +374,8 @@ def run(args) -> None:
         build_fold(fold, args, size, variant, args.set, plain)
     run_lifters(folds, args, size, variant)
     (args.out / f"variant-{variant}.json").write_text(json.dumps(
-        {"recipe": str(args.recipe), "set": args.set, "hardness": args.hardness, "lifter": asdict(LifterConfig(model="mlp", **size["lifter"])),
+        {"recipe": str(args.recipe), "set": args.set, "hardness": args.hardness,
+         "synthetic_share": args.synthetic_share, "lifter": asdict(LifterConfig(model="mlp", **size["lifter"])),
          "fold_gan_steps": gan_steps, "size": args.size, "seconds": time.perf_counter() - start}, indent=1))
     print(f"done in {(time.perf_counter() - start) / 60:.1f} min", flush=True)
 

@@ -84,17 +84,23 @@ def split_rows(group: zarr.Group, split: str, where: str | Path) -> np.ndarray:
 HELD_OUT = ("unseen actor", "unseen class", "unseen file")
 
 
+def file_labels(group: zarr.Group, field: str) -> list[str]:
+    """Per file index of a training store: the name of its ``field`` label (a file's frames share
+    it: "subject", "content", ...); "" for a file index no row has."""
+    names = group.attrs["labels"][field]
+    file_idx, first = np.unique(group[label_path("file")][:], return_index=True)
+    out = [""] * len(group.attrs["labels"]["file"])
+    for i, code in zip(file_idx, group[label_path(field)][:][first]):
+        out[i] = str(names[code])
+    return out
+
+
 def held_out_categories(group: zarr.Group) -> list[str]:
     """Per file index of a training store: why a validation file is held out (``HELD_OUT``:
     its actor is a validation subject, else its class a validation class, else the file was
     drawn on its own), from the store's ``split_rule``; meaningful for validation files only."""
-    labels, rule = group.attrs["labels"], group.attrs["split_rule"]
-    file_idx, first = np.unique(group[label_path("file")][:], return_index=True)
-    subject = np.asarray(labels["subject"])[group[label_path("subject")][:][first]]
-    content = np.asarray(labels["content"])[group[label_path("content")][:][first]]
+    rule = group.attrs["split_rule"]
+    subject, content = np.asarray(file_labels(group, "subject")), np.asarray(file_labels(group, "content"))
     category = np.where(np.isin(subject, rule["val_subjects"]), HELD_OUT[0],
                         np.where(np.isin(content, rule["val_contents"]), HELD_OUT[1], HELD_OUT[2]))
-    names = [""] * len(labels["file"])
-    for i, c in zip(file_idx, category):
-        names[i] = str(c)
-    return names
+    return [str(c) if s else "" for s, c in zip(subject, category)]
