@@ -56,7 +56,7 @@ import numpy as np
 import torch
 import zarr
 
-from posesynth.gan.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint
+from posesynth.gan.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint, read_checkpoint_file
 from posesynth.lifting.checkpoint import LifterConfig
 from posesynth.pose_source import StorePoseSource, check_unseen
 from posesynth.recombination import RecombinationPoseSource
@@ -113,12 +113,13 @@ def _complete(path: Path, kind: str) -> bool:
 
 
 def fold_gan(store: Path, out: Path, steps: int, device: str) -> Path:
-    """The fold's GAN: ``posesynth/recipes/gan_default.toml`` with ``steps`` steps on the fold's training split."""
+    """The fold's GAN: ``posesynth/recipes/gan_default.toml`` with ``steps`` steps on the fold's training
+    split; an interrupted run (a checkpoint of fewer steps) is resumed from its state."""
     from posesynth.gan.recipe import load_train_recipe
     from posesynth.gan.train import Trainer
 
     checkpoint = out / "checkpoint.pt"
-    if checkpoint.exists():
+    if checkpoint.exists() and read_checkpoint_file(checkpoint)["step"] >= steps:
         return checkpoint
     recipe = load_train_recipe(None, [f"train.steps={steps}"])
     t = time.perf_counter()
