@@ -266,25 +266,34 @@ def result_key(fold: str, column: str) -> str:
     return column if fold == "split" else ""
 
 
-def collect(out: Path) -> dict[str, dict[str, list[float]]]:
+def _results(out: Path) -> list[tuple[str, str, dict[str, float]]]:
+    """(fold, row name, result) of every cached result under ``out``."""
+    return [(path.parent.parent.name, path.parent.name, json.loads(path.read_text()))
+            for path in sorted((out / "results").glob("*/*/seed*.json"))]
+
+
+def class_columns(out: Path) -> list[str]:
+    """The per unseen class columns ("class NAME") of the split fold's cached results."""
+    return sorted({k for fold, _, result in _results(out) if fold == "split" for k in result if k.startswith("class ")})
+
+
+def collect(out: Path, columns: tuple[str, ...] | list[str] = COLUMNS) -> dict[str, dict[str, list[float]]]:
     """row name -> column -> per-seed values, from every cached result under ``out``."""
     rows: dict[str, dict[str, list[float]]] = {}
-    for path in sorted((out / "results").glob("*/*/seed*.json")):
-        fold, row = path.parent.parent.name, path.parent.name
-        result = json.loads(path.read_text())
-        for column in COLUMNS:
+    for fold, row, result in _results(out):
+        for column in columns:
             key = result_key(fold, column)
             if key and key in result:
                 rows.setdefault(row, {}).setdefault(column, []).append(result[key])
     return rows
 
 
-def format_table(rows: dict[str, dict[str, list[float]]]) -> str:
-    lines = ["| training data | " + " | ".join(COLUMNS) + " |", "|---" * (len(COLUMNS) + 1) + "|"]
+def format_table(rows: dict[str, dict[str, list[float]]], columns: tuple[str, ...] | list[str] = COLUMNS) -> str:
+    lines = ["| training data | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
     real = rows.get("real", {})
     for row, cells in rows.items():
         out = []
-        for c in COLUMNS:
+        for c in columns:
             v = cells.get(c)
             if not v:
                 out.append("")
@@ -350,10 +359,12 @@ def main() -> None:
         parser.error(f"--synthetic-share must be between 0 and 1 (exclusive), got {args.synthetic_share}")
     if not args.report:
         run(args)
-    rows = collect(args.out)
-    table = format_table(rows)
-    print(table)
-    (args.out / "downstream.json").write_text(json.dumps({"rows": rows, "table": table}, indent=1))
+    rows, classes = collect(args.out), class_columns(args.out)
+    class_rows = collect(args.out, classes)
+    table, class_table = format_table(rows), format_table(class_rows, classes)
+    print(table, "", "The unseen classes, one by one (the split fold):", class_table, sep="\n")
+    (args.out / "downstream.json").write_text(json.dumps(
+        {"rows": rows, "table": table, "class_rows": class_rows, "class_table": class_table}, indent=1))
 
 
 def run(args) -> None:
