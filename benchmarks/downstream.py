@@ -34,8 +34,10 @@ their standard deviation.  Nothing is selected or tuned on a test side.
 
 Results are cached per (fold, training set, variant, seed) under ``--out``, so variants of the
 synthetic recipe (an ablation) re-train only their own lifters; ``--hardness`` adds PoseAug-style
-hardness feedback against a reference lifter trained on each fold's real stores; ``--report`` prints the table of
-every variant found there.  Writes ``downstream.json`` and a Markdown table.  ``--size default``
+hardness feedback against a reference lifter trained on each fold's real stores; ``--synthetic-share``
+sets the synthetic stores' share of a mixed lifter's samples (default half); ``--report`` prints the
+tables of every variant found there: the categories, and the unseen classes one by one.  Writes
+``downstream.json`` and the Markdown tables.  ``--size default``
 runs in about 56 minutes on 2 idle CPU cores (fold GANs 9, stores 1.5, 27 lifters 45, trained two
 at a time on one thread each); a variant of the synthetic recipe alone (9 lifters) in about 15.
 """
