@@ -9,7 +9,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from conftest import FIXTURES, KICK_LEFT
+from conftest import BANDAI_DASH, FIXTURES, KICK_LEFT
 from posesynth.cli import main
 from posesynth.kinematics import forward_kinematics
 from posesynth.labels import labels_for
@@ -19,7 +19,11 @@ from posesynth.prepare import (
 )
 from posesynth.rotations import axis_angle_to_matrix
 from posesynth.store import StoreError, open_store
-from posesynth.stores.training import split_rows
+from posesynth.stores.training import HELD_OUT, file_labels, held_out_categories, split_rows
+
+
+KICK, DASH = (str(p.relative_to(FIXTURES)) for p in (KICK_LEFT, BANDAI_DASH))  # file labels: paths in the pool
+RAISE = "bandai_namco/dataset-2/dataset-2_raise-up-left-hand_active_003.bvh"
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +43,7 @@ def test_store_holds_every_clip_resampled_to_30_fps(store):
         assert group[name].dtype in (np.float32, np.int32, np.uint8)
     # HDM05 is at 120 fps: every 4th frame survives.
     file_codes = group["file"][:]
-    kick = group.attrs["labels"]["file"].index("hdm05/kickLFront1Reps/HDM_bd_kickLFront1Reps_003_120.amc")
+    kick = group.attrs["labels"]["file"].index(KICK)
     frames = group["frame"][:][file_codes == kick]
     assert (np.diff(frames) == 4).all() and frames[0] == 0
 
@@ -51,6 +55,25 @@ def test_labels_come_from_file_names(store):
     assert {"kickLFront1Reps", "dash", "raise-up-left-hand"} <= set(labels["content"])
     assert {"normal", "active", "none"} <= set(labels["style"])
     assert "HDM_bd" in labels["subject"]
+
+
+def test_file_labels_name_each_files_label(store):
+    group, _ = store
+    files = group.attrs["labels"]["file"]
+    content, source = file_labels(group, "content"), file_labels(group, "source")
+    assert len(content) == len(files)
+    assert (content[files.index(KICK)], source[files.index(KICK)]) == ("kickLFront1Reps", "hdm05")
+    assert (content[files.index(DASH)], source[files.index(DASH)]) == ("dash", "bandai_namco")
+
+
+def test_held_out_categories_say_why_each_file_is_held_out(tmp_path):
+    out = tmp_path / "train.zarr"
+    prepare([FIXTURES], out, PrepareOptions(workers=1, val_fraction=0.0, val_subjects=("HDM_bd",),
+                                            val_contents=("dash",)), progress=False)
+    group = open_store(out, kind="training")
+    files, category = group.attrs["labels"]["file"], held_out_categories(group)
+    actor, cls, file = HELD_OUT
+    assert [category[files.index(f)] for f in (KICK, DASH, RAISE)] == [actor, cls, file]
 
 
 def test_stored_joints_are_the_fk_of_the_stored_parameters(store, body):
