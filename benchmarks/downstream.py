@@ -76,8 +76,9 @@ SIZES = {  # samples per preset for each training source, test samples per prese
     "large": {"train_n": 1_000_000, "test_n": 65_536, "fold_gan_steps": 36_000,
               "lifter": {"steps": 100_000, "batch_size": 1024, "width": 1024}},
 }
-SETS = {"real": {"real": 1.0}, "synthetic": {"real": 0.5, "gan": 0.5},
+SETS = {"real": {"real": 1.0}, "synthetic": {"real": 0.5, "gan": 0.5},  # the synthetic share: --synthetic-share
         "recombination": {"real": 0.5, "recombination": 0.5}}
+DEFAULT_SYNTHETIC_SHARE = SETS["synthetic"]["gan"]
 SET_NAMES = {"real": "real", "synthetic": "real + synthetic", "recombination": "real + recombination"}
 CROSS_FOLDS = {"bandai_namco>hdm05": ("bandai_namco", "hdm05"), "hdm05>bandai_namco": ("hdm05", "bandai_namco")}
 OFF_UPRIGHT = ["augment.tilt=1.0", "augment.tilt_deg=[30.0, 120.0]"]
@@ -223,8 +224,8 @@ def train_and_test(config: LifterConfig, data: list[tuple[str, float]], tests: d
 
 
 def training_mix(set_key: str, args) -> dict[str, float]:
-    """The share of each training source in a set: ``SETS``, with ``--synthetic-share`` for the GAN's."""
-    if set_key != "synthetic":
+    """The share of each training source in a set: ``SETS``, the GAN's share set by ``--synthetic-share``."""
+    if "gan" not in SETS[set_key]:
         return SETS[set_key]
     return {"real": 1.0 - args.synthetic_share, "gan": args.synthetic_share}
 
@@ -274,15 +275,16 @@ def _results(out: Path) -> list[tuple[str, str, dict[str, float]]]:
             for path in sorted((out / "results").glob("*/*/seed*.json"))]
 
 
-def class_columns(out: Path) -> list[str]:
-    """The per unseen class columns ("class NAME") of the split fold's cached results."""
-    return sorted({k for fold, _, result in _results(out) if fold == "split" for k in result if k.startswith("class ")})
+def class_columns(results: list[tuple[str, str, dict[str, float]]]) -> list[str]:
+    """The per unseen class columns ("class NAME") of the split fold's ``results`` (``_results``)."""
+    return sorted({k for fold, _, result in results if fold == "split" for k in result if k.startswith("class ")})
 
 
-def collect(out: Path, columns: tuple[str, ...] | list[str] = COLUMNS) -> dict[str, dict[str, list[float]]]:
-    """row name -> column -> per-seed values, from every cached result under ``out``."""
+def collect(results: list[tuple[str, str, dict[str, float]]],
+            columns: tuple[str, ...] | list[str] = COLUMNS) -> dict[str, dict[str, list[float]]]:
+    """row name -> column -> per-seed values, from ``results`` (``_results``)."""
     rows: dict[str, dict[str, list[float]]] = {}
-    for fold, row, result in _results(out):
+    for fold, row, result in results:
         for column in columns:
             key = result_key(fold, column)
             if key and key in result:
@@ -313,7 +315,7 @@ def variant_name(args) -> str:
     if args.variant:
         return args.variant
     text = json.dumps([str(args.recipe), args.set, args.hardness]
-                      + ([args.synthetic_share] if args.synthetic_share != 0.5 else []))
+                      + ([args.synthetic_share] if args.synthetic_share != DEFAULT_SYNTHETIC_SHARE else []))
     return hashlib.sha256(text.encode()).hexdigest()[:8]
 
 
@@ -350,9 +352,9 @@ def main() -> None:
     parser.add_argument("--hardness", type=float, default=0.0,
                         help="augment.hardness of the synthetic stores, against a reference lifter trained on "
                              "each fold's real stores (default 0: off)")
-    parser.add_argument("--synthetic-share", type=float, default=0.5,
+    parser.add_argument("--synthetic-share", type=float, default=DEFAULT_SYNTHETIC_SHARE,
                         help="the synthetic stores' share of a real + synthetic lifter's training samples "
-                             "(default 0.5: half)")
+                             f"(default {DEFAULT_SYNTHETIC_SHARE})")
     parser.add_argument("--folds", default="split,bandai_namco>hdm05,hdm05>bandai_namco")
     parser.add_argument("--sets", default="real,synthetic,recombination")
     add_size_options(parser)
@@ -361,8 +363,9 @@ def main() -> None:
         parser.error(f"--synthetic-share must be between 0 and 1 (exclusive), got {args.synthetic_share}")
     if not args.report:
         run(args)
-    rows, classes = collect(args.out), class_columns(args.out)
-    class_rows = collect(args.out, classes)
+    results = _results(args.out)
+    rows, classes = collect(results), class_columns(results)
+    class_rows = collect(results, classes)
     table, class_table = format_table(rows), format_table(class_rows, classes)
     print(table, "", "The unseen classes, one by one (the split fold):", class_table, sep="\n")
     (args.out / "downstream.json").write_text(json.dumps(
