@@ -176,5 +176,10 @@ def _one_focal_spec(camera: dict[str, Any], preset: Mapping[str, Any]) -> None:
 
 
 def validate_sample_recipe(recipe: SampleRecipe | Mapping[str, Any]) -> SampleRecipe:
-    """``recipe``, or the ``SampleRecipe`` of a recipe dict (a store's ``recipe`` attribute), checked."""
-    return recipe if isinstance(recipe, SampleRecipe) else SampleRecipe.from_dict(recipe, "sampling recipe")
+    """``recipe``, or the ``SampleRecipe`` of a recipe dict (a store's ``recipe`` attribute), checked;
+    an ``[augment]`` key the dict lacks (a store written before the mechanism existed) is off."""
+    if isinstance(recipe, SampleRecipe):
+        return recipe
+    if isinstance(recipe.get("augment"), Mapping):
+        recipe = {**recipe, "augment": {**asdict(NO_AUGMENTATION), **recipe["augment"]}}
+    return SampleRecipe.from_dict(recipe, "sampling recipe")
