@@ -16,6 +16,11 @@ Folds (the field's cross-dataset test, made of the pool's two sources, plus the 
                           actions); the fold's GAN is trained here with the default GAN recipe on a
                           shorter schedule (``--fold-gan-steps``); in-distribution: the fold's own
                           training poses through new cameras
+    selection             for choosing a mechanism's settings without looking at any test side: the
+                          default split's training files only, its validation the training classes
+                          least like the others (``novel_classes``: per source, the two whose poses
+                          lie furthest from every other class's), GAN as in the cross-source folds;
+                          reported in a table of its own (``--folds selection``)
 
 In every fold the same SimpleBaseline MLP lifter (``posesynth.lifting``: same config, steps,
 batch and cameras) is trained, once per lifter seed (``--seeds``, default 3), on
@@ -36,7 +41,8 @@ Results are cached per (fold, training set, variant, seed) under ``--out``, so v
 synthetic recipe (an ablation) re-train only their own lifters; ``--hardness`` adds PoseAug-style
 hardness feedback against a reference lifter trained on each fold's real stores; ``--synthetic-share``
 sets the synthetic stores' share of a mixed lifter's samples (default half); ``--report`` prints the
-tables of every variant found there: the categories, and the unseen classes one by one.  Writes
+tables of every variant found there: the categories, the unseen classes one by one, and the
+selection fold's table when it was run.  Writes
 ``downstream.json`` and the Markdown tables.  ``--size default``
 runs in about 56 minutes on 2 idle CPU cores (fold GANs 9, stores 1.5, 27 lifters 45, trained two
 at a time on one thread each); a variant of the synthetic recipe alone (9 lifters) in about 15.
@@ -49,6 +55,7 @@ import hashlib
 import json
 import shutil
 import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from multiprocessing import get_context
@@ -81,8 +88,11 @@ SETS = {"real": {"real": 1.0}, "synthetic": {"real": 0.5, "gan": 0.5},  # the sy
 DEFAULT_SYNTHETIC_SHARE = SETS["synthetic"]["gan"]
 SET_NAMES = {"real": "real", "synthetic": "real + synthetic", "recombination": "real + recombination"}
 CROSS_FOLDS = {"bandai_namco>hdm05": ("bandai_namco", "hdm05"), "hdm05>bandai_namco": ("hdm05", "bandai_namco")}
+SELECTION = "selection"
+NOVEL_PER_SOURCE = 2  # the selection fold's held-out classes per source
 OFF_UPRIGHT = ["augment.tilt=1.0", "augment.tilt_deg=[30.0, 120.0]"]
 COLUMNS = ("bandai_namco>hdm05", "hdm05>bandai_namco", *HELD_OUT, "off-upright", "in-distribution")
+SELECTION_COLUMNS = {"novel classes": "val", "in-distribution": "in-distribution"}  # column -> result key
 
 
 # ---------------------------------------------------------------------------- folds
@@ -104,6 +114,57 @@ def fold_store(data: Path, out: Path, train_source: str, test_source: str) -> Pa
     group[training.SPLIT_PATH][:] = new
     group.attrs.update({"splits": [*splits[:2], "unused"],
                         "fold": {"train_source": train_source, "test_source": test_source}})
+    return out
+
+
+def novel_classes(data: Path, per_source: int = NOVEL_PER_SOURCE, frames: int = 300, seed: int = 0) -> list[str]:
+    """The ``per_source`` training classes of each source of ``data`` whose poses are least like the
+    other classes': the highest median, over ``frames`` of the class's training frames (drawn with
+    ``seed``), of the MPJPE to the nearest training frame of another class (canonical joints on the
+    mean body).  Training poses only: no validation pose decides it."""
+    from posesynth.body_model import load_body_model
+    from posesynth.metrics import canonical_joints, nearest_mpjpe
+
+    poses = load_training_poses(data, "content", "train", "frame")
+    body = load_body_model()
+    joints = canonical_joints(poses.rotmats, body.rest_joints(torch.zeros(1, body.num_betas)).double()[0]).float()
+    group = open_store(data, kind=training.KIND)
+    source_of = dict(zip(training.file_labels(group, "content"), training.file_labels(group, "source")))
+    g = torch.Generator().manual_seed(seed)
+    distance: dict[str, dict[str, float]] = {}
+    for k, name in enumerate(poses.label_names):
+        mine = poses.labels == k
+        if mine.any():
+            query = joints[mine][torch.randperm(int(mine.sum()), generator=g)[:frames]]
+            distance.setdefault(source_of[name], {})[name] = float(nearest_mpjpe(query, joints[~mine]).median())
+    return sorted(c for d in distance.values() for c in sorted(d, key=d.get, reverse=True)[:per_source])
+
+
+def selection_store(data: Path, out: Path) -> Path:
+    """A copy of the training store ``data`` whose ``train`` split is its training files of every class
+    but ``novel_classes``, whose ``val`` split is its training files of those (its validation files:
+    ``unused``), and whose ``split_rule`` names them as the held-out classes."""
+    if _complete(out, training.KIND):
+        return out
+    held_out = novel_classes(data)
+    shutil.rmtree(out, ignore_errors=True)
+    shutil.copytree(data, out)
+    group = zarr.open_group(out, mode="r+")
+    contents = list(group.attrs["labels"]["content"])
+    split, content = group[training.SPLIT_PATH][:], group[training.label_path("content")][:]
+    splits = list(group.attrs["splits"])
+    train, val = splits.index("train"), splits.index("val")
+    novel = np.isin(content, [contents.index(c) for c in held_out])
+    new = np.full_like(split, 2)
+    new[(split == train) & ~novel] = train
+    new[(split == train) & novel] = val
+    group[training.SPLIT_PATH][:] = new
+    files = group.attrs["labels"]["file"]
+    val_files = sorted({files[i] for i in np.unique(group[training.label_path("file")][:][new == val])})
+    group.attrs.update({"splits": [*splits[:2], "unused"], "fold": {"novel_classes": held_out},
+                        "split_rule": {**group.attrs["split_rule"], "val_subjects": [], "val_contents": held_out,
+                                       "held_out_files": val_files}})
+    print(f"  selection fold: {', '.join(held_out)} held out of the training files", flush=True)
     return out
 
 
@@ -215,7 +276,7 @@ def train_and_test(config: LifterConfig, data: list[tuple[str, float]], tests: d
         if group == "val" and categories is not None:
             label = np.concatenate([e["label"] for e in errors])
             category = np.asarray(categories)[label]
-            result |= {c: float(mpjpe[category == c].mean()) for c in HELD_OUT}
+            result |= {c: float(mpjpe[category == c].mean()) for c in HELD_OUT if (category == c).any()}
             if classes is None:
                 continue
             unseen, content = category == HELD_OUT[1], np.asarray(classes)[label]
@@ -241,7 +302,7 @@ def run_lifters(folds: list[Fold], args, size: dict, variant: str) -> None:
         for fold in folds:
             group = open_store(fold.store, kind=training.KIND)
             categories, classes = ((held_out_categories(group), training.file_labels(group, "content"))
-                                   if fold.name == "split" else (None, None))
+                                   if fold.name in ("split", SELECTION) else (None, None))
             tests = {g: [str(s) for s in stores] for g, stores in fold.tests.items()}
             for set_key in args.sets.split(","):
                 data = [(str(fold.train[src][p]), w / len(PRESETS)) for src, w in training_mix(set_key, args).items()
@@ -275,18 +336,26 @@ def _results(out: Path) -> list[tuple[str, str, dict[str, float]]]:
             for path in sorted((out / "results").glob("*/*/seed*.json"))]
 
 
-def class_columns(results: list[tuple[str, str, dict[str, float]]]) -> list[str]:
-    """The per unseen class columns ("class NAME") of the split fold's ``results`` (``_results``)."""
-    return sorted({k for fold, _, result in results if fold == "split" for k in result if k.startswith("class ")})
+def selection_key(fold: str, column: str) -> str:
+    """``result_key`` of the selection fold's table (``SELECTION_COLUMNS`` and its classes)."""
+    if fold != SELECTION:
+        return ""
+    return SELECTION_COLUMNS.get(column, column)
 
 
-def collect(results: list[tuple[str, str, dict[str, float]]],
-            columns: tuple[str, ...] | list[str] = COLUMNS) -> dict[str, dict[str, list[float]]]:
-    """row name -> column -> per-seed values, from ``results`` (``_results``)."""
+def class_columns(results: list[tuple[str, str, dict[str, float]]], fold_name: str = "split") -> list[str]:
+    """The per held-out class columns ("class NAME") of one fold's ``results`` (``_results``)."""
+    return sorted({k for fold, _, result in results if fold == fold_name for k in result if k.startswith("class ")})
+
+
+def collect(results: list[tuple[str, str, dict[str, float]]], columns: tuple[str, ...] | list[str] = COLUMNS,
+            key_of: Callable[[str, str], str] = result_key) -> dict[str, dict[str, list[float]]]:
+    """row name -> column -> per-seed values, from ``results`` (``_results``); ``key_of(fold, column)``
+    names the result that a column shows ("" if none of that fold's)."""
     rows: dict[str, dict[str, list[float]]] = {}
     for fold, row, result in results:
         for column in columns:
-            key = result_key(fold, column)
+            key = key_of(fold, column)
             if key and key in result:
                 rows.setdefault(row, {}).setdefault(column, []).append(result[key])
     return rows
@@ -355,21 +424,31 @@ def main() -> None:
     parser.add_argument("--synthetic-share", type=float, default=DEFAULT_SYNTHETIC_SHARE,
                         help="the synthetic stores' share of a real + synthetic lifter's training samples "
                              f"(default {DEFAULT_SYNTHETIC_SHARE})")
-    parser.add_argument("--folds", default="split,bandai_namco>hdm05,hdm05>bandai_namco")
+    parser.add_argument("--folds", default="split,bandai_namco>hdm05,hdm05>bandai_namco",
+                        help=f"comma-separated, of split, {', '.join(CROSS_FOLDS)} and {SELECTION} (the fold for "
+                             "choosing settings; not run unless named)")
     parser.add_argument("--sets", default="real,synthetic,recombination")
     add_size_options(parser)
     args = parser.parse_args()
+    unknown = set(args.folds.split(",")) - {"split", SELECTION, *CROSS_FOLDS}
+    if unknown:
+        parser.error(f"--folds: unknown fold(s) {', '.join(sorted(unknown))}; "
+                     f"the folds are split, {', '.join(CROSS_FOLDS)} and {SELECTION}")
     if not 0.0 < args.synthetic_share < 1.0:
         parser.error(f"--synthetic-share must be between 0 and 1 (exclusive), got {args.synthetic_share}")
     if not args.report:
         run(args)
     results = _results(args.out)
-    rows, classes = collect(results), class_columns(results)
-    class_rows = collect(results, classes)
-    table, class_table = format_table(rows), format_table(class_rows, classes)
-    print(table, "", "The unseen classes, one by one (the split fold):", class_table, sep="\n")
+    classes, selection = class_columns(results), [*SELECTION_COLUMNS, *class_columns(results, SELECTION)]
+    rows, class_rows = collect(results), collect(results, classes)
+    selection_rows = collect(results, selection, selection_key)
+    tables = {"table": format_table(rows), "class_table": format_table(class_rows, classes),
+              "selection_table": format_table(selection_rows, selection)}
+    print(tables["table"], "", "The unseen classes, one by one (the split fold):", tables["class_table"], sep="\n")
+    if selection_rows:
+        print("", "The selection fold (for choosing settings; no test side):", tables["selection_table"], sep="\n")
     (args.out / "downstream.json").write_text(json.dumps(
-        {"rows": rows, "table": table, "class_rows": class_rows, "class_table": class_table}, indent=1))
+        {"rows": rows, "class_rows": class_rows, "selection_rows": selection_rows, **tables}, indent=1))
 
 
 def run(args) -> None:
@@ -384,7 +463,9 @@ def run(args) -> None:
             check_unseen(load_checkpoint(args.checkpoint), _val_files(args.data), f"{args.data}'s validation split")
             folds.append(Fold(name, args.data, args.checkpoint))
         else:
-            store = fold_store(args.data, args.out / "folds" / name / "train.zarr", *CROSS_FOLDS[name])
+            path = args.out / "folds" / name / "train.zarr"
+            store = selection_store(args.data, path) if name == SELECTION else fold_store(args.data, path,
+                                                                                         *CROSS_FOLDS[name])
             folds.append(Fold(name, store, fold_gan(store, args.out / "folds" / name / "gan", gan_steps, "cpu")))
     print(f"variant {variant}: {args.recipe} {' '.join(args.set)}", flush=True)
     for fold in folds:
