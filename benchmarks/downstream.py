@@ -444,9 +444,12 @@ def main() -> None:
     selection_rows = collect(results, selection, selection_key)
     tables = {"table": format_table(rows), "class_table": format_table(class_rows, classes),
               "selection_table": format_table(selection_rows, selection)}
-    print(tables["table"], "", "The unseen classes, one by one (the split fold):", tables["class_table"], sep="\n")
-    if selection_rows:
-        print("", "The selection fold (for choosing settings; no test side):", tables["selection_table"], sep="\n")
+    for title, found, table in (("The folds:", rows, "table"),
+                                ("The unseen classes, one by one (the split fold):", class_rows, "class_table"),
+                                ("The selection fold (for choosing settings; no test side):", selection_rows,
+                                 "selection_table")):
+        if found:
+            print(title, tables[table], "", sep="\n")
     (args.out / "downstream.json").write_text(json.dumps(
         {"rows": rows, "class_rows": class_rows, "selection_rows": selection_rows, **tables}, indent=1))
 

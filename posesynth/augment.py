@@ -22,6 +22,10 @@ zero, and ``sample`` applies them per block, after the pose source and before fo
   sample, uniform in ``[1, extrapolate_max]`` (a bent knee bent further, a raised arm raised
   higher, a stride made longer), kept within the joint limits as ``mutation`` is: poses beyond
   the source's along the directions its own poses take;
+- ``shuffle``: the share of samples whose every body joint takes its local rotation from a sample
+  of the block drawn for that joint alone: EvoSkeleton's crossover at the level of single joints,
+  new combinations of every joint's real range (both knees bent, three spine joints bent the
+  same way), implausible results kept as ``mutation`` keeps them;
 - ``temperature``: a GAN checkpoint's latents drawn this many times wider (above 1: poses further
   from the training modes), implausible draws redrawn (``GanPoseSource.tempered``);
 - ``hardness`` with ``hardness_lifter``: keep the candidates a reference lifter gets wrong
@@ -65,12 +69,13 @@ class Augmentation:
     mutation_deg: float  # spread (degrees) of a mutation's turn angle, per joint
     extrapolate: float  # share of samples pushed away from the block's mean pose
     extrapolate_max: float  # the largest factor a pose's offset from the mean is scaled by
+    shuffle: float  # share of samples whose every body joint comes from another sample
     temperature: float  # a GAN checkpoint's latent scale
     hardness: float  # exponent of the reference lifter's error; 0 = off
     hardness_lifter: str  # the reference lifter's file ("" when hardness is 0)
 
     def __post_init__(self) -> None:
-        for name in ("wide_bodies", "tilt", "crossover", "mutation", "extrapolate"):
+        for name in ("wide_bodies", "tilt", "crossover", "mutation", "extrapolate", "shuffle"):
             _check_number(name, getattr(self, name), lambda v: 0.0 <= v <= 1.0, "a share between 0 and 1")
         _check_number("mutation_deg", self.mutation_deg, lambda v: 0.0 <= v <= 90.0, "degrees in [0, 90]")
         _check_number("extrapolate_max", self.extrapolate_max, lambda v: 1.0 <= v <= 3.0, "a factor in [1, 3]")
@@ -87,15 +92,23 @@ class Augmentation:
             raise ValueError(f"augment.tilt_deg must be [low, high] degrees with 0 <= low <= high <= 180, "
                              f"got {deg}")
 
+    @property
+    def needs_limits(self) -> bool:
+        """Whether a mechanism that keeps poses within the source's joint limits is on."""
+        return bool(self.mutation or self.extrapolate or self.shuffle)
+
     def apply(self, rotmats: torch.Tensor, betas: torch.Tensor, generator: torch.Generator,
               bodies: WideBodyRange | None, limits: JointLimits | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Augmented copies of ``rotmats`` (B, 24, 3, 3) and ``betas`` (B, K); ``bodies`` is
-        needed when ``wide_bodies`` is on, the source's joint ``limits`` when ``mutation`` or
-        ``extrapolate`` is."""
+        needed when ``wide_bodies`` is on, the source's joint ``limits`` when ``mutation``,
+        ``extrapolate`` or ``shuffle`` is."""
         if self.crossover:
             rotmats = cross_limbs(rotmats, self.crossover, generator)
-        if (self.mutation or self.extrapolate) and limits is None:
-            raise ValueError("augment.mutation and augment.extrapolate need the pose source's joint limits")
+        if self.needs_limits and limits is None:
+            raise ValueError("augment.mutation, augment.extrapolate and augment.shuffle need the pose source's "
+                             "joint limits")
+        if self.shuffle:
+            rotmats = shuffle_joints(rotmats, self.shuffle, limits, generator)
         if self.mutation:
             rotmats = mutate_joints(rotmats, self.mutation, self.mutation_deg, limits, generator)
         if self.extrapolate:
@@ -120,7 +133,7 @@ def _check_number(name: str, value: Any, ok: Callable[[float], bool], expected: 
 
 # What a recipe without an [augment] table (a store written before it existed) means: nothing applied.
 NO_AUGMENTATION = Augmentation(wide_bodies=0.0, tilt=0.0, tilt_deg=[0.0, 180.0], crossover=0.0, mutation=0.0,
-                               mutation_deg=0.0, extrapolate=0.0, extrapolate_max=1.0, temperature=1.0,
+                               mutation_deg=0.0, extrapolate=0.0, extrapolate_max=1.0, shuffle=0.0, temperature=1.0,
                                hardness=0.0, hardness_lifter="")
 
 
@@ -151,6 +164,19 @@ def cross_limbs(rotmats: torch.Tensor, share: float, generator: torch.Generator)
             idx = list(joints)
             out[rows[:, None], idx] = rotmats[partner[rows].to(rotmats.device)][:, idx]
     return out
+
+
+def shuffle_joints(rotmats: torch.Tensor, share: float, limits: JointLimits,
+                   generator: torch.Generator) -> torch.Tensor:
+    """Poses (B, 24, 3, 3), a ``share`` of them with every body joint's local rotation taken from a
+    row drawn uniformly for that joint alone, kept plausible (``within_limits``); the root is left
+    as it is; 1 + 23 numbers per row from ``generator``."""
+    B = len(rotmats)
+    take = torch.rand(B, generator=generator, dtype=torch.float64) < share
+    partner = torch.randint(B, (B, NUM_JOINTS - 1), generator=generator).to(rotmats.device)
+    shuffled = rotmats.clone()
+    shuffled[:, 1:] = rotmats[partner, torch.arange(1, NUM_JOINTS, device=rotmats.device)]
+    return within_limits(rotmats, shuffled, take, limits)
 
 
 def joint_turns(n: int, degrees: float, generator: torch.Generator, dtype: torch.dtype) -> torch.Tensor:

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from posesynth.augment import (LIMB_JOINTS, NO_AUGMENTATION, cross_limbs, extrapolate_poses, joint_turns, mean_rotations,
-                               mutate_joints, tilt_bodies)
+                               mutate_joints, shuffle_joints, tilt_bodies)
 from posesynth.body_range import WideBodyRange
 from posesynth.config import RecipeError
 from posesynth.plausibility import JointLimits, implausible
@@ -152,6 +152,35 @@ def test_extrapolated_real_poses_stay_within_the_joint_limits(real_poses):
     assert (rotation_angle_deg(real_poses, pushed)[:, 1:] > 1.0).any(1).float().mean() > 0.2  # and some moved
 
 
+def test_shuffled_joints_each_come_from_some_pose_of_the_block():
+    poses = small_poses(500)
+    shuffled = shuffle_joints(poses, 1.0, NO_LIMITS, torch.Generator().manual_seed(3))
+    for joint in range(1, 24):
+        nearest = rotation_angle_deg(shuffled[:, None, joint], poses[None, :, joint]).amin(1)  # (N,)
+        assert nearest.max() < 1e-6
+
+
+def test_shuffled_joints_of_one_pose_come_from_different_poses():
+    poses = small_poses(500)
+    shuffled = shuffle_joints(poses, 1.0, NO_LIMITS, torch.Generator().manual_seed(4))
+    own = rotation_angle_deg(shuffled, poses)[:, 1:] < 1e-6  # (N, 23): a joint that kept its own pose's rotation
+    assert own.float().mean() < 0.05
+
+
+def test_shuffle_leaves_the_root_and_applies_to_its_share():
+    poses = small_poses(4000)
+    shuffled = shuffle_joints(poses, 0.25, NO_LIMITS, torch.Generator().manual_seed(5))
+    assert torch.equal(shuffled[:, 0], poses[:, 0])
+    moved = (rotation_angle_deg(poses, shuffled)[:, 1:] > 0.01).any(1)
+    assert moved.float().mean() == pytest.approx(0.25, abs=0.03)
+
+
+def test_shuffled_real_poses_pass_the_plausibility_checks(real_poses):
+    limits = JointLimits.from_poses(real_poses)
+    shuffled = shuffle_joints(real_poses, 1.0, limits, torch.Generator().manual_seed(6))
+    assert not implausible(shuffled, limits)["any"].any()
+
+
 def test_wide_bodies_replace_their_share_of_bodies(body):
     betas = torch.zeros(8000, 10)
     aug = replace(NO_AUGMENTATION, wide_bodies=0.3)
@@ -184,6 +213,7 @@ def test_the_same_generator_state_gives_the_same_augmentation(body):
     ("augment.mutation=2", "augment.mutation must be a share"),
     ("augment.mutation_deg=-5", "augment.mutation_deg must be degrees"),
     ("augment.extrapolate=1.5", "augment.extrapolate must be a share"),
+    ("augment.shuffle=-1", "augment.shuffle must be a share"),
     ("augment.extrapolate_max=0.5", "augment.extrapolate_max must be a factor in \\[1, 3\\]"),
     ("augment.bodies=1", "unknown key augment.bodies"),
 ])
