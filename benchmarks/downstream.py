@@ -101,20 +101,34 @@ def fold_store(data: Path, out: Path, train_source: str, test_source: str) -> Pa
     files and whose ``val`` split is ``test_source``'s validation files (the rest: ``unused``)."""
     if _complete(out, training.KIND):
         return out
+
+    def split(group: zarr.Group, train: np.ndarray, val: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        sources = list(group.attrs["labels"]["source"])
+        source = group[training.label_path("source")][:]
+        return (source == sources.index(train_source)) & train, (source == sources.index(test_source)) & val
+
+    group = _resplit_copy(data, out, split)
+    group.attrs["fold"] = {"train_source": train_source, "test_source": test_source}
+    return out
+
+
+def _resplit_copy(data: Path, out: Path, split: Callable[[zarr.Group, np.ndarray, np.ndarray],
+                                                          tuple[np.ndarray, np.ndarray]]) -> zarr.Group:
+    """A copy at ``out`` of the training store ``data`` (its group, open for writing) whose new
+    ``train`` and ``val`` rows are what ``split(group, train, val)`` says from the old ones (per row
+    bool); every other row is in a third split, ``unused``."""
     shutil.rmtree(out, ignore_errors=True)
     shutil.copytree(data, out)
     group = zarr.open_group(out, mode="r+")
-    sources = list(group.attrs["labels"]["source"])
-    split, source = group[training.SPLIT_PATH][:], group[training.label_path("source")][:]
     splits = list(group.attrs["splits"])
+    old = group[training.SPLIT_PATH][:]
     train, val = splits.index("train"), splits.index("val")
-    new = np.full_like(split, 2)
-    new[(source == sources.index(train_source)) & (split == train)] = train
-    new[(source == sources.index(test_source)) & (split == val)] = val
+    new_train, new_val = split(group, old == train, old == val)
+    new = np.full_like(old, 2)
+    new[new_train], new[new_val] = train, val
     group[training.SPLIT_PATH][:] = new
-    group.attrs.update({"splits": [*splits[:2], "unused"],
-                        "fold": {"train_source": train_source, "test_source": test_source}})
-    return out
+    group.attrs["splits"] = [*splits[:2], "unused"]
+    return group
 
 
 def novel_classes(data: Path, per_source: int = NOVEL_PER_SOURCE, frames: int = 300, seed: int = 0) -> list[str]:
@@ -147,21 +161,17 @@ def selection_store(data: Path, out: Path) -> Path:
     if _complete(out, training.KIND):
         return out
     held_out = novel_classes(data)
-    shutil.rmtree(out, ignore_errors=True)
-    shutil.copytree(data, out)
-    group = zarr.open_group(out, mode="r+")
-    contents = list(group.attrs["labels"]["content"])
-    split, content = group[training.SPLIT_PATH][:], group[training.label_path("content")][:]
-    splits = list(group.attrs["splits"])
-    train, val = splits.index("train"), splits.index("val")
-    novel = np.isin(content, [contents.index(c) for c in held_out])
-    new = np.full_like(split, 2)
-    new[(split == train) & ~novel] = train
-    new[(split == train) & novel] = val
-    group[training.SPLIT_PATH][:] = new
-    files = group.attrs["labels"]["file"]
-    val_files = sorted({files[i] for i in np.unique(group[training.label_path("file")][:][new == val])})
-    group.attrs.update({"splits": [*splits[:2], "unused"], "fold": {"novel_classes": held_out},
+
+    def split(group: zarr.Group, train: np.ndarray, val: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        contents = list(group.attrs["labels"]["content"])
+        novel = np.isin(group[training.label_path("content")][:], [contents.index(c) for c in held_out])
+        return train & ~novel, train & novel
+
+    group = _resplit_copy(data, out, split)
+    files, val = group.attrs["labels"]["file"], list(group.attrs["splits"]).index("val")
+    val_files = sorted({files[i] for i in np.unique(group[training.label_path("file")][:][
+        group[training.SPLIT_PATH][:] == val])})
+    group.attrs.update({"fold": {"novel_classes": held_out},
                         "split_rule": {**group.attrs["split_rule"], "val_subjects": [], "val_contents": held_out,
                                        "held_out_files": val_files}})
     print(f"  selection fold: {', '.join(held_out)} held out of the training files", flush=True)
