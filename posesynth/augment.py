@@ -17,15 +17,6 @@ zero, and ``sample`` applies them per block, after the pose source and before fo
   the source's joint limits keeps its rotation, and a pose the plausibility checks refuse keeps
   all of them (EvoSkeleton's mutation; PoseAug's bone-angle augmentation): poses between and
   beyond the source's, at the level of single joints;
-- ``extrapolate`` with ``extrapolate_max``: the share of samples pushed away from the block's mean
-  pose: every body joint's rotation relative to the mean joint rotation scaled by one factor per
-  sample, uniform in ``[1, extrapolate_max]`` (a bent knee bent further, a raised arm raised
-  higher, a stride made longer), kept within the joint limits as ``mutation`` is: poses beyond
-  the source's along the directions its own poses take;
-- ``shuffle``: the share of samples whose every body joint takes its local rotation from a sample
-  of the block drawn for that joint alone: EvoSkeleton's crossover at the level of single joints,
-  new combinations of every joint's real range (both knees bent, three spine joints bent the
-  same way), implausible results kept as ``mutation`` keeps them;
 - ``temperature``: a GAN checkpoint's latents drawn this many times wider (above 1: poses further
   from the training modes), implausible draws redrawn (``GanPoseSource.tempered``);
 - ``hardness`` with ``hardness_lifter``: keep the candidates a reference lifter gets wrong
@@ -67,18 +58,14 @@ class Augmentation:
     crossover: float  # share of samples with one limb from another sample
     mutation: float  # share of samples with every body joint turned a little
     mutation_deg: float  # spread (degrees) of a mutation's turn angle, per joint
-    extrapolate: float  # share of samples pushed away from the block's mean pose
-    extrapolate_max: float  # the largest factor a pose's offset from the mean is scaled by
-    shuffle: float  # share of samples whose every body joint comes from another sample
     temperature: float  # a GAN checkpoint's latent scale
     hardness: float  # exponent of the reference lifter's error; 0 = off
     hardness_lifter: str  # the reference lifter's file ("" when hardness is 0)
 
     def __post_init__(self) -> None:
-        for name in ("wide_bodies", "tilt", "crossover", "mutation", "extrapolate", "shuffle"):
+        for name in ("wide_bodies", "tilt", "crossover", "mutation"):
             _check_number(name, getattr(self, name), lambda v: 0.0 <= v <= 1.0, "a share between 0 and 1")
         _check_number("mutation_deg", self.mutation_deg, lambda v: 0.0 <= v <= 90.0, "degrees in [0, 90]")
-        _check_number("extrapolate_max", self.extrapolate_max, lambda v: 1.0 <= v <= 3.0, "a factor in [1, 3]")
         _check_number("temperature", self.temperature, lambda v: 0.0 < v <= 3.0, "a number in (0, 3]")
         _check_number("hardness", self.hardness, lambda v: 0.0 <= v <= 10.0, "a number in [0, 10]")
         if not isinstance(self.hardness_lifter, str) or (self.hardness and not self.hardness_lifter):
@@ -92,27 +79,16 @@ class Augmentation:
             raise ValueError(f"augment.tilt_deg must be [low, high] degrees with 0 <= low <= high <= 180, "
                              f"got {deg}")
 
-    @property
-    def needs_limits(self) -> bool:
-        """Whether a mechanism that keeps poses within the source's joint limits is on."""
-        return bool(self.mutation or self.extrapolate or self.shuffle)
-
     def apply(self, rotmats: torch.Tensor, betas: torch.Tensor, generator: torch.Generator,
               bodies: WideBodyRange | None, limits: JointLimits | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Augmented copies of ``rotmats`` (B, 24, 3, 3) and ``betas`` (B, K); ``bodies`` is
-        needed when ``wide_bodies`` is on, the source's joint ``limits`` when ``mutation``,
-        ``extrapolate`` or ``shuffle`` is."""
+        needed when ``wide_bodies`` is on, the source's joint ``limits`` when ``mutation`` is."""
         if self.crossover:
             rotmats = cross_limbs(rotmats, self.crossover, generator)
-        if self.needs_limits and limits is None:
-            raise ValueError("augment.mutation, augment.extrapolate and augment.shuffle need the pose source's "
-                             "joint limits")
-        if self.shuffle:
-            rotmats = shuffle_joints(rotmats, self.shuffle, limits, generator)
         if self.mutation:
+            if limits is None:
+                raise ValueError("augment.mutation needs the pose source's joint limits")
             rotmats = mutate_joints(rotmats, self.mutation, self.mutation_deg, limits, generator)
-        if self.extrapolate:
-            rotmats = extrapolate_poses(rotmats, self.extrapolate, self.extrapolate_max, limits, generator)
         if self.tilt:
             rotmats = rotmats.clone()
             rotmats[:, 0] = tilt_bodies(rotmats[:, 0], self.tilt, self.tilt_deg, generator)
@@ -133,8 +109,7 @@ def _check_number(name: str, value: Any, ok: Callable[[float], bool], expected: 
 
 # What a recipe without an [augment] table (a store written before it existed) means: nothing applied.
 NO_AUGMENTATION = Augmentation(wide_bodies=0.0, tilt=0.0, tilt_deg=[0.0, 180.0], crossover=0.0, mutation=0.0,
-                               mutation_deg=0.0, extrapolate=0.0, extrapolate_max=1.0, shuffle=0.0, temperature=1.0,
-                               hardness=0.0, hardness_lifter="")
+                               mutation_deg=0.0, temperature=1.0, hardness=0.0, hardness_lifter="")
 
 
 def tilt_bodies(global_orient: torch.Tensor, share: float, degrees: Sequence[float],
@@ -166,19 +141,6 @@ def cross_limbs(rotmats: torch.Tensor, share: float, generator: torch.Generator)
     return out
 
 
-def shuffle_joints(rotmats: torch.Tensor, share: float, limits: JointLimits,
-                   generator: torch.Generator) -> torch.Tensor:
-    """Poses (B, 24, 3, 3), a ``share`` of them with every body joint's local rotation taken from a
-    row drawn uniformly for that joint alone, kept plausible (``within_limits``); the root is left
-    as it is; 1 + 23 numbers per row from ``generator``."""
-    B = len(rotmats)
-    take = torch.rand(B, generator=generator, dtype=torch.float64) < share
-    partner = torch.randint(B, (B, NUM_JOINTS - 1), generator=generator).to(rotmats.device)
-    shuffled = rotmats.clone()
-    shuffled[:, 1:] = rotmats[partner, torch.arange(1, NUM_JOINTS, device=rotmats.device)]
-    return within_limits(rotmats, shuffled, take, limits)
-
-
 def joint_turns(n: int, degrees: float, generator: torch.Generator, dtype: torch.dtype) -> torch.Tensor:
     """Random turns (n, 24, 3, 3) of every body joint, identity for the root: a uniform axis and
     an angle normal with ``degrees`` of spread; 24 * 4 normals per row from ``generator``."""
@@ -190,44 +152,12 @@ def joint_turns(n: int, degrees: float, generator: torch.Generator, dtype: torch
 
 def mutate_joints(rotmats: torch.Tensor, share: float, degrees: float, limits: JointLimits,
                   generator: torch.Generator) -> torch.Tensor:
-    """Poses (B, 24, 3, 3), a ``share`` of them with every body joint turned (``joint_turns``),
-    within ``limits`` (``within_limits``); 1 + 24 * 4 numbers per row from ``generator``."""
-    take = torch.rand(len(rotmats), generator=generator, dtype=torch.float64) < share
+    """Poses (B, 24, 3, 3), a ``share`` of them with every body joint turned (``joint_turns``): a
+    turn taking its joint out of ``limits`` is not made, and a pose that ``implausible`` refuses
+    keeps its own rotations; 1 + 24 * 4 numbers per row from ``generator``."""
+    take = (torch.rand(len(rotmats), generator=generator, dtype=torch.float64) < share).to(rotmats.device)
     turned = rotmats @ joint_turns(len(rotmats), degrees, generator, rotmats.dtype).to(rotmats.device)
-    return within_limits(rotmats, turned, take, limits)
-
-
-def mean_rotations(rotmats: torch.Tensor) -> torch.Tensor:
-    """Each joint's mean rotation (24, 3, 3) over poses (B, 24, 3, 3): the rotation nearest the
-    average of its matrices (the chordal mean, by SVD)."""
-    u, _, vt = torch.linalg.svd(rotmats.double().mean(0))
-    sign = torch.ones(len(u), 3, dtype=u.dtype, device=u.device)
-    sign[:, 2] = torch.linalg.det(u @ vt)  # a proper rotation, never a reflection
-    return ((u * sign[:, None, :]) @ vt).to(rotmats.dtype)
-
-
-def extrapolate_poses(rotmats: torch.Tensor, share: float, max_factor: float, limits: JointLimits,
-                      generator: torch.Generator) -> torch.Tensor:
-    """Poses (B, 24, 3, 3), a ``share`` of them pushed away from the mean pose of all of them
-    (``mean_rotations``): every body joint's rotation relative to its mean, as an axis-angle,
-    scaled by one factor per pose uniform in ``[1, max_factor]``, within ``limits``
-    (``within_limits``); the root is left as it is; 2 uniforms per row from ``generator``."""
-    u = torch.rand(len(rotmats), 2, generator=generator, dtype=torch.float64)
-    factor = (1.0 + (max_factor - 1.0) * u[:, 1]).to(rotmats)
-    mean = mean_rotations(rotmats)
-    offset = matrix_to_axis_angle(mean.transpose(-1, -2) @ rotmats)  # (B, 24, 3)
-    pushed = mean @ axis_angle_to_matrix(offset * factor.to(offset.device)[:, None, None])
-    pushed[:, 0] = rotmats[:, 0]
-    return within_limits(rotmats, pushed, u[:, 0] < share, limits)
-
-
-def within_limits(original: torch.Tensor, changed: torch.Tensor, take: torch.Tensor,
-                  limits: JointLimits) -> torch.Tensor:
-    """Poses (B, 24, 3, 3): ``changed`` where ``take`` (B,) holds, ``original`` elsewhere; a joint
-    that ``changed`` takes out of ``limits`` keeps its original rotation, and a pose that
-    ``implausible`` refuses keeps all of them."""
-    device = original.device
-    outside = out_of_range(matrix_to_axis_angle(changed.float()), limits).to(device)
-    changed = torch.where(outside[..., None, None], original, changed)
-    keep = take.to(device) & ~implausible(changed, limits)["any"].to(device)
-    return torch.where(keep[:, None, None, None], changed, original)
+    outside = out_of_range(matrix_to_axis_angle(turned.float()), limits).to(rotmats.device)
+    turned = torch.where(outside[..., None, None], rotmats, turned)
+    keep = take & ~implausible(turned, limits)["any"].to(rotmats.device)
+    return torch.where(keep[:, None, None, None], turned, rotmats)

@@ -1,4 +1,4 @@
-"""Sample-time augmentation: tilted bodies, limb crossover, joint mutation, extrapolation, wide bodies, and their recipe table."""
+"""Sample-time augmentation: tilted bodies, limb crossover, joint mutation, wide bodies, and their recipe table."""
 
 from dataclasses import replace
 
@@ -7,14 +7,12 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from posesynth.augment import (LIMB_JOINTS, NO_AUGMENTATION, cross_limbs, extrapolate_poses, joint_turns, mean_rotations,
-                               mutate_joints, shuffle_joints, tilt_bodies)
+from posesynth.augment import LIMB_JOINTS, NO_AUGMENTATION, cross_limbs, joint_turns, mutate_joints, tilt_bodies
 from posesynth.body_range import WideBodyRange
 from posesynth.config import RecipeError
 from posesynth.plausibility import JointLimits, implausible
 from posesynth.rotations import axis_angle_to_matrix, matrix_to_axis_angle
 from posesynth.sample_recipe import resolve_sample_recipe, validate_sample_recipe
-from posesynth.skeleton import JOINT_INDEX
 
 
 def random_poses(n: int, seed: int = 0) -> torch.Tensor:
@@ -97,90 +95,6 @@ def test_mutation_turns_the_body_joints_of_its_share_of_poses_only(real_poses):
     assert moved[:, 1:].any(1).float().mean() == pytest.approx(0.5, abs=0.08)
 
 
-NO_LIMITS = JointLimits(torch.full((24, 3), -4.0), torch.full((24, 3), 4.0))  # wider than any axis-angle
-
-
-def small_poses(n: int, seed: int = 0) -> torch.Tensor:
-    """Poses (n, 24, 3, 3) whose every joint is turned by well under 90 degrees (no extrapolation
-    wraps past 180), knees and elbows bent the right way by more than the mean, so that
-    extrapolation keeps them plausible."""
-    g = torch.Generator().manual_seed(seed)
-    aa = 0.2 * torch.randn(n, 24, 3, generator=g, dtype=torch.float64)
-    knees, elbows = [JOINT_INDEX["left_knee"], JOINT_INDEX["right_knee"]], [JOINT_INDEX["left_elbow"], JOINT_INDEX["right_elbow"]]
-    aa[:, knees, 0] = 0.5 + aa[:, knees, 0].abs()
-    aa[:, elbows, 1] = torch.tensor([-1.0, 1.0], dtype=aa.dtype) * (0.5 + aa[:, elbows, 1].abs())
-    return axis_angle_to_matrix(aa)
-
-
-def test_the_mean_rotation_of_one_repeated_pose_is_that_pose():
-    pose = random_poses(1, seed=3).double()
-    assert torch.allclose(mean_rotations(pose.expand(50, 24, 3, 3)), pose[0], atol=1e-9)
-
-
-@settings(max_examples=20, deadline=None)
-@given(max_factor=st.floats(1.05, 2.5), seed=st.integers(0, 2**31))
-def test_extrapolation_scales_every_joints_offset_from_the_mean_by_one_factor_in_range(max_factor, seed):
-    poses = small_poses(300, seed % 1000)
-    mean = mean_rotations(poses)
-    pushed = extrapolate_poses(poses, 1.0, max_factor, NO_LIMITS, torch.Generator().manual_seed(seed))
-    before = matrix_to_axis_angle(mean.transpose(-1, -2) @ poses)[:, 1:]
-    after = matrix_to_axis_angle(mean.transpose(-1, -2) @ pushed)[:, 1:]
-    factor = after.norm(dim=-1) / before.norm(dim=-1)  # (N, 23)
-    assert torch.allclose(after, before * factor[..., None], atol=1e-6)  # the same direction, further
-    assert torch.allclose(factor, factor[:, :1].expand_as(factor), atol=1e-6)  # one factor per pose
-    assert factor.min() >= 1 - 1e-6 and factor.max() <= max_factor + 1e-6
-    assert (factor[:, 0] > 1 + 1e-3).float().mean() > 0.9  # and the poses moved
-
-
-def test_extrapolation_leaves_the_global_orientation():
-    poses = small_poses(200)
-    pushed = extrapolate_poses(poses, 1.0, 2.0, NO_LIMITS, torch.Generator().manual_seed(1))
-    assert torch.equal(pushed[:, 0], poses[:, 0])
-
-
-def test_extrapolation_applies_to_its_share_of_poses():
-    poses = small_poses(4000)
-    pushed = extrapolate_poses(poses, 0.3, 2.0, NO_LIMITS, torch.Generator().manual_seed(2))
-    moved = (rotation_angle_deg(poses, pushed)[:, 1:] > 0.01).any(1)
-    assert moved.float().mean() == pytest.approx(0.3, abs=0.03)
-
-
-def test_extrapolated_real_poses_stay_within_the_joint_limits(real_poses):
-    limits = JointLimits.from_poses(real_poses)
-    pushed = extrapolate_poses(real_poses, 1.0, 2.0, limits, torch.Generator().manual_seed(6))
-    assert not implausible(pushed, limits)["any"].any()
-    assert (rotation_angle_deg(real_poses, pushed)[:, 1:] > 1.0).any(1).float().mean() > 0.2  # and some moved
-
-
-def test_shuffled_joints_each_come_from_some_pose_of_the_block():
-    poses = small_poses(500)
-    shuffled = shuffle_joints(poses, 1.0, NO_LIMITS, torch.Generator().manual_seed(3))
-    for joint in range(1, 24):
-        nearest = rotation_angle_deg(shuffled[:, None, joint], poses[None, :, joint]).amin(1)  # (N,)
-        assert nearest.max() < 1e-6
-
-
-def test_shuffled_joints_of_one_pose_come_from_different_poses():
-    poses = small_poses(500)
-    shuffled = shuffle_joints(poses, 1.0, NO_LIMITS, torch.Generator().manual_seed(4))
-    own = rotation_angle_deg(shuffled, poses)[:, 1:] < 1e-6  # (N, 23): a joint that kept its own pose's rotation
-    assert own.float().mean() < 0.05
-
-
-def test_shuffle_leaves_the_root_and_applies_to_its_share():
-    poses = small_poses(4000)
-    shuffled = shuffle_joints(poses, 0.25, NO_LIMITS, torch.Generator().manual_seed(5))
-    assert torch.equal(shuffled[:, 0], poses[:, 0])
-    moved = (rotation_angle_deg(poses, shuffled)[:, 1:] > 0.01).any(1)
-    assert moved.float().mean() == pytest.approx(0.25, abs=0.03)
-
-
-def test_shuffled_real_poses_pass_the_plausibility_checks(real_poses):
-    limits = JointLimits.from_poses(real_poses)
-    shuffled = shuffle_joints(real_poses, 1.0, limits, torch.Generator().manual_seed(6))
-    assert not implausible(shuffled, limits)["any"].any()
-
-
 def test_wide_bodies_replace_their_share_of_bodies(body):
     betas = torch.zeros(8000, 10)
     aug = replace(NO_AUGMENTATION, wide_bodies=0.3)
@@ -212,9 +126,6 @@ def test_the_same_generator_state_gives_the_same_augmentation(body):
     ("augment.tilt_deg=45", "augment.tilt_deg must be"),
     ("augment.mutation=2", "augment.mutation must be a share"),
     ("augment.mutation_deg=-5", "augment.mutation_deg must be degrees"),
-    ("augment.extrapolate=1.5", "augment.extrapolate must be a share"),
-    ("augment.shuffle=-1", "augment.shuffle must be a share"),
-    ("augment.extrapolate_max=0.5", "augment.extrapolate_max must be a factor in \\[1, 3\\]"),
     ("augment.bodies=1", "unknown key augment.bodies"),
 ])
 def test_bad_augment_settings_are_refused_naming_the_key(override, message):
@@ -236,6 +147,6 @@ def test_a_recipe_without_an_augment_table_has_none():
 
 
 def test_a_recorded_augment_table_without_a_newer_mechanism_has_it_off():
-    recorded = resolve_sample_recipe().to_dict()
-    del recorded["augment"]["extrapolate"], recorded["augment"]["extrapolate_max"]
-    assert validate_sample_recipe(recorded).augment.extrapolate == 0.0
+    recorded = resolve_sample_recipe(overrides=["augment.mutation=0.5"]).to_dict()
+    del recorded["augment"]["mutation"], recorded["augment"]["mutation_deg"]
+    assert validate_sample_recipe(recorded).augment.mutation == 0.0

@@ -102,7 +102,7 @@ class BlockSampler:
         self.prior_betas = recipe.sample.betas == "prior"
         self.label = label_index(source, recipe.sample.label)
         self.bodies = WideBodyRange.for_body(self.body) if self.augment.wide_bodies else None
-        self.limits = joint_limits(source) if self.augment.needs_limits else None
+        self.limits = joint_limits(source) if self.augment.mutation else None
         self.hardness = (HardnessSelector(self.augment.hardness_lifter, self.augment.hardness, self.body, self.cameras)
                          if self.augment.hardness else None)
         self.capsules = BodyCapsules.from_body(body)
@@ -180,10 +180,10 @@ def tempered(source: PoseSource, temperature: float) -> PoseSource:
 
 
 def joint_limits(source: PoseSource) -> JointLimits:
-    """The joint limits ``augment.mutation``, ``extrapolate`` and ``shuffle`` keep ``source``'s poses in
-    (GAN checkpoints trained with this posesynth carry their training poses')."""
+    """The joint limits ``augment.mutation`` keeps ``source``'s mutated poses in (GAN checkpoints
+    trained with this posesynth carry their training poses')."""
     limits = getattr(source, "joint_limits", None)
     if limits is None:
-        raise SampleError(f"augment.mutation, extrapolate, shuffle: {source.identity} has no joint limits to keep "
-                          f"changed poses in; a GAN checkpoint trained with this posesynth has them (or set them to 0)")
+        raise SampleError(f"augment.mutation: {source.identity} has no joint limits to keep mutated poses in; "
+                          f"a GAN checkpoint trained with this posesynth has them (or set augment.mutation=0)")
     return limits
