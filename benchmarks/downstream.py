@@ -169,12 +169,9 @@ def selection_store(data: Path, out: Path) -> Path:
         return train & ~novel, train & novel
 
     group = _resplit_copy(data, out, split)
-    files, val = group.attrs["labels"]["file"], list(group.attrs["splits"]).index("val")
-    val_files = sorted({files[i] for i in np.unique(group[training.label_path("file")][:][
-        group[training.SPLIT_PATH][:] == val])})
     group.attrs.update({"fold": {"novel_classes": held_out},
                         "split_rule": {**group.attrs["split_rule"], "val_subjects": [], "val_contents": held_out,
-                                       "held_out_files": val_files}})
+                                       "held_out_files": sorted(_val_files(out))}})
     print(f"  selection fold: {', '.join(held_out)} held out of the training files", flush=True)
     return out
 
@@ -478,8 +475,8 @@ def run(args) -> None:
             folds.append(Fold(name, args.data, args.checkpoint))
         else:
             path = args.out / "folds" / name / "train.zarr"
-            store = selection_store(args.data, path) if name == SELECTION else fold_store(args.data, path,
-                                                                                         *CROSS_FOLDS[name])
+            store = (selection_store(args.data, path) if name == SELECTION
+                     else fold_store(args.data, path, *CROSS_FOLDS[name]))
             folds.append(Fold(name, store, fold_gan(store, args.out / "folds" / name / "gan", gan_steps, "cpu")))
     print(f"variant {variant}: {args.recipe} {' '.join(args.set)}", flush=True)
     for fold in folds:
