@@ -3,6 +3,9 @@
 The recipe's ``[augment]`` table (``posesynth/recipes/sample_default.toml``); every mechanism is off at
 zero, and ``sample`` applies them per block, after the pose source and before forward kinematics:
 
+- ``mirror``: the share of samples mirrored left to right (the body's sagittal plane): the flip
+  augmentation of 3D pose training, for a pool whose one-sided actions (a right-hand grab, a
+  left-foot kick) have no mirror twin;
 - ``wide_bodies``: the share of samples put on a body drawn from ``body_range.WideBodyRange``
   (statures, proportions and joint conventions beyond the pool's few bodies) instead of the
   source's body;
@@ -38,7 +41,7 @@ import torch
 from posesynth.body_range import WideBodyRange
 from posesynth.plausibility import JointLimits, implausible, out_of_range
 from posesynth.rotations import axis_angle_to_matrix, matrix_to_axis_angle
-from posesynth.skeleton import JOINT_INDEX, NUM_JOINTS
+from posesynth.skeleton import JOINT_INDEX, NUM_JOINTS, mirror_index
 
 LIMB_JOINTS: dict[str, tuple[int, ...]] = {  # the joints whose local rotations a limb carries
     "left_arm": tuple(JOINT_INDEX[j] for j in ("left_shoulder", "left_elbow", "left_wrist", "left_hand")),
@@ -52,6 +55,7 @@ LIMB_JOINTS: dict[str, tuple[int, ...]] = {  # the joints whose local rotations 
 class Augmentation:
     """The ``[augment]`` recipe table, checked (the values: ``posesynth/recipes/sample_default.toml``)."""
 
+    mirror: float  # share of samples mirrored left to right
     wide_bodies: float  # share of samples on a wide-range body
     tilt: float  # share of samples tilted by an angle in tilt_deg
     tilt_deg: list[float]  # [low, high] degrees
@@ -63,7 +67,7 @@ class Augmentation:
     hardness_lifter: str  # the reference lifter's file ("" when hardness is 0)
 
     def __post_init__(self) -> None:
-        for name in ("wide_bodies", "tilt", "crossover", "mutation"):
+        for name in ("mirror", "wide_bodies", "tilt", "crossover", "mutation"):
             _check_number(name, getattr(self, name), lambda v: 0.0 <= v <= 1.0, "a share between 0 and 1")
         _check_number("mutation_deg", self.mutation_deg, lambda v: 0.0 <= v <= 90.0, "degrees in [0, 90]")
         _check_number("temperature", self.temperature, lambda v: 0.0 < v <= 3.0, "a number in (0, 3]")
@@ -83,6 +87,8 @@ class Augmentation:
               bodies: WideBodyRange | None, limits: JointLimits | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Augmented copies of ``rotmats`` (B, 24, 3, 3) and ``betas`` (B, K); ``bodies`` is
         needed when ``wide_bodies`` is on, the source's joint ``limits`` when ``mutation`` is."""
+        if self.mirror:
+            rotmats = mirror_poses(rotmats, self.mirror, generator)
         if self.crossover:
             rotmats = cross_limbs(rotmats, self.crossover, generator)
         if self.mutation:
@@ -108,7 +114,7 @@ def _check_number(name: str, value: Any, ok: Callable[[float], bool], expected: 
 
 
 # What a recipe without an [augment] table (a store written before it existed) means: nothing applied.
-NO_AUGMENTATION = Augmentation(wide_bodies=0.0, tilt=0.0, tilt_deg=[0.0, 180.0], crossover=0.0, mutation=0.0,
+NO_AUGMENTATION = Augmentation(mirror=0.0, wide_bodies=0.0, tilt=0.0, tilt_deg=[0.0, 180.0], crossover=0.0, mutation=0.0,
                                mutation_deg=0.0, temperature=1.0, hardness=0.0, hardness_lifter="")
 
 
@@ -122,6 +128,17 @@ def tilt_bodies(global_orient: torch.Tensor, share: float, degrees: Sequence[flo
     axis = torch.stack([torch.cos(azimuth), torch.zeros_like(azimuth), torch.sin(azimuth)], -1)
     turn = axis_angle_to_matrix(axis * angle[:, None]).to(global_orient)
     return turn @ global_orient
+
+
+def mirror_poses(rotmats: torch.Tensor, share: float, generator: torch.Generator) -> torch.Tensor:
+    """Poses (B, 24, 3, 3), a ``share`` of them mirrored left to right: every local rotation
+    reflected through the x = 0 plane (``F R F``, F = diag(-1, 1, 1)) and given to its joint's
+    mirror twin, so that on a left/right-symmetric skeleton (the body model's, for any betas) the
+    posed joints are the original's mirror image; 1 uniform per row from ``generator``."""
+    take = (torch.rand(len(rotmats), generator=generator, dtype=torch.float64) < share).to(rotmats.device)
+    flip = torch.diag(torch.tensor([-1.0, 1.0, 1.0], dtype=rotmats.dtype, device=rotmats.device))
+    mirrored = flip @ rotmats[:, list(mirror_index())] @ flip
+    return torch.where(take[:, None, None, None], mirrored, rotmats)
 
 
 def cross_limbs(rotmats: torch.Tensor, share: float, generator: torch.Generator) -> torch.Tensor:

@@ -10,7 +10,7 @@ sections:
   TOML path), whose table gives every other key's value, plus any ``CameraDistribution`` key, which
   overrides the preset's value (``views`` is here);
 - ``[noise]``: the ``noise.DetectorNoise`` parameters;
-- ``[augment]``: the ``augment.Augmentation`` shares (wide bodies, tilted bodies, limb crossover);
+- ``[augment]``: the ``augment.Augmentation`` shares (mirrored, wide and tilted bodies, limb crossover, ...);
   a recipe without the table (a store written before it existed) has none (``augment = None``).
 
 ``resolve_sample_recipe`` starts from sample_default.toml with the camera preset's table under

@@ -1,4 +1,4 @@
-"""Sample-time augmentation: tilted bodies, limb crossover, joint mutation, wide bodies, and their recipe table."""
+"""Sample-time augmentation: mirrored and tilted bodies, limb crossover, joint mutation, wide bodies, and their recipe table."""
 
 from dataclasses import replace
 
@@ -7,12 +7,14 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from posesynth.augment import LIMB_JOINTS, NO_AUGMENTATION, cross_limbs, joint_turns, mutate_joints, tilt_bodies
+from posesynth.augment import (LIMB_JOINTS, NO_AUGMENTATION, cross_limbs, joint_turns, mirror_poses, mutate_joints,
+                               tilt_bodies)
 from posesynth.body_range import WideBodyRange
 from posesynth.config import RecipeError
 from posesynth.plausibility import JointLimits, implausible
 from posesynth.rotations import axis_angle_to_matrix, matrix_to_axis_angle
 from posesynth.sample_recipe import resolve_sample_recipe, validate_sample_recipe
+from posesynth.skeleton import mirror_index
 
 
 def random_poses(n: int, seed: int = 0) -> torch.Tensor:
@@ -49,6 +51,28 @@ def test_tilt_applies_to_its_share_of_samples():
     tilted = tilt_bodies(start, 0.2, (30.0, 120.0), torch.Generator().manual_seed(2))
     changed = up_axis_angle_deg(start, tilted) > 1.0
     assert changed.float().mean() == pytest.approx(0.2, abs=0.01)
+
+
+def test_mirrored_poses_put_the_joints_in_their_mirror_image(body, real_poses):
+    betas = torch.randn(len(real_poses), 10, generator=torch.Generator().manual_seed(8))
+    mirrored = mirror_poses(real_poses, 1.0, torch.Generator().manual_seed(9))
+    joints = body.forward_rotmats(real_poses[:, 0], real_poses[:, 1:], betas).joints
+    mirrored_joints = body.forward_rotmats(mirrored[:, 0], mirrored[:, 1:], betas).joints
+    reflected = joints[:, list(mirror_index())] * torch.tensor([-1.0, 1.0, 1.0])
+    assert torch.allclose(mirrored_joints, reflected, atol=1e-4)
+
+
+def test_mirroring_twice_gives_the_pose_back():
+    poses = random_poses(100)
+    twice = mirror_poses(mirror_poses(poses, 1.0, torch.Generator()), 1.0, torch.Generator())
+    assert torch.allclose(twice, poses, atol=1e-6)
+
+
+def test_mirroring_applies_to_its_share_of_samples():
+    poses = random_poses(20000)
+    mirrored = mirror_poses(poses, 0.3, torch.Generator().manual_seed(10))
+    changed = (mirrored - poses).flatten(1).abs().amax(1) > 0
+    assert changed.float().mean() == pytest.approx(0.3, abs=0.01)
 
 
 def test_crossover_replaces_exactly_one_limb_by_another_samples():
@@ -109,7 +133,7 @@ def test_no_augmentation_changes_nothing():
 
 
 def test_the_same_generator_state_gives_the_same_augmentation(body):
-    aug = replace(NO_AUGMENTATION, wide_bodies=0.5, tilt=0.5, crossover=0.5)
+    aug = replace(NO_AUGMENTATION, mirror=0.5, wide_bodies=0.5, tilt=0.5, crossover=0.5)
     wide = WideBodyRange.for_body(body)
     poses, betas = random_poses(256), torch.zeros(256, 10)
     a = aug.apply(poses, betas, torch.Generator().manual_seed(7), wide)
@@ -119,6 +143,7 @@ def test_the_same_generator_state_gives_the_same_augmentation(body):
 
 @pytest.mark.parametrize("override, message", [
     ("augment.tilt=1.5", "augment.tilt must be a share between 0 and 1"),
+    ("augment.mirror=1.5", "augment.mirror must be a share"),
     ("augment.crossover=-0.1", "augment.crossover must be a share"),
     ("augment.wide_bodies=true", "augment.wide_bodies must be a share"),
     ("augment.tilt_deg=[120, 30]", "augment.tilt_deg must be"),
