@@ -61,7 +61,7 @@ from posesynth.sample_recipe import resolve_sample_recipe
 from posesynth.stores import samples
 from posesynth.stores.samples import camera_path, keypoints_path
 
-PLAIN = ["augment.wide_bodies=0.0", "augment.tilt=0.0", "augment.crossover=0.0"]
+PLAIN = ["augment.mirror=0.0", "augment.wide_bodies=0.0", "augment.tilt=0.0", "augment.crossover=0.0"]
 ROWS = ("unadapted", "adapted", "oracle")
 # --diagnostics: the fold GAN (its own bodies, default augmentation) through the target's own
 # cameras, which adapt never sees: what a perfect camera fit could give at best; and the adapted

@@ -467,7 +467,7 @@ def run(args) -> None:
     size = benchmark_size(args)
     gan_steps = size["fold_gan_steps"]
     variant = variant_name(args)
-    plain = ["augment.wide_bodies=0.0", "augment.tilt=0.0", "augment.crossover=0.0"]
+    plain = ["augment.mirror=0.0", "augment.wide_bodies=0.0", "augment.tilt=0.0", "augment.crossover=0.0"]
     folds = []
     for name in args.folds.split(","):
         if name == "split":

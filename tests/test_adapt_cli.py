@@ -65,7 +65,7 @@ def test_a_named_camera_preset_replaces_the_adapted_cameras(adapted, tmp_path):
 def test_an_adapted_checkpoint_samples_without_the_pools_augmentations(adapted, tmp_path):
     invoke("sample", "--checkpoint", adapted, "--n", 256, "--out", tmp_path / "s.zarr", "--device", "cpu", *SAMPLE)
     augment = zarr.open_group(str(tmp_path / "s.zarr"), mode="r").attrs["recipe"]["augment"]
-    assert (augment["wide_bodies"], augment["tilt"], augment["crossover"]) == (0.0, 0.0, 0.0)
+    assert (augment["mirror"], augment["wide_bodies"], augment["tilt"], augment["crossover"]) == (0.0, 0.0, 0.0, 0.0)
 
 
 def test_a_set_turns_an_adapted_checkpoints_augmentation_back_on(adapted, tmp_path):

@@ -160,7 +160,7 @@ def test_bad_augment_settings_are_refused_naming_the_key(override, message):
 
 def test_the_default_recipe_turns_the_mechanisms_on():
     augment = resolve_sample_recipe().augment
-    assert augment.wide_bodies > 0 and augment.tilt > 0 and augment.crossover > 0
+    assert augment.mirror > 0 and augment.wide_bodies > 0 and augment.tilt > 0 and augment.crossover > 0
 
 
 def test_a_recipe_without_an_augment_table_has_none():

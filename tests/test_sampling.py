@@ -32,7 +32,7 @@ from posesynth.sampling.generate import sole_clearance
 from posesynth.store import StoreError, open_store
 
 SMALL = ["sample.block_size=128", "sample.chunk_size=256", "sample.shard_size=512"]
-NO_AUGMENT = ["augment.wide_bodies=0", "augment.tilt=0", "augment.crossover=0"]
+NO_AUGMENT = ["augment.mirror=0", "augment.wide_bodies=0", "augment.tilt=0", "augment.crossover=0"]
 
 
 # ---------------------------------------------------------------------------- shared stores

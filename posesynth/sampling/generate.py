@@ -4,7 +4,7 @@ Per block of ``block_size`` rows:
 
 1. poses from the pose source, in its canonical yaw (the body faces +z), and betas (the
    source's, or the prior's: ``sample.betas``), then the recipe's ``[augment]`` (wide bodies,
-   tilted bodies, limb crossover: ``posesynth.augment``);
+   tilted bodies, limb crossover, mirror images: ``posesynth.augment``);
 2. joints by forward kinematics on ``body.rest_joints(betas)`` (the mesh is never skinned; a
    keypoint set that needs surface points skins only those vertices), the body put standing
    on the floor over the origin (``floor_translation``);
