@@ -54,6 +54,7 @@ from downstream import (
 from posesynth.adapt.distance import store_distance
 from posesynth.adapt.recipe import load_adapt_recipe
 from posesynth.adapt.run import adapt
+from posesynth.augment import pool_augmentations_off
 from posesynth.gan.checkpoint import adapted_sampling, load_checkpoint, read_checkpoint_file
 from posesynth.lifting.checkpoint import LifterConfig
 from posesynth.pose_source import StorePoseSource
@@ -61,7 +62,7 @@ from posesynth.sample_recipe import resolve_sample_recipe
 from posesynth.stores import samples
 from posesynth.stores.samples import camera_path, keypoints_path
 
-PLAIN = ["augment.mirror=0.0", "augment.wide_bodies=0.0", "augment.tilt=0.0", "augment.crossover=0.0"]
+PLAIN = pool_augmentations_off()
 ROWS = ("unadapted", "adapted", "oracle")
 # --diagnostics: the fold GAN (its own bodies, default augmentation) through the target's own
 # cameras, which adapt never sees: what a perfect camera fit could give at best; and the adapted

@@ -66,6 +66,7 @@ import numpy as np
 import torch
 import zarr
 
+from posesynth.augment import pool_augmentations_off
 from posesynth.gan.checkpoint import DEFAULT_CHECKPOINT, load_checkpoint, read_checkpoint_file
 from posesynth.lifting.checkpoint import LifterConfig
 from posesynth.pose_source import StorePoseSource, check_unseen
@@ -467,7 +468,7 @@ def run(args) -> None:
     size = benchmark_size(args)
     gan_steps = size["fold_gan_steps"]
     variant = variant_name(args)
-    plain = ["augment.mirror=0.0", "augment.wide_bodies=0.0", "augment.tilt=0.0", "augment.crossover=0.0"]
+    plain = pool_augmentations_off()
     folds = []
     for name in args.folds.split(","):
         if name == "split":

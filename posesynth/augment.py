@@ -114,8 +114,17 @@ def _check_number(name: str, value: Any, ok: Callable[[float], bool], expected: 
 
 
 # What a recipe without an [augment] table (a store written before it existed) means: nothing applied.
-NO_AUGMENTATION = Augmentation(mirror=0.0, wide_bodies=0.0, tilt=0.0, tilt_deg=[0.0, 180.0], crossover=0.0, mutation=0.0,
-                               mutation_deg=0.0, temperature=1.0, hardness=0.0, hardness_lifter="")
+NO_AUGMENTATION = Augmentation(mirror=0.0, wide_bodies=0.0, tilt=0.0, tilt_deg=[0.0, 180.0], crossover=0.0,
+                               mutation=0.0, mutation_deg=0.0, temperature=1.0, hardness=0.0, hardness_lifter="")
+
+# The shares the default recipe turns on to reach beyond the pool; adapted checkpoints and the
+# benchmarks' "no augmentation" baselines set every one of them to 0.
+POOL_AUGMENTATIONS = ("mirror", "wide_bodies", "tilt", "crossover")
+
+
+def pool_augmentations_off() -> list[str]:
+    """``--set`` overrides that turn ``POOL_AUGMENTATIONS`` off."""
+    return [f"augment.{name}=0.0" for name in POOL_AUGMENTATIONS]
 
 
 def tilt_bodies(global_orient: torch.Tensor, share: float, degrees: Sequence[float],

@@ -17,6 +17,7 @@ from click.testing import CliRunner
 
 import posesynth
 from conftest import FIXTURES
+from posesynth.augment import pool_augmentations_off
 from posesynth.cameras import project
 from posesynth.cli import main
 from posesynth.config import RecipeError
@@ -32,7 +33,7 @@ from posesynth.sampling.generate import sole_clearance
 from posesynth.store import StoreError, open_store
 
 SMALL = ["sample.block_size=128", "sample.chunk_size=256", "sample.shard_size=512"]
-NO_AUGMENT = ["augment.mirror=0", "augment.wide_bodies=0", "augment.tilt=0", "augment.crossover=0"]
+NO_AUGMENT = pool_augmentations_off()
 
 
 # ---------------------------------------------------------------------------- shared stores

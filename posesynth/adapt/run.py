@@ -58,6 +58,7 @@ from posesynth.adapt.recipe import AdaptRecipe, load_adapt_recipe
 from posesynth.adapt.state import read_state, run_key, saved_fit, state_path, write_state
 from posesynth.adapt.target import Target2D, read_target
 from posesynth.adapt.viewpoint import train_view_regressor
+from posesynth.augment import POOL_AUGMENTATIONS
 from posesynth.body_model import BodyModel, load_body_model
 from posesynth.body_prior import BetasPrior
 from posesynth.cameras import CameraDistribution, load_camera_preset
@@ -72,7 +73,7 @@ from posesynth.sampling.generate import check_body_model
 # augmentations that reach beyond the pool (other bodies, tilted bodies, swapped limbs, mirror
 # images) reach beyond the target too, once its bodies and poses are known (measured: docs/adapt.md;
 # mirror was added after that measurement and is kept off so that it still holds).
-ADAPTED_AUGMENT = {"mirror": 0.0, "wide_bodies": 0.0, "tilt": 0.0, "crossover": 0.0}
+ADAPTED_AUGMENT = dict.fromkeys(POOL_AUGMENTATIONS, 0.0)
 
 
 @dataclass(frozen=True)
