@@ -68,6 +68,15 @@ def test_an_adapted_checkpoint_samples_without_the_pools_augmentations(adapted, 
     assert (augment["mirror"], augment["wide_bodies"], augment["tilt"], augment["crossover"]) == (0.0, 0.0, 0.0, 0.0)
 
 
+def test_an_adapted_checkpoint_from_before_mirror_samples_without_it(adapted, tmp_path):
+    payload = read_checkpoint_file(adapted)
+    del payload["adapted"]["augment"]["mirror"]  # as a checkpoint adapted before mirror existed
+    torch.save(payload, tmp_path / "old.pt")
+    invoke("sample", "--checkpoint", tmp_path / "old.pt", "--n", 256, "--out", tmp_path / "s.zarr", "--device", "cpu",
+           *SAMPLE)
+    assert zarr.open_group(str(tmp_path / "s.zarr"), mode="r").attrs["recipe"]["augment"]["mirror"] == 0.0
+
+
 def test_a_set_turns_an_adapted_checkpoints_augmentation_back_on(adapted, tmp_path):
     invoke("sample", "--checkpoint", adapted, "--n", 256, "--out", tmp_path / "s.zarr", "--device", "cpu", *SAMPLE,
            "--set", "augment.tilt=0.2")

@@ -22,6 +22,7 @@ from typing import Any
 import torch
 
 from posesynth import __version__
+from posesynth.augment import POOL_AUGMENTATIONS
 from posesynth.errors import PosesynthError
 from posesynth.gan.latents import LatentBank, turned
 from posesynth.gan.networks import Generator
@@ -173,7 +174,8 @@ def adapted_sampling(source: Any) -> dict[str, Any] | None:
     """What an adapted checkpoint (a ``GanPoseSource`` or the path of a ``.pt``; ``posesynth
     adapt``) samples with by default: ``{"camera": its adapted [camera] table, "augment": its
     [augment] defaults}`` (``sample_recipe.resolve_sample_recipe``'s ``adapted``); None for any
-    other pose source."""
+    other pose source.  A pool augmentation the record lacks (one added after the checkpoint was
+    written, which it was therefore not sampled with) is off."""
     if isinstance(source, (str, Path)):
         path = Path(source)
         if path.suffix != ".pt" or not path.is_file():
@@ -181,7 +183,10 @@ def adapted_sampling(source: Any) -> dict[str, Any] | None:
         record = read_checkpoint_file(path).get("adapted")
     else:
         record = getattr(source, "adapted", None)
-    return None if record is None else {"camera": record["camera"], "augment": record.get("augment", {})}
+    if record is None:
+        return None
+    return {"camera": record["camera"],
+            "augment": {**dict.fromkeys(POOL_AUGMENTATIONS, 0.0), **record.get("augment", {})}}
 
 
 def load_checkpoint(path: str | Path = DEFAULT_CHECKPOINT, device: torch.device | str = "cpu") -> GanPoseSource:
