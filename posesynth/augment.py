@@ -145,8 +145,8 @@ def mirror_poses(rotmats: torch.Tensor, share: float, generator: torch.Generator
     mirror twin, so that on a left/right-symmetric skeleton (the body model's, for any betas) the
     posed joints are the original's mirror image; 1 uniform per row from ``generator``."""
     take = (torch.rand(len(rotmats), generator=generator, dtype=torch.float64) < share).to(rotmats.device)
-    flip = torch.diag(torch.tensor([-1.0, 1.0, 1.0], dtype=rotmats.dtype, device=rotmats.device))
-    mirrored = flip @ rotmats[:, list(mirror_index())] @ flip
+    f = torch.tensor([-1.0, 1.0, 1.0], dtype=rotmats.dtype, device=rotmats.device)
+    mirrored = rotmats[:, list(mirror_index())] * (f[:, None] * f[None, :])  # (F R F)_ij = f_i R_ij f_j
     return torch.where(take[:, None, None, None], mirrored, rotmats)
 
 
