@@ -31,6 +31,9 @@ batch and cameras) is trained, once per lifter seed (``--seeds``, default 3), on
                        ``--recipe`` and ``--set`` change it, ``--variant`` names it)
     real + recombination  half real, half EvoSkeleton-style recombination of the fold's training
                        poses (``posesynth.recombination``), bodies from the fitted prior
+    real + augmented real  (``--sets augmented``) half real, half the fold's training poses
+                       themselves through the recipe under test: what its augmentations give
+                       without the GAN
 
 every pose seen through random cameras of two presets (Human3.6M-like and in-the-wild, half each),
 and tested through a fixed, seeded camera set of both presets.  Errors are MPJPE in mm of
@@ -86,9 +89,11 @@ SIZES = {  # samples per preset for each training source, test samples per prese
               "lifter": {"steps": 100_000, "batch_size": 1024, "width": 1024}},
 }
 SETS = {"real": {"real": 1.0}, "synthetic": {"real": 0.5, "gan": 0.5},  # the synthetic share: --synthetic-share
-        "recombination": {"real": 0.5, "recombination": 0.5}}
+        "augmented": {"real": 0.5, "augmented": 0.5}, "recombination": {"real": 0.5, "recombination": 0.5}}
+RECIPE_SOURCES = ("gan", "augmented")  # sampled through the recipe under test (--recipe, --set, --variant)
 DEFAULT_SYNTHETIC_SHARE = SETS["synthetic"]["gan"]
-SET_NAMES = {"real": "real", "synthetic": "real + synthetic", "recombination": "real + recombination"}
+SET_NAMES = {"real": "real", "synthetic": "real + synthetic", "augmented": "real + augmented real",
+             "recombination": "real + recombination"}
 CROSS_FOLDS = {"bandai_namco>hdm05": ("bandai_namco", "hdm05"), "hdm05>bandai_namco": ("hdm05", "bandai_namco")}
 SELECTION = "selection"
 NOVEL_PER_SOURCE = 2  # the selection fold's held-out classes per source
@@ -215,11 +220,21 @@ def make_store(source, path: Path, n: int, seed: int, recipe: SampleRecipe) -> P
     return path
 
 
+def needed_sources(sets: list[str]) -> set[str]:
+    """The training sources (``SETS``' keys' keys) that ``sets`` mix; the real one always (every
+    mix has it)."""
+    return {"real"} | {source for s in sets for source in SETS[s]}
+
+
+# The augmented real stores' first seed: other draws of the real poses than the real stores'.
+AUGMENTED_SEED = 100
+
+
 @dataclass
 class Fold:
     name: str
     store: Path
-    checkpoint: Path
+    checkpoint: Path | None  # the fold's GAN; None when no set needs it
     train: dict[str, dict[str, Path]] = field(default_factory=dict)  # source -> preset -> store
     tests: dict[str, list[Path]] = field(default_factory=dict)  # test group -> stores
 
@@ -229,14 +244,19 @@ def build_fold(fold: Fold, args, size: dict, variant: str, synthetic: list[str],
     d = args.out / "stores" / fold.name
     base = args.recipe
     real = StorePoseSource(fold.store, split="train")
-    sources = {"real": (real, None, plain, "real"), "gan": (load_checkpoint(fold.checkpoint), base, synthetic,
-                                                            f"gan-{variant}"),
-               "recombination": (RecombinationPoseSource(fold.store, split="train"), None, plain, "recombination")}
-    for key, (src, recipe_file, overrides, name) in sources.items():
-        if key == "gan" and args.hardness:
+    sources = {  # source -> (pose source, recipe file, overrides, store name, first seed)
+        "real": lambda: (real, None, plain, "real", 0),
+        "gan": lambda: (load_checkpoint(fold.checkpoint), base, synthetic, f"gan-{variant}", 0),
+        "augmented": lambda: (real, base, synthetic, f"augmented-{variant}", AUGMENTED_SEED),
+        "recombination": lambda: (RecombinationPoseSource(fold.store, split="train"), None, plain, "recombination", 0),
+    }
+    needed = needed_sources(args.sets.split(","))
+    for key in [k for k in sources if k in needed]:
+        src, recipe_file, overrides, name, seed = sources[key]()
+        if key in RECIPE_SOURCES and args.hardness:
             lifter = reference_lifter(fold, args.out / "folds" / fold.name / "reference_lifter.pt", size)
             overrides = [*overrides, f"augment.hardness={args.hardness}", f'augment.hardness_lifter="{lifter}"']
-        fold.train[key] = {p: make_store(src, d / f"{name}_{p}.zarr", size["train_n"], i,
+        fold.train[key] = {p: make_store(src, d / f"{name}_{p}.zarr", size["train_n"], seed + i,
                                          sample_recipe(p, recipe_file, overrides)) for i, p in enumerate(PRESETS)}
     val = StorePoseSource(fold.store, split="val", label_field="file")
     fold.tests["val"] = [make_store(val, d / f"test_val_{p}.zarr", size["test_n"], 1000 + i,
@@ -294,14 +314,16 @@ def train_and_test(config: LifterConfig, data: list[tuple[str, float]], tests: d
 
 
 def training_mix(set_key: str, args) -> dict[str, float]:
-    """The share of each training source in a set: ``SETS``, the GAN's share set by ``--synthetic-share``."""
-    if "gan" not in SETS[set_key]:
+    """The share of each training source in a set: ``SETS``, a ``RECIPE_SOURCES`` source's share set
+    by ``--synthetic-share``."""
+    recipe_source = next((s for s in SETS[set_key] if s in RECIPE_SOURCES), None)
+    if recipe_source is None:
         return SETS[set_key]
-    return {"real": 1.0 - args.synthetic_share, "gan": args.synthetic_share}
+    return {"real": 1.0 - args.synthetic_share, recipe_source: args.synthetic_share}
 
 
 def result_path(out: Path, fold: str, set_key: str, variant: str, seed: int) -> Path:
-    name = f"{set_key}-{variant}" if set_key == "synthetic" else set_key
+    name = f"{set_key}-{variant}" if any(s in RECIPE_SOURCES for s in SETS[set_key]) else set_key
     return out / "results" / fold / name / f"seed{seed}.json"
 
 
@@ -373,7 +395,7 @@ def collect(results: list[tuple[str, str, dict[str, float]]], columns: tuple[str
 def format_table(rows: dict[str, dict[str, list[float]]], columns: tuple[str, ...] | list[str] = COLUMNS) -> str:
     lines = ["| training data | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
     real = rows.get("real", {})
-    for row, cells in rows.items():
+    for row, cells in sorted(rows.items(), key=lambda item: item[0] != "real"):  # real first
         out = []
         for c in columns:
             v = cells.get(c)
@@ -384,7 +406,8 @@ def format_table(rows: dict[str, dict[str, list[float]]], columns: tuple[str, ..
             if row != "real" and real.get(c):
                 text += f" ({100 * (np.mean(v) / np.mean(real[c]) - 1):+.0f}%)"
             out.append(text)
-        label = SET_NAMES.get(row, row.replace("synthetic-", "real + synthetic: "))
+        set_key, _, variant = row.partition("-")
+        label = SET_NAMES[set_key] + (f": {variant}" if variant else "")
         lines.append(f"| {label} | " + " | ".join(out) + " |")
     return "\n".join(lines)
 
@@ -436,13 +459,18 @@ def main() -> None:
     parser.add_argument("--folds", default="split,bandai_namco>hdm05,hdm05>bandai_namco",
                         help=f"comma-separated, of split, {', '.join(CROSS_FOLDS)} and {SELECTION} (the fold for "
                              "choosing settings; not run unless named)")
-    parser.add_argument("--sets", default="real,synthetic,recombination")
+    parser.add_argument("--sets", default="real,synthetic,recombination",
+                        help=f"comma-separated, of {', '.join(SETS)} (augmented: the real poses through the "
+                             "recipe under test, mixed as the synthetic stores are)")
     add_size_options(parser)
     args = parser.parse_args()
     unknown = set(args.folds.split(",")) - {"split", SELECTION, *CROSS_FOLDS}
     if unknown:
         parser.error(f"--folds: unknown fold(s) {', '.join(sorted(unknown))}; "
                      f"the folds are split, {', '.join(CROSS_FOLDS)} and {SELECTION}")
+    unknown = set(args.sets.split(",")) - set(SETS)
+    if unknown:
+        parser.error(f"--sets: unknown set(s) {', '.join(sorted(unknown))}; the sets are {', '.join(SETS)}")
     if not 0.0 < args.synthetic_share < 1.0:
         parser.error(f"--synthetic-share must be between 0 and 1 (exclusive), got {args.synthetic_share}")
     if not args.report:
@@ -469,6 +497,7 @@ def run(args) -> None:
     gan_steps = size["fold_gan_steps"]
     variant = variant_name(args)
     plain = pool_augmentations_off()
+    needs_gan = "gan" in needed_sources(args.sets.split(","))
     folds = []
     for name in args.folds.split(","):
         if name == "split":
@@ -478,7 +507,8 @@ def run(args) -> None:
             path = args.out / "folds" / name / "train.zarr"
             store = (selection_store(args.data, path) if name == SELECTION
                      else fold_store(args.data, path, *CROSS_FOLDS[name]))
-            folds.append(Fold(name, store, fold_gan(store, args.out / "folds" / name / "gan", gan_steps, "cpu")))
+            gan = fold_gan(store, args.out / "folds" / name / "gan", gan_steps, "cpu") if needs_gan else None
+            folds.append(Fold(name, store, gan))
     print(f"variant {variant}: {args.recipe} {' '.join(args.set)}", flush=True)
     for fold in folds:
         build_fold(fold, args, size, variant, args.set, plain)
