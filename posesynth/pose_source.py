@@ -14,6 +14,7 @@ gives the same poses.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Sequence
@@ -26,6 +27,7 @@ import torch
 
 from posesynth.errors import PosesynthError
 from posesynth.kinematics import remove_yaw
+from posesynth.plausibility import JointLimits
 from posesynth.rotations import axis_angle_to_matrix
 from posesynth.skeleton import NUM_JOINTS
 from posesynth.store import open_store
@@ -143,6 +145,12 @@ class StorePoseSource:
     @property
     def label_names(self) -> tuple[str, ...]:
         return self._label_names
+
+    @functools.cached_property
+    def joint_limits(self) -> JointLimits:
+        """The joint limits of the rows it replays, as ``posesynth train`` computes a checkpoint's
+        (``JointLimits.from_poses``): what ``augment.mutation`` keeps mutated poses within."""
+        return JointLimits.from_poses(axis_angle_to_matrix(self._pose))
 
     @property
     def identity(self) -> str:

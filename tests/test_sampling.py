@@ -21,6 +21,7 @@ from posesynth.augment import pool_augmentations_off
 from posesynth.cameras import project
 from posesynth.cli import main
 from posesynth.config import RecipeError
+from posesynth.gan.checkpoint import DEFAULT_CHECKPOINT, read_checkpoint_file
 from posesynth.kinematics import forward_kinematics, yaw_angle
 from posesynth.pose_source import PoseSourceError, StorePoseSource
 from posesynth.pose_sources import load_pose_source
@@ -359,8 +360,24 @@ def test_tempering_a_source_that_is_not_a_generator_is_refused(tmp_path, train):
         sample_to_store(train, tmp_path / "t.zarr", 10, recipe=recipe, device="cpu")
 
 
-def test_mutating_a_source_without_joint_limits_is_refused(tmp_path, train):
+def test_mutating_a_source_without_joint_limits_is_refused(tmp_path):
+    payload = read_checkpoint_file(DEFAULT_CHECKPOINT)
+    payload.pop("joint_limits", None)  # as a checkpoint trained before they were recorded
+    torch.save(payload, tmp_path / "old.pt")
     recipe = resolve_sample_recipe(overrides=SMALL + ["augment.mutation=0.5"])
     with pytest.raises(SampleError, match="augment.mutation: .* has no joint limits"):
-        sample_to_store(train, tmp_path / "m.zarr", 10, recipe=recipe, device="cpu")
+        sample_to_store(tmp_path / "old.pt", tmp_path / "m.zarr", 10, recipe=recipe, device="cpu")
     assert not (tmp_path / "m.zarr").exists()
+
+
+def test_a_training_store_mutates_its_poses_within_its_own_joint_limits(tmp_path, train):
+    def body_poses(mutation):
+        recipe = resolve_sample_recipe(overrides=SMALL + NO_AUGMENT + ['sample.keypoint_sets=["smpl24"]',
+                                                                       f"augment.mutation={mutation}",
+                                                                       "augment.mutation_deg=45"])
+        sample_to_store(train, tmp_path / f"m{mutation}.zarr", 256, recipe=recipe, device="cpu")
+        return torch.as_tensor(open_store(tmp_path / f"m{mutation}.zarr")["smpl/body_pose"][:]).view(-1, 23, 3)
+
+    mutated, limits = body_poses(1.0), StorePoseSource(train).joint_limits
+    assert not torch.allclose(mutated, body_poses(0.0))
+    assert ((mutated >= limits.low[1:] - 1e-4) & (mutated <= limits.high[1:] + 1e-4)).all()

@@ -181,9 +181,10 @@ def tempered(source: PoseSource, temperature: float) -> PoseSource:
 
 def joint_limits(source: PoseSource) -> JointLimits:
     """The joint limits ``augment.mutation`` keeps ``source``'s mutated poses in (GAN checkpoints
-    trained with this posesynth carry their training poses')."""
+    trained with this posesynth carry their training poses', a training store its own)."""
     limits = getattr(source, "joint_limits", None)
     if limits is None:
         raise SampleError(f"augment.mutation: {source.identity} has no joint limits to keep mutated poses in; "
-                          f"a GAN checkpoint trained with this posesynth has them (or set augment.mutation=0)")
+                          f"a GAN checkpoint trained with this posesynth and a training store have them "
+                          f"(or set augment.mutation=0)")
     return limits
