@@ -62,7 +62,7 @@ class RecombinationPoseSource:
         self.path = Path(path)
         data = load_training_poses(path, split=split, balance="frame")
         self.rotmats = data.rotmats.float()
-        self.limits = JointLimits.from_poses(data.rotmats)
+        self.joint_limits = JointLimits.from_poses(data.rotmats)
         self.training_files = data.files
         self.betas_prior = betas_prior or fit_betas_prior(path, split=split)
         self.crossover, self.mutation_deg = crossover, mutation_deg
@@ -82,6 +82,6 @@ class RecombinationPoseSource:
         """``n`` recombined poses (n, 24, 3, 3) and bodies (n, K); no labels (-1)."""
         if label is not None:
             raise PoseSourceError(f"{self.identity}: recombined poses have no labels")
-        rotmats = recombine(self.rotmats, n, self.limits, generator, self.crossover, self.mutation_deg)
+        rotmats = recombine(self.rotmats, n, self.joint_limits, generator, self.crossover, self.mutation_deg)
         betas = self.betas_prior.sample(n, generator)
         return PoseBatch(rotmats.to(device), betas.to(device), torch.full((n,), -1, dtype=torch.int64, device=device))
