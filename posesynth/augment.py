@@ -182,8 +182,13 @@ def mutate_joints(rotmats: torch.Tensor, share: float, degrees: float, limits: J
     turn taking its joint out of ``limits`` is not made, and a pose that ``implausible`` refuses
     keeps its own rotations; 1 + 24 * 4 numbers per row from ``generator``."""
     take = (torch.rand(len(rotmats), generator=generator, dtype=torch.float64) < share).to(rotmats.device)
-    turned = rotmats @ joint_turns(len(rotmats), degrees, generator, rotmats.dtype).to(rotmats.device)
+    turns = joint_turns(len(rotmats), degrees, generator, rotmats.dtype).to(rotmats.device)
+    rows = torch.nonzero(take).squeeze(1)  # only these are turned and checked
+    own = rotmats[rows]
+    turned = own @ turns[rows]
     outside = out_of_range(matrix_to_axis_angle(turned.float()), limits).to(rotmats.device)
-    turned = torch.where(outside[..., None, None], rotmats, turned)
-    keep = take & ~implausible(turned, limits)["any"].to(rotmats.device)
-    return torch.where(keep[:, None, None, None], turned, rotmats)
+    turned = torch.where(outside[..., None, None], own, turned)
+    keep = ~implausible(turned, limits)["any"].to(rotmats.device)
+    out = rotmats.clone()
+    out[rows[keep]] = turned[keep]
+    return out
