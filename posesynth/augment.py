@@ -118,8 +118,8 @@ NO_AUGMENTATION = Augmentation(mirror=0.0, wide_bodies=0.0, tilt=0.0, tilt_deg=[
                                mutation=0.0, mutation_deg=0.0, temperature=1.0, hardness=0.0, hardness_lifter="")
 
 # The shares the default recipe turns on to reach beyond the pool; adapted checkpoints and the
-# benchmarks' "no augmentation" baselines set every one of them to 0.
-POOL_AUGMENTATIONS = ("mirror", "wide_bodies", "tilt", "crossover")
+# benchmarks' "no augmentation" baselines set every one of them to 0 (mutation_deg is then unused).
+POOL_AUGMENTATIONS = ("mirror", "wide_bodies", "tilt", "crossover", "mutation")
 
 
 def pool_augmentations_off() -> list[str]:

@@ -7,6 +7,7 @@ import zarr
 from click.testing import CliRunner
 
 from posesynth.adapt.views import view_coords
+from posesynth.augment import POOL_AUGMENTATIONS
 from posesynth.cameras import load_camera_preset
 from posesynth.cli import main
 from posesynth.gan.checkpoint import read_checkpoint_file
@@ -65,7 +66,7 @@ def test_a_named_camera_preset_replaces_the_adapted_cameras(adapted, tmp_path):
 def test_an_adapted_checkpoint_samples_without_the_pools_augmentations(adapted, tmp_path):
     invoke("sample", "--checkpoint", adapted, "--n", 256, "--out", tmp_path / "s.zarr", "--device", "cpu", *SAMPLE)
     augment = zarr.open_group(str(tmp_path / "s.zarr"), mode="r").attrs["recipe"]["augment"]
-    assert (augment["mirror"], augment["wide_bodies"], augment["tilt"], augment["crossover"]) == (0.0, 0.0, 0.0, 0.0)
+    assert [augment[name] for name in POOL_AUGMENTATIONS] == [0.0] * len(POOL_AUGMENTATIONS)
 
 
 def test_an_adapted_checkpoint_from_before_mirror_samples_without_it(adapted, tmp_path):

@@ -7,8 +7,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from posesynth.augment import (LIMB_JOINTS, NO_AUGMENTATION, cross_limbs, joint_turns, mirror_poses, mutate_joints,
-                               tilt_bodies)
+from posesynth.augment import (LIMB_JOINTS, NO_AUGMENTATION, POOL_AUGMENTATIONS, cross_limbs, joint_turns,
+                               mirror_poses, mutate_joints, tilt_bodies)
 from posesynth.body_range import WideBodyRange
 from posesynth.config import RecipeError
 from posesynth.plausibility import JointLimits, implausible
@@ -160,7 +160,7 @@ def test_bad_augment_settings_are_refused_naming_the_key(override, message):
 
 def test_the_default_recipe_turns_the_mechanisms_on():
     augment = resolve_sample_recipe().augment
-    assert augment.mirror > 0 and augment.wide_bodies > 0 and augment.tilt > 0 and augment.crossover > 0
+    assert all(getattr(augment, name) > 0 for name in POOL_AUGMENTATIONS)
 
 
 def test_a_recipe_without_an_augment_table_has_none():

@@ -71,8 +71,9 @@ from posesynth.sampling.generate import check_body_model
 
 # The [augment] an adapted checkpoint samples with unless a recipe says otherwise: the
 # augmentations that reach beyond the pool (other bodies, tilted bodies, swapped limbs, mirror
-# images) reach beyond the target too, once its bodies and poses are known (measured: docs/adapt.md;
-# mirror was added after that measurement and is kept off so that it still holds).
+# images, turned joints) reach beyond the target too, once its bodies and poses are known
+# (measured: docs/adapt.md; mirror and mutation were made default after that measurement and are
+# kept off so that it still holds).
 ADAPTED_AUGMENT = dict.fromkeys(POOL_AUGMENTATIONS, 0.0)
 
 
