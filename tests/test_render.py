@@ -634,16 +634,19 @@ SMALL_BLOCKS = "[sample]\nblock_size = 8\nchunk_size = 8\nshard_size = 8\nkeypoi
 
 def tiny_checkpoint(path, body_model):
     """An untrained tiny GAN checkpoint at ``path`` with two labels (its poses are the mean pose
-    plus noise), made with the body model of identity ``body_model``."""
+    plus noise) and joint limits that allow any rotation, made with the body model of identity
+    ``body_model``."""
     from posesynth.gan.checkpoint import save_checkpoint
     from posesynth.gan.networks import Generator
     from posesynth.gan.recipe import load_train_recipe
+    from posesynth.plausibility import JointLimits
 
     recipe = load_train_recipe(None, ("model.latent=8", "model.width=32", "model.blocks=1", "model.label_embedding=4"))
     eye6d = torch.tensor([1.0, 0.0, 0.0, 0.0, 1.0, 0.0]).repeat(24)
     gen = Generator(recipe.model, 2, eye6d)
     torch.nn.init.normal_(gen.out[1].weight, std=0.05)
-    save_checkpoint(path, gen, recipe.to_dict(), "content", ("kick", "raise"), body_model, 0)
+    limits = JointLimits(torch.full((24, 3), -4.0), torch.full((24, 3), 4.0))  # an axis-angle component is <= pi
+    save_checkpoint(path, gen, recipe.to_dict(), "content", ("kick", "raise"), body_model, 0, joint_limits=limits)
     return path
 
 
