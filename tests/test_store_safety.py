@@ -243,7 +243,7 @@ class NaNSource:
 
     def __init__(self, path: Path) -> None:
         self.inner = StorePoseSource(path)
-        self.label_names = self.inner.label_names
+        self.label_names, self.joint_limits = self.inner.label_names, self.inner.joint_limits
         self.identity = "nan:" + self.inner.identity
 
     def sample(self, n, generator, label=None, device="cpu") -> PoseBatch:
