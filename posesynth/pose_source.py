@@ -65,6 +65,9 @@ class PoseSource(Protocol):
     - ``body_model: str``: the identity of the body model its poses were made with
       (``sample`` refuses to dress them in another);
     - ``sha256: str``: the digest of its file (recorded in the sample store);
+    - ``joint_limits: plausibility.JointLimits``: the range of its poses' joint rotations
+      (``augment.mutation``, on in the default recipe, keeps mutated poses within them and
+      refuses a source without them);
     - ``tempered(temperature) -> PoseSource``: the source drawing further from its modes
       (``augment.temperature``; a GAN's latents).
     """
