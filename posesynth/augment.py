@@ -167,13 +167,16 @@ def cross_limbs(rotmats: torch.Tensor, share: float, generator: torch.Generator)
     return out
 
 
-def joint_turns(n: int, degrees: float, generator: torch.Generator, dtype: torch.dtype) -> torch.Tensor:
+def joint_turns(n: int, degrees: float, generator: torch.Generator, dtype: torch.dtype,
+                rows: torch.Tensor | None = None) -> torch.Tensor:
     """Random turns (n, 24, 3, 3) of every body joint, identity for the root: a uniform axis and
-    an angle normal with ``degrees`` of spread; 24 * 4 normals per row from ``generator``."""
+    an angle normal with ``degrees`` of spread; 24 * 4 normals per row from ``generator``.  Given
+    ``rows`` (indices), only those rows' turns (len(rows), 24, 3, 3), from the same draws."""
     axis = torch.nn.functional.normalize(torch.randn(n, NUM_JOINTS, 3, generator=generator), dim=-1)
     angle = torch.randn(n, NUM_JOINTS, 1, generator=generator) * math.radians(degrees)
     angle[:, 0] = 0.0  # the global orientation is not turned
-    return axis_angle_to_matrix((axis * angle).to(dtype))
+    turns = axis * angle
+    return axis_angle_to_matrix((turns if rows is None else turns[rows]).to(dtype))
 
 
 def mutate_joints(rotmats: torch.Tensor, share: float, degrees: float, limits: JointLimits,
@@ -182,10 +185,9 @@ def mutate_joints(rotmats: torch.Tensor, share: float, degrees: float, limits: J
     turn taking its joint out of ``limits`` is not made, and a pose that ``implausible`` refuses
     keeps its own rotations; 1 + 24 * 4 numbers per row from ``generator``."""
     take = (torch.rand(len(rotmats), generator=generator, dtype=torch.float64) < share).to(rotmats.device)
-    turns = joint_turns(len(rotmats), degrees, generator, rotmats.dtype).to(rotmats.device)
     rows = torch.nonzero(take).squeeze(1)  # only these are turned and checked
     own = rotmats[rows]
-    turned = own @ turns[rows]
+    turned = own @ joint_turns(len(rotmats), degrees, generator, rotmats.dtype, rows.cpu()).to(rotmats.device)
     outside = out_of_range(matrix_to_axis_angle(turned.float()), limits).to(rotmats.device)
     turned = torch.where(outside[..., None, None], own, turned)
     keep = ~implausible(turned, limits)["any"].to(rotmats.device)
