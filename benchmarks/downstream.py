@@ -313,17 +313,22 @@ def train_and_test(config: LifterConfig, data: list[tuple[str, float]], tests: d
     return result
 
 
+def recipe_source(set_key: str) -> str | None:
+    """The ``RECIPE_SOURCES`` source a set mixes (None if it has none)."""
+    return next((s for s in SETS[set_key] if s in RECIPE_SOURCES), None)
+
+
 def training_mix(set_key: str, args) -> dict[str, float]:
-    """The share of each training source in a set: ``SETS``, a ``RECIPE_SOURCES`` source's share set
-    by ``--synthetic-share``."""
-    recipe_source = next((s for s in SETS[set_key] if s in RECIPE_SOURCES), None)
-    if recipe_source is None:
+    """The share of each training source in a set: ``SETS``, its ``recipe_source``'s share set by
+    ``--synthetic-share``."""
+    source = recipe_source(set_key)
+    if source is None:
         return SETS[set_key]
-    return {"real": 1.0 - args.synthetic_share, recipe_source: args.synthetic_share}
+    return {"real": 1.0 - args.synthetic_share, source: args.synthetic_share}
 
 
 def result_path(out: Path, fold: str, set_key: str, variant: str, seed: int) -> Path:
-    name = f"{set_key}-{variant}" if any(s in RECIPE_SOURCES for s in SETS[set_key]) else set_key
+    name = set_key if recipe_source(set_key) is None else f"{set_key}-{variant}"
     return out / "results" / fold / name / f"seed{seed}.json"
 
 
