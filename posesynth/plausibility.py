@@ -20,9 +20,9 @@ from dataclasses import dataclass
 
 import torch
 
-from posesynth.kinematics import forward_kinematics, yaw_angle
+from posesynth.kinematics import yaw_angle
 from posesynth.rotations import matrix_to_axis_angle
-from posesynth.skeleton import JOINT_INDEX, NUM_JOINTS, SMPL_JOINT_NAMES, SMPL_PARENTS
+from posesynth.skeleton import JOINT_INDEX, SMPL_JOINT_NAMES, SMPL_PARENTS
 
 _J = JOINT_INDEX
 KNEE_TOLERANCE = math.radians(15.0)
@@ -68,11 +68,8 @@ def implausible(rotmats: torch.Tensor, limits: JointLimits) -> dict[str, torch.T
         "knee": (aa[:, [_J["left_knee"], _J["right_knee"]], 0] < -KNEE_TOLERANCE).any(-1),
         "elbow": (aa[:, _J["left_elbow"], 1] > ELBOW_TOLERANCE) | (aa[:, _J["right_elbow"], 1] < -ELBOW_TOLERANCE),
     }
-    identity = torch.eye(3, dtype=rotmats.dtype, device=rotmats.device).expand(len(rotmats), NUM_JOINTS, 3, 3)
-    local = rotmats.clone()
-    local[:, 0] = identity[:, 0]
-    global_rot, _ = forward_kinematics(local, torch.zeros(NUM_JOINTS, 3, dtype=rotmats.dtype, device=rotmats.device))
-    relative = global_rot[:, _J["spine3"]].transpose(-1, -2) @ global_rot[:, _J["head"]]
+    # The head's rotation relative to the chest (spine3) is the neck's and the head's local ones.
+    relative = rotmats[:, _J["neck"]] @ rotmats[:, _J["head"]]
     out["head"] = yaw_angle(relative).abs() > HEAD_TURN_LIMIT
     out["any"] = torch.stack([out[c] for c in CHECKS]).any(0)
     return out

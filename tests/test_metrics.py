@@ -4,11 +4,13 @@ import math
 
 import numpy as np
 import torch
+from hypothesis import given
+from hypothesis import strategies as st
 from scipy.spatial.transform import Rotation
 
-from posesynth.kinematics import forward_kinematics, rotation_about_y
+from posesynth.kinematics import forward_kinematics, rotation_about_y, yaw_angle
 from posesynth.metrics import apd, canonical_joints, coverage, frechet_distance, mpjpe, nearest_mpjpe
-from posesynth.plausibility import JointLimits, bone_length_asymmetry, implausible
+from posesynth.plausibility import HEAD_TURN_LIMIT, JointLimits, bone_length_asymmetry, implausible
 from posesynth.pose_classifier import train_classifier
 from posesynth.recombination import recombine
 from posesynth.rotations import axis_angle_to_matrix
@@ -75,6 +77,16 @@ def test_plausibility_flags_broken_joints_only():
     assert flags["elbow"].tolist() == [False, True, False, False]
     assert flags["head"].tolist() == [False, False, True, False]
     assert flags["range"][3] and flags["any"].all()
+
+
+@given(st.integers(0, 2**31 - 1), st.floats(0.2, 2.0))
+def test_the_head_check_is_the_heads_turn_from_the_chest_by_forward_kinematics(seed, scale):
+    p = poses(64, scale=scale, seed=seed)
+    limits = JointLimits.from_poses(p)
+    global_rot, _ = forward_kinematics(p, torch.zeros(NUM_JOINTS, 3, dtype=torch.float64))
+    chest, head = global_rot[:, JOINT_INDEX["spine3"]], global_rot[:, JOINT_INDEX["head"]]
+    turned = yaw_angle(chest.transpose(-1, -2) @ head).abs() > HEAD_TURN_LIMIT
+    assert implausible(p, limits)["head"].tolist() == turned.tolist()
 
 
 def test_fk_bodies_are_symmetric():
