@@ -39,8 +39,8 @@ from typing import Any
 import torch
 
 from posesynth.body_range import WideBodyRange
-from posesynth.plausibility import JointLimits, implausible, out_of_range
-from posesynth.rotations import axis_angle_to_matrix, matrix_to_axis_angle
+from posesynth.plausibility import JointLimits, turned_within_limits
+from posesynth.rotations import axis_angle_to_matrix
 from posesynth.skeleton import JOINT_INDEX, NUM_JOINTS, mirror_index
 
 LIMB_JOINTS: dict[str, tuple[int, ...]] = {  # the joints whose local rotations a limb carries
@@ -188,9 +188,6 @@ def mutate_joints(rotmats: torch.Tensor, share: float, degrees: float, limits: J
     rows = torch.nonzero(take).squeeze(1)  # only these are turned and checked
     own = rotmats[rows]
     turned = own @ joint_turns(len(rotmats), degrees, generator, rotmats.dtype, rows.cpu()).to(rotmats.device)
-    outside = out_of_range(matrix_to_axis_angle(turned.float()), limits).to(rotmats.device)
-    turned = torch.where(outside[..., None, None], own, turned)
-    keep = ~implausible(turned, limits)["any"].to(rotmats.device)
     out = rotmats.clone()
-    out[rows[keep]] = turned[keep]
+    out[rows] = turned_within_limits(own, turned, limits)
     return out

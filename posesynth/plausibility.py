@@ -75,6 +75,16 @@ def implausible(rotmats: torch.Tensor, limits: JointLimits) -> dict[str, torch.T
     return out
 
 
+def turned_within_limits(own: torch.Tensor, turned: torch.Tensor, limits: JointLimits) -> torch.Tensor:
+    """Poses ``turned`` (N, 24, 3, 3) from their ``own`` rotations (N, 24, 3, 3) and held to
+    ``limits``: a joint the turn takes out of range keeps its own rotation, and a pose that
+    ``implausible`` still refuses keeps all of its own.  A pose is never less plausible than its own."""
+    outside = out_of_range(matrix_to_axis_angle(turned.float()), limits).to(turned.device)
+    turned = torch.where(outside[..., None, None], own, turned)
+    refused = implausible(turned, limits)["any"].to(turned.device)
+    return torch.where(refused[:, None, None, None], own, turned)
+
+
 def limit_penalty(rotmats: torch.Tensor, limits: JointLimits) -> torch.Tensor:
     """How far poses (N, 24, 3, 3) break the ``range``, ``knee`` and ``elbow`` checks (radians,
     summed over the joints): (N,), 0 for a pose that passes them, differentiable (a training

@@ -78,7 +78,7 @@ def bank_checkpoint(checkpoint, path, bank):  # noqa: F811
     """``checkpoint`` saved at ``path`` with the latent bank ``bank``."""
     payload, source = read_checkpoint_file(checkpoint), load_checkpoint(checkpoint)
     save_checkpoint(path, source.generator, payload["recipe"], source.label_field, source.label_names,
-                    source.body_model, payload["step"], latent_bank=bank)
+                    source.body_model, payload["step"], joint_limits=source.joint_limits, latent_bank=bank)
     return path
 
 
@@ -103,6 +103,21 @@ def test_a_bank_with_turns_turns_the_joints_of_the_poses_it_draws(checkpoint, tm
     assert torch.allclose(b[:, knee], a[:, knee] @ quarter, atol=1e-5)
     others = [j for j in range(24) if j != knee]
     assert torch.equal(a[:, others], b[:, others])
+
+
+def test_a_bank_turn_beyond_the_joint_limits_is_not_made(checkpoint, tmp_path):  # noqa: F811
+    from posesynth.skeleton import JOINT_INDEX
+
+    turns = torch.zeros(1, 23, 3)
+    knee, elbow = JOINT_INDEX["left_knee"], JOINT_INDEX["left_elbow"]
+    turns[0, knee - 1, 0] = -math.pi / 2  # the left knee bent 90 degrees the wrong way
+    turns[0, elbow - 1, 1] = -0.1  # the left elbow flexed a little
+    bank = LatentBank(torch.zeros(1, 8), 0.0)
+    plain = load_checkpoint(bank_checkpoint(checkpoint, tmp_path / "plain.pt", bank))
+    broken = load_checkpoint(bank_checkpoint(checkpoint, tmp_path / "broken.pt", replace(bank, turns=turns)))
+    a, b = (s.sample(2, torch.Generator().manual_seed(0)).rotmats for s in (plain, broken))
+    assert torch.equal(b[:, knee], a[:, knee])
+    assert not torch.allclose(b[:, elbow], a[:, elbow], atol=1e-3)
 
 
 def test_lifting_with_turns_fits_the_2d_closer_than_the_generator_alone(checkpoint):  # noqa: F811

@@ -10,7 +10,8 @@ from scipy.spatial.transform import Rotation
 
 from posesynth.kinematics import forward_kinematics, rotation_about_y, yaw_angle
 from posesynth.metrics import apd, canonical_joints, coverage, frechet_distance, mpjpe, nearest_mpjpe
-from posesynth.plausibility import HEAD_TURN_LIMIT, JointLimits, bone_length_asymmetry, implausible
+from posesynth.plausibility import HEAD_TURN_LIMIT, JointLimits, bone_length_asymmetry, implausible, \
+    turned_within_limits
 from posesynth.pose_classifier import train_classifier
 from posesynth.recombination import recombine
 from posesynth.rotations import axis_angle_to_matrix
@@ -87,6 +88,26 @@ def test_the_head_check_is_the_heads_turn_from_the_chest_by_forward_kinematics(s
     chest, head = global_rot[:, JOINT_INDEX["spine3"]], global_rot[:, JOINT_INDEX["head"]]
     turned = yaw_angle(chest.transpose(-1, -2) @ head).abs() > HEAD_TURN_LIMIT
     assert implausible(p, limits)["head"].tolist() == turned.tolist()
+
+
+@given(st.integers(0, 2**31 - 1), st.floats(0.1, 1.5))
+def test_poses_turned_within_limits_are_never_less_plausible_than_their_own(seed, scale):
+    limits = JointLimits.from_poses(poses(400, scale=0.3, seed=1))
+    own = poses(64, scale=0.3, seed=seed)
+    turned = own @ poses(64, scale=scale, seed=seed + 1)
+    held = turned_within_limits(own, turned, limits)
+    assert not (implausible(held, limits)["any"] & ~implausible(own, limits)["any"]).any()
+
+
+def test_a_turn_within_limits_is_made_and_one_beyond_them_is_not():
+    limits = JointLimits(torch.full((24, 3), -0.5, dtype=torch.float64), torch.full((24, 3), 0.5, dtype=torch.float64))
+    own = EYE.expand(1, 24, 3, 3).clone()
+    turns = torch.zeros(1, 24, 3, dtype=torch.float64)
+    turns[0, JOINT_INDEX["spine1"], 2] = 0.3  # stays inside
+    turns[0, JOINT_INDEX["spine2"], 2] = 0.8  # beyond 0.5
+    held = turned_within_limits(own, own @ axis_angle_to_matrix(turns), limits)
+    torch.testing.assert_close(held[0, JOINT_INDEX["spine1"]], axis_angle_to_matrix(turns[0, JOINT_INDEX["spine1"]]))
+    assert torch.equal(held[0, JOINT_INDEX["spine2"]], EYE)
 
 
 def test_fk_bodies_are_symmetric():

@@ -29,7 +29,7 @@ from posesynth.gan.networks import Generator
 from posesynth.gan.recipe import TrainRecipe
 from posesynth.outputs import atomic_output
 from posesynth.body_prior import BetasPrior
-from posesynth.plausibility import JointLimits, implausible
+from posesynth.plausibility import JointLimits, implausible, turned_within_limits
 from posesynth.pose_source import PoseBatch
 from posesynth.resources import packaged_path
 from posesynth.rotations import rot6d_to_matrix
@@ -167,7 +167,11 @@ class GanPoseSource:
         else:
             z, turns = self.temperature * torch.randn(n, self.generator.sizes.latent, generator=generator), None
         labels = torch.full((n,), index, dtype=torch.int64, device=device)
-        return turned(rot6d_to_matrix(self.generator(z.to(device), labels)), turns)
+        poses = rot6d_to_matrix(self.generator(z.to(device), labels))
+        if turns is None or self.joint_limits is None:
+            return turned(poses, turns)
+        # A fitted pose's turns, on a pose jittered away from it, could take joints out of range.
+        return turned_within_limits(poses, turned(poses, turns), self.joint_limits)
 
 
 def adapted_sampling(source: Any) -> dict[str, Any] | None:
