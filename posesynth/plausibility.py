@@ -79,9 +79,9 @@ def turned_within_limits(own: torch.Tensor, turned: torch.Tensor, limits: JointL
     """Poses ``turned`` (N, 24, 3, 3) from their ``own`` rotations (N, 24, 3, 3) and held to
     ``limits``: a joint the turn takes out of range keeps its own rotation, and a pose that
     ``implausible`` still refuses keeps all of its own.  A pose is never less plausible than its own."""
-    outside = out_of_range(matrix_to_axis_angle(turned.float()), limits).to(turned.device)
+    outside = out_of_range(matrix_to_axis_angle(turned.float()), limits)
     turned = torch.where(outside[..., None, None], own, turned)
-    refused = implausible(turned, limits)["any"].to(turned.device)
+    refused = implausible(turned, limits)["any"]
     return torch.where(refused[:, None, None, None], own, turned)
 
 

@@ -7,8 +7,8 @@ follow the target's distribution of poses and vary around each; a tempered sourc
 jitter (``temperature * jitter``).  The bank may also hold each fitted pose's *turns*: small
 rotations of its body joints beyond what the generator gives (fitted with the latents), applied
 to every pose drawn around that latent (held to the checkpoint's joint limits, when it has them:
-``GanPoseSource``, ``plausibility.turned_within_limits``).  The bank serves the "any label" draws: the target has
-no labels, so a labelled draw comes from the standard normal as before.
+``GanPoseSource``, ``plausibility.turned_within_limits``).  The bank serves the "any label"
+draws: the target has no labels, so a labelled draw comes from the standard normal as before.
 
 Shapes: N fitted latents, Z the latent size, 23 body joints (the root is never turned).
 """
