@@ -20,6 +20,11 @@ zero, and ``sample`` applies them per block, after the pose source and before fo
   the source's joint limits keeps its rotation, and a pose the plausibility checks refuse keeps
   all of them (EvoSkeleton's mutation; PoseAug's bone-angle augmentation): poses between and
   beyond the source's, at the level of single joints;
+- ``crouch``: the share of samples whose legs and spine are bent together: both hips flexed by an
+  angle uniform in ``crouch_deg`` (each leg 70-100% of it), the knees further, the ankles by the
+  difference (so a foot flat under an upright pelvis stays flat) and the torso leaning forward by
+  up to half of it; held to the source's joint limits as a mutation is.  Squatting, crouching and
+  kneeling, which a pool of walks and gestures lacks and single-joint turns do not reach;
 - ``temperature``: a GAN checkpoint's latents drawn this many times wider (above 1: poses further
   from the training modes), implausible draws redrawn (``GanPoseSource.tempered``);
 - ``hardness`` with ``hardness_lifter``: keep the candidates a reference lifter gets wrong
@@ -62,12 +67,14 @@ class Augmentation:
     crossover: float  # share of samples with one limb from another sample
     mutation: float  # share of samples with every body joint turned a little
     mutation_deg: float  # spread (degrees) of a mutation's turn angle, per joint
+    crouch: float  # share of samples with hips, knees, ankles and spine bent together
+    crouch_deg: list[float]  # [low, high] degrees of a crouch's hip flexion
     temperature: float  # a GAN checkpoint's latent scale
     hardness: float  # exponent of the reference lifter's error; 0 = off
     hardness_lifter: str  # the reference lifter's file ("" when hardness is 0)
 
     def __post_init__(self) -> None:
-        for name in ("mirror", "wide_bodies", "tilt", "crossover", "mutation"):
+        for name in ("mirror", "wide_bodies", "tilt", "crossover", "mutation", "crouch"):
             _check_number(name, getattr(self, name), lambda v: 0.0 <= v <= 1.0, "a share between 0 and 1")
         _check_number("mutation_deg", self.mutation_deg, lambda v: 0.0 <= v <= 90.0, "degrees in [0, 90]")
         _check_number("temperature", self.temperature, lambda v: 0.0 < v <= 3.0, "a number in (0, 3]")
@@ -75,13 +82,8 @@ class Augmentation:
         if not isinstance(self.hardness_lifter, str) or (self.hardness and not self.hardness_lifter):
             raise ValueError(f"augment.hardness = {self.hardness} needs augment.hardness_lifter: the path of a "
                              f"lifter trained on real poses (posesynth lift train)")
-        deg = self.tilt_deg
-        if not isinstance(deg, list) or len(deg) != 2 or not all(
-                isinstance(v, (int, float)) and not isinstance(v, bool) for v in deg):
-            raise ValueError(f"augment.tilt_deg must be [low, high] in degrees, got {deg!r}")
-        if not 0.0 <= deg[0] <= deg[1] <= 180.0:
-            raise ValueError(f"augment.tilt_deg must be [low, high] degrees with 0 <= low <= high <= 180, "
-                             f"got {deg}")
+        _check_degree_range("tilt_deg", self.tilt_deg, 180.0)
+        _check_degree_range("crouch_deg", self.crouch_deg, 150.0)
 
     def apply(self, rotmats: torch.Tensor, betas: torch.Tensor, generator: torch.Generator,
               bodies: WideBodyRange | None, limits: JointLimits | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -95,6 +97,10 @@ class Augmentation:
             if limits is None:
                 raise ValueError("augment.mutation needs the pose source's joint limits")
             rotmats = mutate_joints(rotmats, self.mutation, self.mutation_deg, limits, generator)
+        if self.crouch:
+            if limits is None:
+                raise ValueError("augment.crouch needs the pose source's joint limits")
+            rotmats = crouch_poses(rotmats, self.crouch, self.crouch_deg, limits, generator)
         if self.tilt:
             rotmats = rotmats.clone()
             rotmats[:, 0] = tilt_bodies(rotmats[:, 0], self.tilt, self.tilt_deg, generator)
@@ -113,13 +119,24 @@ def _check_number(name: str, value: Any, ok: Callable[[float], bool], expected: 
         raise ValueError(f"augment.{name} must be {expected}, got {value!r}")
 
 
+def _check_degree_range(name: str, deg: Any, most: float) -> None:
+    """ValueError naming ``augment.<name>`` unless ``deg`` is [low, high] with 0 <= low <= high <= most."""
+    if not isinstance(deg, list) or len(deg) != 2 or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in deg):
+        raise ValueError(f"augment.{name} must be [low, high] in degrees, got {deg!r}")
+    if not 0.0 <= deg[0] <= deg[1] <= most:
+        raise ValueError(f"augment.{name} must be [low, high] degrees with 0 <= low <= high <= {most:g}, "
+                         f"got {deg}")
+
+
 # What a recipe without an [augment] table (a store written before it existed) means: nothing applied.
 NO_AUGMENTATION = Augmentation(mirror=0.0, wide_bodies=0.0, tilt=0.0, tilt_deg=[0.0, 180.0], crossover=0.0,
-                               mutation=0.0, mutation_deg=0.0, temperature=1.0, hardness=0.0, hardness_lifter="")
+                               mutation=0.0, mutation_deg=0.0, crouch=0.0, crouch_deg=[0.0, 150.0],
+                               temperature=1.0, hardness=0.0, hardness_lifter="")
 
 # The shares the default recipe turns on to reach beyond the pool; adapted checkpoints and the
-# benchmarks' "no augmentation" baselines set every one of them to 0 (mutation_deg is then unused).
-POOL_AUGMENTATIONS = ("mirror", "wide_bodies", "tilt", "crossover", "mutation")
+# benchmarks' "no augmentation" baselines set every one of them to 0 (mutation_deg and crouch_deg are then unused).
+POOL_AUGMENTATIONS = ("mirror", "wide_bodies", "tilt", "crossover", "mutation", "crouch")
 
 
 def pool_augmentations_off() -> list[str]:
@@ -188,6 +205,44 @@ def mutate_joints(rotmats: torch.Tensor, share: float, degrees: float, limits: J
     rows = torch.nonzero(take).squeeze(1)  # only these are turned and checked
     own = rotmats[rows]
     turned = own @ joint_turns(len(rotmats), degrees, generator, rotmats.dtype, rows.cpu()).to(rotmats.device)
+    out = rotmats.clone()
+    out[rows] = turned_within_limits(own, turned, limits)
+    return out
+
+
+# The flexion axis of each joint a crouch bends (SMPL: x, the body's left, in the parent's rest
+# frame): hips flex forward about -x, knees about +x, ankles lift the toes about -x, and the
+# spine bends forward about +x.
+CROUCH_LEGS = {"left": ("left_hip", "left_knee", "left_ankle"), "right": ("right_hip", "right_knee", "right_ankle")}
+CROUCH_SPINE = ("spine1", "spine2", "spine3")
+
+
+def crouch_poses(rotmats: torch.Tensor, share: float, degrees: Sequence[float], limits: JointLimits,
+                 generator: torch.Generator) -> torch.Tensor:
+    """Poses (B, 24, 3, 3), a ``share`` of them crouched: a hip flexion ``a`` uniform in
+    ``degrees``; per leg the hip flexed by ``s a`` (``s`` uniform in [0.7, 1]), the knee by
+    ``k s a`` (``k`` uniform in [1, 1.5]) and the ankle by the difference, ``(k - 1) s a``; the
+    three spine joints leaning forward by a third of ``l a`` each (``l`` uniform in [0, 0.5]).
+    Each bend is made in the joint's own frame (``own @ Rx``) and held to ``limits`` as a
+    mutation is (``turned_within_limits``); 6 uniforms per row from ``generator``."""
+    u = torch.rand(len(rotmats), 6, generator=generator, dtype=torch.float64)
+    rows = torch.nonzero(u[:, 0] < share).squeeze(1)
+    u = u[rows]
+    hip = torch.deg2rad(degrees[0] + (degrees[1] - degrees[0]) * u[:, 1])
+    knee_ratio = 1.0 + 0.5 * u[:, 2]
+    angles = torch.zeros(len(rows), NUM_JOINTS, dtype=torch.float64)
+    for side, (h, k, a) in enumerate(CROUCH_LEGS.values()):
+        leg = hip * (0.7 + 0.3 * u[:, 3 + side])
+        angles[:, JOINT_INDEX[h]] = -leg
+        angles[:, JOINT_INDEX[k]] = knee_ratio * leg
+        angles[:, JOINT_INDEX[a]] = -(knee_ratio - 1.0) * leg
+    for name in CROUCH_SPINE:
+        angles[:, JOINT_INDEX[name]] = 0.5 * u[:, 5] * hip / len(CROUCH_SPINE)
+    axis_angle = torch.zeros(len(rows), NUM_JOINTS, 3, dtype=torch.float64)
+    axis_angle[..., 0] = angles
+    rows = rows.to(rotmats.device)
+    own = rotmats[rows]
+    turned = own @ axis_angle_to_matrix(axis_angle).to(own)
     out = rotmats.clone()
     out[rows] = turned_within_limits(own, turned, limits)
     return out

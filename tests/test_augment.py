@@ -1,4 +1,4 @@
-"""Sample-time augmentation: mirrored and tilted bodies, limb crossover, joint mutation, wide bodies, and their recipe table."""
+"""Sample-time augmentation: mirrored and tilted bodies, limb crossover, joint mutation, crouches, wide bodies, and their recipe table."""
 
 from dataclasses import replace
 
@@ -7,14 +7,14 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from posesynth.augment import (LIMB_JOINTS, NO_AUGMENTATION, POOL_AUGMENTATIONS, cross_limbs, joint_turns,
-                               mirror_poses, mutate_joints, tilt_bodies)
+from posesynth.augment import (CROUCH_LEGS, LIMB_JOINTS, NO_AUGMENTATION, POOL_AUGMENTATIONS, crouch_poses,
+                               cross_limbs, joint_turns, mirror_poses, mutate_joints, tilt_bodies)
 from posesynth.body_range import WideBodyRange
 from posesynth.config import RecipeError
 from posesynth.plausibility import JointLimits, implausible
 from posesynth.rotations import axis_angle_to_matrix, matrix_to_axis_angle
 from posesynth.sample_recipe import resolve_sample_recipe, validate_sample_recipe
-from posesynth.skeleton import mirror_index
+from posesynth.skeleton import JOINT_INDEX, mirror_index
 
 
 def random_poses(n: int, seed: int = 0) -> torch.Tensor:
@@ -119,6 +119,61 @@ def test_mutation_turns_the_body_joints_of_its_share_of_poses_only(real_poses):
     assert moved[:, 1:].any(1).float().mean() == pytest.approx(0.5, abs=0.08)
 
 
+OPEN_LIMITS = JointLimits(torch.full((24, 3), -4.0), torch.full((24, 3), 4.0))  # no range check
+
+
+@settings(max_examples=25, deadline=None)
+@given(lo=st.floats(0, 150), width=st.floats(0, 150), seed=st.integers(0, 2**31))
+def test_a_crouch_keeps_an_upright_pelvis_s_feet_flat(lo, width, seed):
+    hi = min(150.0, lo + width)
+    rest = torch.eye(3, dtype=torch.float64).expand(64, 24, 3, 3)
+    crouched = crouch_poses(rest, 1.0, (lo, hi), OPEN_LIMITS, torch.Generator().manual_seed(seed))
+    for hip, knee, ankle in CROUCH_LEGS.values():
+        foot = crouched[:, JOINT_INDEX[hip]] @ crouched[:, JOINT_INDEX[knee]] @ crouched[:, JOINT_INDEX[ankle]]
+        assert torch.allclose(foot, rest[:, 0], atol=1e-9)
+
+
+def test_a_crouch_flexes_hips_by_an_angle_in_the_range_and_knees_further():
+    rest = torch.eye(3).expand(2000, 24, 3, 3)
+    crouched = matrix_to_axis_angle(crouch_poses(rest, 1.0, (60.0, 90.0), OPEN_LIMITS,
+                                                 torch.Generator().manual_seed(3)))
+    for hip, knee, _ in CROUCH_LEGS.values():
+        hip_flexion, knee_flexion = -crouched[:, JOINT_INDEX[hip], 0], crouched[:, JOINT_INDEX[knee], 0]
+        assert torch.rad2deg(hip_flexion).min() >= 0.7 * 60 - 0.01 and torch.rad2deg(hip_flexion).max() <= 90.01
+        ratio = knee_flexion / hip_flexion
+        assert ratio.min() >= 1 - 1e-4 and ratio.max() <= 1.5 + 1e-4
+
+
+def test_a_crouch_lowers_the_pelvis_towards_the_feet(body, real_poses):
+    def pelvis_height(poses):
+        joints = body.forward_rotmats(torch.eye(3).expand(len(poses), 3, 3), poses[:, 1:]).joints
+        ankles = [JOINT_INDEX["left_ankle"], JOINT_INDEX["right_ankle"]]
+        return joints[:, 0, 1] - joints[:, ankles, 1].min(1).values
+
+    crouched = crouch_poses(real_poses, 1.0, (60.0, 120.0), JointLimits.from_poses(real_poses),
+                            torch.Generator().manual_seed(6))
+    assert pelvis_height(crouched).median() < pelvis_height(real_poses).median() - 0.1
+
+
+def test_crouched_real_poses_stay_within_the_joint_limits(real_poses):
+    limits = JointLimits.from_poses(real_poses)
+    crouched = crouch_poses(real_poses, 1.0, (30.0, 150.0), limits, torch.Generator().manual_seed(7))
+    assert not implausible(crouched, limits)["any"].any()
+
+
+def test_a_crouch_applies_to_its_share_of_samples():
+    rest = torch.eye(3).expand(20000, 24, 3, 3)
+    crouched = crouch_poses(rest, 0.3, (30.0, 120.0), OPEN_LIMITS, torch.Generator().manual_seed(8))
+    moved = rotation_angle_deg(rest, crouched)[:, 1:].amax(1) > 1.0
+    assert moved.float().mean() == pytest.approx(0.3, abs=0.01)
+
+
+def test_a_crouch_needs_the_source_s_joint_limits():
+    aug = replace(NO_AUGMENTATION, crouch=0.5)
+    with pytest.raises(ValueError, match="augment.crouch needs the pose source's joint limits"):
+        aug.apply(random_poses(8), torch.zeros(8, 10), torch.Generator().manual_seed(0), None)
+
+
 def test_wide_bodies_replace_their_share_of_bodies(body):
     betas = torch.zeros(8000, 10)
     aug = replace(NO_AUGMENTATION, wide_bodies=0.3)
@@ -151,6 +206,9 @@ def test_the_same_generator_state_gives_the_same_augmentation(body):
     ("augment.tilt_deg=45", "augment.tilt_deg must be"),
     ("augment.mutation=2", "augment.mutation must be a share"),
     ("augment.mutation_deg=-5", "augment.mutation_deg must be degrees"),
+    ("augment.crouch=-0.5", "augment.crouch must be a share"),
+    ("augment.crouch_deg=[90, 30]", "augment.crouch_deg must be"),
+    ("augment.crouch_deg=[0, 170]", "augment.crouch_deg must be"),
     ("augment.bodies=1", "unknown key augment.bodies"),
 ])
 def test_bad_augment_settings_are_refused_naming_the_key(override, message):
@@ -158,9 +216,10 @@ def test_bad_augment_settings_are_refused_naming_the_key(override, message):
         resolve_sample_recipe(overrides=[override])
 
 
-def test_the_default_recipe_turns_the_mechanisms_on():
+def test_the_default_recipe_turns_the_chosen_mechanisms_on():
     augment = resolve_sample_recipe().augment
-    assert all(getattr(augment, name) > 0 for name in POOL_AUGMENTATIONS)
+    on = {name for name in POOL_AUGMENTATIONS if getattr(augment, name) > 0}
+    assert on == {"mirror", "wide_bodies", "tilt", "crossover", "mutation"}
 
 
 def test_a_recipe_without_an_augment_table_has_none():
