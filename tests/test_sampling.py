@@ -360,14 +360,30 @@ def test_tempering_a_source_that_is_not_a_generator_is_refused(tmp_path, train):
         sample_to_store(train, tmp_path / "t.zarr", 10, recipe=recipe, device="cpu")
 
 
-def test_mutating_a_source_without_joint_limits_is_refused(tmp_path):
+@pytest.mark.parametrize("overrides, mechanism", [
+    (["augment.mutation=0.5"], "mutation"),
+    (["augment.mutation=0", "augment.crouch=0.5"], "crouch"),
+])
+def test_turning_a_source_without_joint_limits_is_refused(tmp_path, overrides, mechanism):
     payload = read_checkpoint_file(DEFAULT_CHECKPOINT)
     payload.pop("joint_limits", None)  # as a checkpoint trained before they were recorded
     torch.save(payload, tmp_path / "old.pt")
-    recipe = resolve_sample_recipe(overrides=SMALL + ["augment.mutation=0.5"])
-    with pytest.raises(SampleError, match="augment.mutation: .* has no joint limits"):
+    recipe = resolve_sample_recipe(overrides=SMALL + overrides)
+    with pytest.raises(SampleError, match=f"augment.{mechanism}: .* has no joint limits"):
         sample_to_store(tmp_path / "old.pt", tmp_path / "m.zarr", 10, recipe=recipe, device="cpu")
     assert not (tmp_path / "m.zarr").exists()
+
+
+def test_a_training_store_crouches_its_poses_within_its_own_joint_limits_without_mutation(tmp_path, train):
+    def body_poses(crouch):
+        recipe = resolve_sample_recipe(overrides=SMALL + NO_AUGMENT + ['sample.keypoint_sets=["smpl24"]',
+                                                                       f"augment.crouch={crouch}"])
+        sample_to_store(train, tmp_path / f"c{crouch}.zarr", 256, recipe=recipe, device="cpu")
+        return torch.as_tensor(open_store(tmp_path / f"c{crouch}.zarr")["smpl/body_pose"][:]).view(-1, 23, 3)
+
+    crouched, limits = body_poses(1.0), StorePoseSource(train).joint_limits
+    assert not torch.allclose(crouched, body_poses(0.0))
+    assert ((crouched >= limits.low[1:] - 1e-4) & (crouched <= limits.high[1:] + 1e-4)).all()
 
 
 def test_a_training_store_mutates_its_poses_within_its_own_joint_limits(tmp_path, train):

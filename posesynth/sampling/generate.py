@@ -102,7 +102,8 @@ class BlockSampler:
         self.prior_betas = recipe.sample.betas == "prior"
         self.label = label_index(source, recipe.sample.label)
         self.bodies = WideBodyRange.for_body(self.body) if self.augment.wide_bodies else None
-        self.limits = joint_limits(source) if self.augment.mutation else None
+        needing = [name for name in ("mutation", "crouch") if getattr(self.augment, name)]
+        self.limits = joint_limits(source, needing[0]) if needing else None
         self.hardness = (HardnessSelector(self.augment.hardness_lifter, self.augment.hardness, self.body, self.cameras)
                          if self.augment.hardness else None)
         self.capsules = BodyCapsules.from_body(body)
@@ -179,12 +180,12 @@ def tempered(source: PoseSource, temperature: float) -> PoseSource:
     return source.tempered(temperature)
 
 
-def joint_limits(source: PoseSource) -> JointLimits:
-    """The joint limits ``augment.mutation`` keeps ``source``'s mutated poses in (GAN checkpoints
-    trained with this posesynth carry their training poses', a training store its own)."""
+def joint_limits(source: PoseSource, mechanism: str) -> JointLimits:
+    """The joint limits ``augment.<mechanism>`` (mutation, crouch) keeps ``source``'s poses in (GAN
+    checkpoints trained with this posesynth carry their training poses', a training store its own)."""
     limits = getattr(source, "joint_limits", None)
     if limits is None:
-        raise SampleError(f"augment.mutation: {source.identity} has no joint limits to keep mutated poses in; "
-                          f"a GAN checkpoint trained with this posesynth and a training store have them "
-                          f"(or set augment.mutation=0)")
+        raise SampleError(f"augment.{mechanism}: {source.identity} has no joint limits to keep its turned "
+                          f"poses in; a GAN checkpoint trained with this posesynth and a training store "
+                          f"have them (or set augment.{mechanism}=0)")
     return limits
