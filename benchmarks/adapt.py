@@ -32,7 +32,9 @@ MPJPE (mm, root-relative camera-frame h36m17) on the test store, mean ± std ove
 the share of the unadapted -> oracle gap the adapted store closes; also the 2D Fréchet distances
 ``adapt`` measured (start, adapted cameras, adapted cameras and generator) and those of the
 unadapted and adapted stores to the target (``posesynth.adapt.distance``).  Every result is
-cached under ``--out``; ``--report`` prints the tables of the cached results.
+cached under ``--out`` with its lifter's weights, as downstream's are (a result whose test store
+was made otherwise since is tested again, not retrained); ``--report`` prints the tables of the
+cached results.
 """
 
 from __future__ import annotations
@@ -48,8 +50,8 @@ import numpy as np
 import zarr
 
 from downstream import (
-    CROSS_FOLDS, PRESETS, _complete, _one_thread, add_size_options, benchmark_size, fold_gan, fold_store, make_store,
-    sample_recipe, train_and_test,
+    CROSS_FOLDS, PRESETS, _complete, _one_thread, add_size_options, benchmark_size, fold_gan, fold_store,
+    lifter_weights, make_store, needs_lifter, sample_recipe, save_result, tested_on, train_and_test,
 )
 from posesynth.adapt.distance import store_distance
 from posesynth.adapt.recipe import load_adapt_recipe
@@ -149,16 +151,17 @@ def run_lifters(directions: dict[str, dict], args, size: dict) -> None:
         for name, built in directions.items():
             for row in built["train"]:
                 data = [(str(s), w) for s, w in built["train"][row]]
+                tests = {"test": [str(built["test"])]}
+                digest = tested_on(tests)
                 for seed in range(args.seeds):
                     path = result_path(args.out, name, row, seed)
-                    if not path.exists():
+                    if needs_lifter(path, digest):
                         config = LifterConfig(model="mlp", seed=seed, **size["lifter"])
-                        jobs.append((path, name, row, seed, pool.submit(train_and_test, config, data,
-                                                                        {"test": [str(built["test"])]}, None)))
-        for path, name, row, seed, job in jobs:
+                        jobs.append((path, name, row, seed, digest, pool.submit(
+                            train_and_test, config, data, tests, None, None, lifter_weights(path))))
+        for path, name, row, seed, digest, job in jobs:
             result = job.result()
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(result))
+            save_result(path, result, digest)
             print(f"  {name} {row} seed {seed}: {result['test']:.1f} mm", flush=True)
 
 

@@ -40,8 +40,11 @@ and tested through a fixed, seeded camera set of both presets.  Errors are MPJPE
 root-relative camera-frame h36m17 keypoints; every cell is the mean over the lifter seeds and
 their standard deviation.  Nothing is selected or tuned on a test side.
 
-Results are cached per (fold, training set, variant, seed) under ``--out``, so variants of the
-synthetic recipe (an ablation) re-train only their own lifters; ``--hardness`` adds PoseAug-style
+Results are cached per (fold, training set, variant, seed) under ``--out``, each with its
+lifter's weights (``seedN.pt``) and a record of the test stores it was tested on, so variants of
+the synthetic recipe (an ablation) re-train only their own lifters and a result whose test stores
+were made otherwise since (a changed test recipe) is tested again from its weights, not retrained;
+one size per ``--out`` (the cache does not record the lifter's steps or the training stores' size); ``--hardness`` adds PoseAug-style
 hardness feedback against a reference lifter trained on each fold's real stores; ``--synthetic-share``
 sets the synthetic stores' share of a mixed lifter's samples (default half); ``--report`` prints the
 tables of every variant found there: the categories, the unseen classes one by one, and the
@@ -103,6 +106,7 @@ NOVEL_PER_SOURCE = 2  # the selection fold's held-out classes per source
 OFF_UPRIGHT = [*pool_augmentations_off(), "augment.tilt=1.0", "augment.tilt_deg=[30.0, 120.0]"]
 COLUMNS = ("bandai_namco>hdm05", "hdm05>bandai_namco", *HELD_OUT, "off-upright", "in-distribution")
 SELECTION_COLUMNS = {"novel classes": "val", "in-distribution": "in-distribution"}  # column -> result key
+TESTED_ON = "tested_on"  # a cached result's record of its test stores (``tested_on``)
 
 
 # ---------------------------------------------------------------------------- folds
@@ -304,14 +308,22 @@ def _one_thread() -> None:
 
 
 def train_and_test(config: LifterConfig, data: list[tuple[str, float]], tests: dict[str, list[str]],
-                   categories: list[str] | None, classes: list[str] | None = None) -> dict[str, float]:
-    """Train one lifter; its mean MPJPE (mm) per test group, the validation group's per held-out
-    category when ``categories`` (per file index) is given, and per unseen class (keys "class
-    NAME") when ``classes`` (per file index) is too."""
+                   categories: list[str] | None, classes: list[str] | None = None,
+                   weights: str | None = None) -> dict[str, float]:
+    """Train one lifter (or load it from ``weights`` when a file is there, else save it there); its
+    mean MPJPE (mm) per test group, the validation group's per held-out category when
+    ``categories`` (per file index) is given, and per unseen class (keys "class NAME") when
+    ``classes`` (per file index) is too."""
+    from posesynth.lifting.checkpoint import load_lifter, save_lifter
     from posesynth.lifting.evaluate import lift_errors
     from posesynth.lifting.train import train_lifter
 
-    lifter = train_lifter(config, data, progress=False)
+    if weights and Path(weights).exists():
+        lifter = load_lifter(weights)
+    else:
+        lifter = train_lifter(config, data, progress=False)
+        if weights:
+            save_lifter(weights, lifter)
     result: dict[str, float] = {}
     for group, stores in tests.items():
         errors = [lift_errors(lifter, s, hypotheses=1) for s in stores]
@@ -326,6 +338,38 @@ def train_and_test(config: LifterConfig, data: list[tuple[str, float]], tests: d
             unseen, content = category == HELD_OUT[1], np.asarray(classes)[label]
             result |= {f"class {c}": float(mpjpe[unseen & (content == c)].mean()) for c in np.unique(content[unseen])}
     return result
+
+
+def tested_on(tests: dict[str, list[str]]) -> dict[str, str]:
+    """Per test group, a digest of how its stores were made (each one's rows, seed, recipe, pose
+    source and body model): a cached result records it, so that one tested on other stores is
+    tested again."""
+    def made(store: str) -> dict:
+        attrs = open_store(store, kind=samples.KIND).attrs
+        return {k: attrs.get(k) for k in ("seed", "recipe", "source", "body_model")} | {
+            "rows": attrs["posesynth"]["num_samples"]}
+
+    return {group: hashlib.sha256(json.dumps([made(s) for s in stores], sort_keys=True).encode()).hexdigest()[:16]
+            for group, stores in tests.items()}
+
+
+def needs_lifter(path: Path, tests: dict[str, str]) -> bool:
+    """Whether the cached result ``path`` is missing or was tested on other stores than ``tests``
+    (``tested_on``); a result written before results recorded their test stores counts as current."""
+    if not path.exists():
+        return True
+    recorded = json.loads(path.read_text()).get(TESTED_ON)
+    return recorded is not None and recorded != tests
+
+
+def lifter_weights(path: Path) -> str:
+    """The saved lifter beside the cached result ``path``: re-testing it needs no training."""
+    return str(path.with_suffix(".pt"))
+
+
+def save_result(path: Path, result: dict[str, float], tests: dict[str, str]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({**result, TESTED_ON: tests}))
 
 
 def recipe_source(set_key: str) -> str | None:
@@ -355,20 +399,21 @@ def run_lifters(folds: list[Fold], args, size: dict, variant: str) -> None:
             categories, classes = ((held_out_categories(group), training.file_labels(group, "content"))
                                    if fold.name in ("split", SELECTION) else (None, None))
             tests = {g: [str(s) for s in stores] for g, stores in fold.tests.items()}
+            digest = tested_on(tests)
             for set_key in args.sets.split(","):
                 data = [(str(fold.train[src][p]), w / len(PRESETS)) for src, w in training_mix(set_key, args).items()
                         for p in PRESETS]
                 for seed in range(args.seeds):
                     path = result_path(args.out, fold.name, set_key, variant, seed)
-                    if path.exists():
+                    if not needs_lifter(path, digest):
                         continue
                     config = LifterConfig(model="mlp", seed=seed, **size["lifter"])
-                    jobs.append((path, fold.name, set_key, seed, time.perf_counter(),
-                                 pool.submit(train_and_test, config, data, tests, categories, classes)))
-        for path, fold_name, set_key, seed, t, job in jobs:
+                    jobs.append((path, fold.name, set_key, seed, digest,
+                                 pool.submit(train_and_test, config, data, tests, categories, classes,
+                                             lifter_weights(path))))
+        for path, fold_name, set_key, seed, digest, job in jobs:
             result = job.result()
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(result))
+            save_result(path, result, digest)
             print(f"  {fold_name} {set_key} seed {seed}: " + ", ".join(f"{k} {v:.1f}" for k, v in result.items()),
                   flush=True)
 
