@@ -32,9 +32,10 @@ MPJPE (mm, root-relative camera-frame h36m17) on the test store, mean ± std ove
 the share of the unadapted -> oracle gap the adapted store closes; also the 2D Fréchet distances
 ``adapt`` measured (start, adapted cameras, adapted cameras and generator) and those of the
 unadapted and adapted stores to the target (``posesynth.adapt.distance``).  Every result is
-cached under ``--out`` with its lifter's weights, as downstream's are (a result whose test store
-was made otherwise since is tested again, not retrained); ``--report`` prints the tables of the
-cached results.
+cached under ``--out`` with its lifter's weights and a record of what it was made of, as
+downstream's are (a result whose test store was made otherwise since is tested again from its
+weights; one whose lifter would be trained otherwise now is trained again); ``--report`` prints the
+tables of the cached results.
 """
 
 from __future__ import annotations
@@ -50,8 +51,8 @@ import numpy as np
 import zarr
 
 from downstream import (
-    CROSS_FOLDS, PRESETS, _complete, _one_thread, add_size_options, benchmark_size, fold_gan, fold_store,
-    lifter_weights, make_store, needs_lifter, sample_recipe, save_result, tested_on, train_and_test,
+    CROSS_FOLDS, PRESETS, _complete, _one_thread, add_size_options, benchmark_size, cache_record, cache_state,
+    fold_gan, fold_store, lifter_weights, make_store, sample_recipe, save_result, train_and_test,
 )
 from posesynth.adapt.distance import store_distance
 from posesynth.adapt.recipe import load_adapt_recipe
@@ -152,16 +153,17 @@ def run_lifters(directions: dict[str, dict], args, size: dict) -> None:
             for row in built["train"]:
                 data = [(str(s), w) for s, w in built["train"][row]]
                 tests = {"test": [str(built["test"])]}
-                digest = tested_on(tests)
                 for seed in range(args.seeds):
                     path = result_path(args.out, name, row, seed)
-                    if needs_lifter(path, digest):
-                        config = LifterConfig(model="mlp", seed=seed, **size["lifter"])
-                        jobs.append((path, name, row, seed, digest, pool.submit(
-                            train_and_test, config, data, tests, None, None, lifter_weights(path))))
-        for path, name, row, seed, digest, job in jobs:
+                    config = LifterConfig(model="mlp", seed=seed, **size["lifter"])
+                    record = cache_record(config, data, tests)
+                    state = cache_state(path, record)
+                    if state != "current":
+                        jobs.append((path, name, row, seed, record, pool.submit(
+                            train_and_test, config, data, tests, None, None, lifter_weights(path, state))))
+        for path, name, row, seed, record, job in jobs:
             result = job.result()
-            save_result(path, result, digest)
+            save_result(path, result, record)
             print(f"  {name} {row} seed {seed}: {result['test']:.1f} mm", flush=True)
 
 

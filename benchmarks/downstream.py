@@ -41,10 +41,11 @@ root-relative camera-frame h36m17 keypoints; every cell is the mean over the lif
 their standard deviation.  Nothing is selected or tuned on a test side.
 
 Results are cached per (fold, training set, variant, seed) under ``--out``, each with its
-lifter's weights (``seedN.pt``) and a record of the test stores it was tested on, so variants of
-the synthetic recipe (an ablation) re-train only their own lifters and a result whose test stores
-were made otherwise since (a changed test recipe) is tested again from its weights, not retrained;
-one size per ``--out`` (the cache does not record the lifter's steps or the training stores' size); ``--hardness`` adds PoseAug-style
+lifter's weights (``seedN.pt``) and a record of what it was made of (the lifter's config, how its
+training and test stores were made), so variants of the synthetic recipe (an ablation) re-train
+only their own lifters, a result whose test stores were made otherwise since (a changed test
+recipe) is tested again from its weights, and one whose lifter would be trained otherwise now (other
+steps, stores or recipe) is trained again; ``--hardness`` adds PoseAug-style
 hardness feedback against a reference lifter trained on each fold's real stores; ``--synthetic-share``
 sets the synthetic stores' share of a mixed lifter's samples (default half); ``--report`` prints the
 tables of every variant found there: the categories, the unseen classes one by one, and the
@@ -106,7 +107,7 @@ NOVEL_PER_SOURCE = 2  # the selection fold's held-out classes per source
 OFF_UPRIGHT = [*pool_augmentations_off(), "augment.tilt=1.0", "augment.tilt_deg=[30.0, 120.0]"]
 COLUMNS = ("bandai_namco>hdm05", "hdm05>bandai_namco", *HELD_OUT, "off-upright", "in-distribution")
 SELECTION_COLUMNS = {"novel classes": "val", "in-distribution": "in-distribution"}  # column -> result key
-TESTED_ON = "tested_on"  # a cached result's record of its test stores (``tested_on``)
+CACHE_RECORD = "made_of"  # a cached result's record of its lifter's training and test stores (``cache_record``)
 
 
 # ---------------------------------------------------------------------------- folds
@@ -340,36 +341,50 @@ def train_and_test(config: LifterConfig, data: list[tuple[str, float]], tests: d
     return result
 
 
-def tested_on(tests: dict[str, list[str]]) -> dict[str, str]:
-    """Per test group, a digest of how its stores were made (each one's rows, seed, recipe, pose
-    source and body model): a cached result records it, so that one tested on other stores is
-    tested again."""
-    def made(store: str) -> dict:
-        attrs = open_store(store, kind=samples.KIND).attrs
-        return {k: attrs.get(k) for k in ("seed", "recipe", "source", "body_model")} | {
-            "rows": attrs["posesynth"]["num_samples"]}
-
-    return {group: hashlib.sha256(json.dumps([made(s) for s in stores], sort_keys=True).encode()).hexdigest()[:16]
-            for group, stores in tests.items()}
+def _made(store: str) -> dict:
+    """How the sample store ``store`` was made: its rows, seed, recipe, pose source and body model."""
+    attrs = open_store(store, kind=samples.KIND).attrs
+    return {k: attrs.get(k) for k in ("seed", "recipe", "source", "body_model")} | {
+        "rows": attrs["posesynth"]["num_samples"]}
 
 
-def needs_lifter(path: Path, tests: dict[str, str]) -> bool:
-    """Whether the cached result ``path`` is missing or was tested on other stores than ``tests``
-    (``tested_on``); a result written before results recorded their test stores counts as current."""
+def _digest(value) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def cache_record(config: LifterConfig, data: list[tuple[str, float]], tests: dict[str, list[str]]) -> dict:
+    """What a cached result is made of: a digest of the lifter's config and its training stores
+    (each one's share and ``_made``), and per test group a digest of its stores."""
+    return {"trained_on": _digest([asdict(config), [(_made(s), w) for s, w in data]]),
+            "tested_on": {group: _digest([_made(s) for s in stores]) for group, stores in tests.items()}}
+
+
+def cache_state(path: Path, record: dict) -> str:
+    """What the cached result ``path`` needs against ``record`` (``cache_record``): "train" (missing,
+    or its lifter trained otherwise), "test" (the same lifter, other test stores: test its saved
+    weights again) or "current".  A result written before results kept a record counts as current."""
     if not path.exists():
-        return True
-    recorded = json.loads(path.read_text()).get(TESTED_ON)
-    return recorded is not None and recorded != tests
+        return "train"
+    recorded = json.loads(path.read_text()).get(CACHE_RECORD)
+    if recorded is None:
+        return "current"
+    if recorded["trained_on"] != record["trained_on"]:
+        return "train"
+    return "current" if recorded["tested_on"] == record["tested_on"] else "test"
 
 
-def lifter_weights(path: Path) -> str:
-    """The saved lifter beside the cached result ``path``: re-testing it needs no training."""
-    return str(path.with_suffix(".pt"))
+def lifter_weights(path: Path, state: str) -> str:
+    """The saved lifter beside the cached result ``path`` (re-testing it needs no training); removed
+    first when ``state`` (``cache_state``) says the lifter must be trained again."""
+    weights = path.with_suffix(".pt")
+    if state == "train":
+        weights.unlink(missing_ok=True)
+    return str(weights)
 
 
-def save_result(path: Path, result: dict[str, float], tests: dict[str, str]) -> None:
+def save_result(path: Path, result: dict[str, float], record: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({**result, TESTED_ON: tests}))
+    path.write_text(json.dumps({**result, CACHE_RECORD: record}))
 
 
 def recipe_source(set_key: str) -> str | None:
@@ -399,21 +414,22 @@ def run_lifters(folds: list[Fold], args, size: dict, variant: str) -> None:
             categories, classes = ((held_out_categories(group), training.file_labels(group, "content"))
                                    if fold.name in ("split", SELECTION) else (None, None))
             tests = {g: [str(s) for s in stores] for g, stores in fold.tests.items()}
-            digest = tested_on(tests)
             for set_key in args.sets.split(","):
                 data = [(str(fold.train[src][p]), w / len(PRESETS)) for src, w in training_mix(set_key, args).items()
                         for p in PRESETS]
                 for seed in range(args.seeds):
                     path = result_path(args.out, fold.name, set_key, variant, seed)
-                    if not needs_lifter(path, digest):
-                        continue
                     config = LifterConfig(model="mlp", seed=seed, **size["lifter"])
-                    jobs.append((path, fold.name, set_key, seed, digest,
+                    record = cache_record(config, data, tests)
+                    state = cache_state(path, record)
+                    if state == "current":
+                        continue
+                    jobs.append((path, fold.name, set_key, seed, record,
                                  pool.submit(train_and_test, config, data, tests, categories, classes,
-                                             lifter_weights(path))))
-        for path, fold_name, set_key, seed, digest, job in jobs:
+                                             lifter_weights(path, state))))
+        for path, fold_name, set_key, seed, record, job in jobs:
             result = job.result()
-            save_result(path, result, digest)
+            save_result(path, result, record)
             print(f"  {fold_name} {set_key} seed {seed}: " + ", ".join(f"{k} {v:.1f}" for k, v in result.items()),
                   flush=True)
 
