@@ -3,7 +3,8 @@
 A pose is implausible when any of these holds:
 
 - ``range``: a joint's local rotation (axis-angle, per component) lies outside the
-  range seen in the training pool, widened by a margin (10 % of the range plus 5°);
+  range seen in the training poses that pass the other checks, widened by a margin (10 % of
+  the range plus 5°);
 - ``knee``: a knee bent the wrong way (hyperextended by more than 15°);
 - ``elbow``: an elbow bent the wrong way (by more than 25°: elbows hyperextend a little,
   and retargeted twist adds noise to the hinge axis);
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 
 import torch
 
+from posesynth.errors import PosesynthError
 from posesynth.kinematics import yaw_angle
 from posesynth.rotations import matrix_to_axis_angle
 from posesynth.skeleton import JOINT_INDEX, SMPL_JOINT_NAMES, SMPL_PARENTS
@@ -29,6 +31,11 @@ KNEE_TOLERANCE = math.radians(15.0)
 ELBOW_TOLERANCE = math.radians(25.0)  # elbows hyperextend a little more, and carry the rig's twist noise
 HEAD_TURN_LIMIT = math.radians(90.0)
 CHECKS = ("range", "knee", "elbow", "head")
+LIMIT_FREE_CHECKS = ("knee", "elbow", "head")
+
+
+class PlausibilityError(PosesynthError, ValueError):
+    """Poses that no joint limits can be derived from."""
 
 
 @dataclass(frozen=True)
@@ -38,9 +45,18 @@ class JointLimits:
 
     @classmethod
     def from_poses(cls, rotmats: torch.Tensor, margin: float = 0.1, pad_deg: float = 5.0) -> JointLimits:
-        """Limits from training poses (N, 24, 3, 3): the observed range, widened."""
+        """Limits from training poses (N, 24, 3, 3): the range of those that pass the knee, elbow
+        and head checks, widened.  A pose those checks refuse is left out, so that it cannot set a
+        joint's range for every other: in the mocap pool, 127 of the default split's 59,126
+        training frames (knees folded past the thigh at full flexion, elbows bent backwards:
+        retargeting artefacts) had opened the right knee's and ankle's ranges to about ±180° and
+        let the right hip swing 152° backwards, against 63° for every other frame."""
         aa = matrix_to_axis_angle(rotmats.double())
-        lo, hi = aa.min(0).values, aa.max(0).values
+        kept = aa[~fails_limit_free_checks(rotmats, aa).any(0)]
+        if not len(kept):
+            raise PlausibilityError(f"none of the {len(aa)} poses passes the knee, elbow and head checks: "
+                                    f"no joint limits can be derived from them")
+        lo, hi = kept.min(0).values, kept.max(0).values
         pad = margin * (hi - lo) + math.radians(pad_deg)
         return cls((lo - pad).float(), (hi + pad).float())
 
@@ -60,17 +76,21 @@ def out_of_range(aa: torch.Tensor, limits: JointLimits) -> torch.Tensor:
     return out
 
 
+def fails_limit_free_checks(rotmats: torch.Tensor, aa: torch.Tensor) -> torch.Tensor:
+    """Which poses (N, 24, 3, 3), with their axis-angle (N, 24, 3), fail each of
+    ``LIMIT_FREE_CHECKS`` (the checks that need no joint limits): (3, N) bool."""
+    knee = (aa[:, [_J["left_knee"], _J["right_knee"]], 0] < -KNEE_TOLERANCE).any(-1)
+    elbow = (aa[:, _J["left_elbow"], 1] > ELBOW_TOLERANCE) | (aa[:, _J["right_elbow"], 1] < -ELBOW_TOLERANCE)
+    # The head's rotation relative to the chest (spine3) is the neck's and the head's local ones.
+    head = yaw_angle(rotmats[:, _J["neck"]] @ rotmats[:, _J["head"]]).abs() > HEAD_TURN_LIMIT
+    return torch.stack([knee, elbow, head])
+
+
 def implausible(rotmats: torch.Tensor, limits: JointLimits) -> dict[str, torch.Tensor]:
     """Which poses (N, 24, 3, 3) fail each check: {check: (N,) bool}, plus "any"."""
     aa = matrix_to_axis_angle(rotmats.float())  # (N, 24, 3)
-    out = {
-        "range": out_of_range(aa, limits).any(-1),
-        "knee": (aa[:, [_J["left_knee"], _J["right_knee"]], 0] < -KNEE_TOLERANCE).any(-1),
-        "elbow": (aa[:, _J["left_elbow"], 1] > ELBOW_TOLERANCE) | (aa[:, _J["right_elbow"], 1] < -ELBOW_TOLERANCE),
-    }
-    # The head's rotation relative to the chest (spine3) is the neck's and the head's local ones.
-    relative = rotmats[:, _J["neck"]] @ rotmats[:, _J["head"]]
-    out["head"] = yaw_angle(relative).abs() > HEAD_TURN_LIMIT
+    out = {"range": out_of_range(aa, limits).any(-1),
+           **dict(zip(LIMIT_FREE_CHECKS, fails_limit_free_checks(rotmats, aa)))}
     out["any"] = torch.stack([out[c] for c in CHECKS]).any(0)
     return out
 

@@ -3,6 +3,7 @@
 import math
 
 import numpy as np
+import pytest
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
@@ -10,7 +11,7 @@ from scipy.spatial.transform import Rotation
 
 from posesynth.kinematics import forward_kinematics, rotation_about_y, yaw_angle
 from posesynth.metrics import apd, canonical_joints, coverage, frechet_distance, mpjpe, nearest_mpjpe
-from posesynth.plausibility import HEAD_TURN_LIMIT, JointLimits, bone_length_asymmetry, implausible, \
+from posesynth.plausibility import HEAD_TURN_LIMIT, JointLimits, PlausibilityError, bone_length_asymmetry, implausible, \
     turned_within_limits
 from posesynth.pose_classifier import train_classifier
 from posesynth.recombination import recombine
@@ -83,11 +84,29 @@ def test_plausibility_flags_broken_joints_only():
 @given(st.integers(0, 2**31 - 1), st.floats(0.2, 2.0))
 def test_the_head_check_is_the_heads_turn_from_the_chest_by_forward_kinematics(seed, scale):
     p = poses(64, scale=scale, seed=seed)
-    limits = JointLimits.from_poses(p)
+    limits = JointLimits(torch.full((24, 3), -4.0), torch.full((24, 3), 4.0))  # the head check needs none
     global_rot, _ = forward_kinematics(p, torch.zeros(NUM_JOINTS, 3, dtype=torch.float64))
     chest, head = global_rot[:, JOINT_INDEX["spine3"]], global_rot[:, JOINT_INDEX["head"]]
     turned = yaw_angle(chest.transpose(-1, -2) @ head).abs() > HEAD_TURN_LIMIT
     assert implausible(p, limits)["head"].tolist() == turned.tolist()
+
+
+def test_a_pose_the_hinge_checks_refuse_sets_no_joint_limits():
+    train = poses(400, scale=0.2, seed=1)
+    broken = EYE.expand(1, 24, 3, 3).clone()
+    broken[0, JOINT_INDEX["right_knee"]] = axis_angle_to_matrix(torch.tensor([-2.8, 0.0, 0.0], dtype=torch.float64))
+    broken[0, JOINT_INDEX["right_hip"]] = axis_angle_to_matrix(torch.tensor([2.6, 0.0, 0.0], dtype=torch.float64))
+    with_broken = JointLimits.from_poses(torch.cat([train, broken]))
+    alone = JointLimits.from_poses(train)
+    torch.testing.assert_close(with_broken.low, alone.low)
+    torch.testing.assert_close(with_broken.high, alone.high)
+
+
+def test_joint_limits_from_poses_that_all_fail_the_hinge_checks_are_refused():
+    broken = EYE.expand(3, 24, 3, 3).clone()
+    broken[:, JOINT_INDEX["left_knee"]] = axis_angle_to_matrix(torch.tensor([-1.0, 0.0, 0.0], dtype=torch.float64))
+    with pytest.raises(PlausibilityError, match="none of the 3 poses passes the knee, elbow and head checks"):
+        JointLimits.from_poses(broken)
 
 
 @given(st.integers(0, 2**31 - 1), st.floats(0.1, 1.5))
