@@ -7,7 +7,7 @@
 
 For each checkpoint, ``posesynth sample``'s code (``sample_to_store``) writes two stores of ``--n``
 rows (seed 0) into a temporary folder: one with the sampling recipe (the default one, with the
-``--set`` overrides) and one with every augmentation of the pool off (``POOL_AUGMENTATIONS``).
+``--set`` overrides) and one with every augmentation of the pool off (``pool_augmentations_off``).
 Both draw the same GAN poses (the pose and augmentation streams are separate), so the rows
 that differ between them are the ones the augmentation changed.  Each store's poses are judged by
 the plausibility checks (``posesynth.plausibility.implausible``) with each checkpoint's joint
@@ -30,7 +30,7 @@ import numpy as np
 import torch
 import zarr
 
-from posesynth.augment import POOL_AUGMENTATIONS
+from posesynth.augment import pool_augmentations_off
 from posesynth.gan.checkpoint import load_checkpoint
 from posesynth.plausibility import CHECKS, implausible
 from posesynth.rotations import axis_angle_to_matrix
@@ -55,7 +55,7 @@ def judged(rotmats: torch.Tensor, limits) -> dict[str, float]:
             **{c: round(fails[c].double().mean().item(), 4) for c in CHECKS}}
 
 
-def changed_rows(rotmats: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+def changed_joints(rotmats: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
     """(n, 24) booleans: which joints of each pose differ from ``reference``'s."""
     return (rotmats - reference).abs().amax((2, 3)) > 1e-6
 
@@ -70,17 +70,17 @@ def main() -> None:
     limits = {str(c): load_checkpoint(c).joint_limits for c in args.checkpoints}
     if missing := [c for c, lim in limits.items() if lim is None]:
         parser.error(f"{', '.join(missing)}: no joint limits in the checkpoint")
-    plain = [f"augment.{name}=0" for name in POOL_AUGMENTATIONS]
+    plain = pool_augmentations_off()
     with tempfile.TemporaryDirectory() as tmp:
         stores = {str(c): (sampled_rotmats(c, args.n, args.set, Path(tmp)),
                            sampled_rotmats(c, args.n, plain, Path(tmp))) for c in args.checkpoints}
     first = next(iter(stores.values()))[0]
     for store, (augmented, unaugmented) in stores.items():
-        joints = changed_rows(augmented, unaugmented)
+        joints = changed_joints(augmented, unaugmented)
         changed = joints.any(1)
         effect = {"changed_by_augmentation": round(changed.double().mean().item(), 4),
                   "joints_changed_per_changed_row": round(joints[changed].sum(1).double().mean().item(), 1),
-                  "differ_from_first_store": round(changed_rows(augmented, first).any(1).double().mean().item(), 4)}
+                  "differ_from_first_store": round(changed_joints(augmented, first).any(1).double().mean().item(), 4)}
         for by, lim in limits.items():
             for kind, rotmats, extra in (("augmented", augmented, effect), ("unaugmented", unaugmented, {})):
                 print(json.dumps({"store_of": store, "recipe": kind, "set": args.set if kind == "augmented" else plain,
